@@ -1,0 +1,69 @@
+# wasmsharp — containerd-shim-wasmsharp-v1
+SHELL := /bin/bash
+# `make demo` and `make test` work on a fresh Debian 12 machine as root (they install what they need).
+
+PREFIX        ?= /usr/local
+CONFIGURATION ?= Release
+OUT           := out/shim
+SHIM          := containerd-shim-wasmsharp-v1
+DOTNET        ?= dotnet
+export DOTNET_CLI_TELEMETRY_OPTOUT := 1
+export DOTNET_NOLOGO := 1
+
+# Debian packages: containerd + runc (the real thing we plug into), clang-16 + wasi-libc (test programs
+# in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image).
+DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static
+
+UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests
+INTEGRATION := integration/Wasmsharp.Integration.Tests
+
+.PHONY: all deps build publish install test unit-test integration-test bench demo clean
+
+all: publish
+
+deps:
+	@command -v $(DOTNET) >/dev/null || { echo "error: the .NET 10 SDK (dotnet) is required on PATH" >&2; exit 1; }
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build:
+	$(DOTNET) build ContainerdShim.sln -c $(CONFIGURATION)
+
+publish:
+	$(DOTNET) publish src/Wasmsharp.Shim -c $(CONFIGURATION) -o $(OUT)
+
+install: publish
+	install -d $(PREFIX)/bin
+	install -m 0755 $(OUT)/$(SHIM) $(PREFIX)/bin/$(SHIM)
+	install -m 0644 $(OUT)/libwasmtime.so $(PREFIX)/bin/libwasmtime.so
+
+# Unit tests, then the integration suite against a private containerd driving the published shim.
+# The last line is the plain "N passed, N failed" summary.
+test: deps publish
+	@rm -f out/test.log; mkdir -p out; status=0; \
+	for p in $(UNIT_TESTS) $(INTEGRATION); do \
+	  $(DOTNET) test $$p -c $(CONFIGURATION) 2>&1 | tee -a out/test.log; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	done; \
+	awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Passed:") p += $$(i+1); if ($$i == "Failed:") f += $$(i+1) } } \
+	     END { printf "tests: %d passed, %d failed\n", p, f }' out/test.log; \
+	exit $$status
+
+unit-test:
+	@for p in $(UNIT_TESTS); do $(DOTNET) test $$p -c $(CONFIGURATION) || exit 1; done
+
+integration-test: publish
+	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION)
+
+bench: deps publish
+	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- bench
+
+demo: deps publish
+	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- demo
+
+clean:
+	rm -rf out
+	find src tests integration -type d \( -name bin -o -name obj \) -prune -exec rm -rf {} +

@@ -1,0 +1,57 @@
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace Wasmsharp.Linux;
+
+public static class Files
+{
+    /// <summary>
+    /// Opens a FIFO for reading and writing: never blocks on Linux, whether or not the other side is
+    /// open yet, and keeps the pipe usable when that side goes away and comes back. On a regular file
+    /// it appends.
+    /// </summary>
+    public static unsafe SafeFileHandle OpenFifoReadWrite(string path)
+    {
+        var p = Mounts.Encode(path);
+        fixed (byte* pp = p)
+        {
+            var fd = open(pp, O_RDWR | O_APPEND | O_CLOEXEC, 0);
+            if (fd < 0) throw LinuxException.Last($"open {path}");
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+    }
+
+    /// <summary>
+    /// Opens <paramref name="path"/> read-only as if <paramref name="root"/> were "/": symlinks and ".."
+    /// cannot leave the root (openat2 RESOLVE_IN_ROOT). Used for files named by an untrusted image.
+    /// </summary>
+    public static unsafe SafeFileHandle OpenInRoot(string root, string path)
+    {
+        var r = Mounts.Encode(root);
+        var p = Mounts.Encode(path);
+        int rootFd;
+        fixed (byte* pr = r)
+        {
+            rootFd = open(pr, O_PATH | O_DIRECTORY | O_CLOEXEC, 0);
+            if (rootFd < 0) throw LinuxException.Last($"open {root}");
+        }
+        try
+        {
+            var how = new open_how { flags = (ulong)(O_RDONLY | O_CLOEXEC), resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+            fixed (byte* pp = p)
+            {
+                var fd = openat2(rootFd, pp, &how, (size_t)sizeof(open_how));
+                if (fd < 0) throw LinuxException.Last($"open {path} in {root}");
+                return new SafeFileHandle(fd, ownsHandle: true);
+            }
+        }
+        finally
+        {
+            close(rootFd);
+        }
+    }
+
+    /// <summary>A path through which others (e.g. Wasmtime) can open the same file again.</summary>
+    public static string ProcPath(SafeFileHandle handle) => $"/proc/self/fd/{handle.DangerousGetHandle()}";
+}

@@ -1,0 +1,107 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace Wasmsharp.Oci;
+
+// The parts of the OCI runtime spec (config.json) a Wasm runtime acts on. Unknown fields are ignored,
+// as every runtime does, so bundles written by any containerd version load.
+public sealed class Spec
+{
+    public string? OciVersion { get; set; }
+    public Process? Process { get; set; }
+    public Root? Root { get; set; }
+    public string? Hostname { get; set; }
+    public List<Mount> Mounts { get; set; } = [];
+    public Dictionary<string, string> Annotations { get; set; } = [];
+    public Linux? Linux { get; set; }
+
+    public static Spec Load(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            return JsonSerializer.Deserialize(stream, OciJsonContext.Default.Spec)
+                ?? throw new OciSpecException($"{path} is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new OciSpecException($"{path} is not a valid OCI runtime spec: {e.Message}", e);
+        }
+        catch (IOException e)
+        {
+            throw new OciSpecException($"cannot read {path}: {e.Message}", e);
+        }
+    }
+
+    public static Spec Parse(string json) =>
+        JsonSerializer.Deserialize(json, OciJsonContext.Default.Spec) ?? throw new OciSpecException("empty spec");
+}
+
+public sealed class Process
+{
+    public bool Terminal { get; set; }
+    public User? User { get; set; }
+    public List<string> Args { get; set; } = [];
+    public List<string> Env { get; set; } = [];
+    public string Cwd { get; set; } = "/";
+
+    public static Process Parse(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize(json, OciJsonContext.Default.Process) ?? throw new OciSpecException("empty process spec");
+
+    // "K=V" strings as pairs; a later duplicate wins, as in execve's environment lookup by libc.
+    public IReadOnlyList<KeyValuePair<string, string>> EnvPairs()
+    {
+        var result = new List<KeyValuePair<string, string>>(Env.Count);
+        foreach (var entry in Env)
+        {
+            var eq = entry.IndexOf('=');
+            var pair = eq < 0 ? new KeyValuePair<string, string>(entry, "") : new(entry[..eq], entry[(eq + 1)..]);
+            var existing = result.FindIndex(p => p.Key == pair.Key);
+            if (existing >= 0) result[existing] = pair; else result.Add(pair);
+        }
+        return result;
+    }
+}
+
+public sealed class User
+{
+    public uint Uid { get; set; }
+    public uint Gid { get; set; }
+}
+
+public sealed class Root
+{
+    public string Path { get; set; } = "rootfs";
+    public bool Readonly { get; set; }
+}
+
+public sealed class Mount
+{
+    public string Destination { get; set; } = "";
+    public string? Type { get; set; }
+    public string? Source { get; set; }
+    public List<string> Options { get; set; } = [];
+
+    public bool IsBind => Type == "bind" || Options.Contains("bind") || Options.Contains("rbind");
+    public bool IsReadOnly => Options.Contains("ro");
+}
+
+public sealed class Linux
+{
+    public string? CgroupsPath { get; set; }
+    public List<Namespace> Namespaces { get; set; } = [];
+    public JsonElement? Resources { get; set; }
+}
+
+public sealed class Namespace
+{
+    public string Type { get; set; } = "";
+    public string? Path { get; set; }
+}
+
+public sealed class OciSpecException(string message, Exception? inner = null) : Exception(message, inner);
+
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, ReadCommentHandling = JsonCommentHandling.Skip)]
+[JsonSerializable(typeof(Spec))]
+[JsonSerializable(typeof(Process))]
+internal sealed partial class OciJsonContext : JsonSerializerContext;

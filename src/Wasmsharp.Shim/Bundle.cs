@@ -1,0 +1,129 @@
+using Microsoft.Win32.SafeHandles;
+using Wasmsharp.Linux;
+using Wasmsharp.Oci;
+using Wasmsharp.Wasm;
+using ContainerdMount = Wasmsharp.Containerd.Api.Types.Mount;
+
+namespace Wasmsharp.Shim;
+
+/// <summary>An OCI bundle on disk: config.json, the rootfs we mount, and what the spec asks the guest to see.</summary>
+internal sealed class Bundle
+{
+    public string Path { get; }
+    public Spec Spec { get; }
+    public string RootfsPath { get; }
+
+    private Bundle(string path, Spec spec)
+    {
+        Path = path;
+        Spec = spec;
+        var root = spec.Root?.Path ?? "rootfs";
+        RootfsPath = System.IO.Path.IsPathRooted(root) ? root : System.IO.Path.Combine(path, root);
+    }
+
+    public static Bundle Load(string path) => new(path, Spec.Load(System.IO.Path.Combine(path, "config.json")));
+
+    /// <summary>Mounts the rootfs containerd prepared (snapshot mounts) at the bundle's rootfs directory.</summary>
+    public void MountRootfs(IEnumerable<ContainerdMount> mounts)
+    {
+        Directory.CreateDirectory(RootfsPath);
+        foreach (var m in mounts)
+        {
+            Mounts.Mount(new MountSpec(m.Type, m.Source, m.Options), RootfsPath);
+        }
+    }
+
+    public void UnmountRootfs() => Mounts.UnmountAll(RootfsPath);
+
+    /// <summary>
+    /// Finds the module named by argv[0] inside the rootfs (never outside it: the image is untrusted) and
+    /// checks it is WebAssembly. "path#export" selects an export other than _start, as runwasi does.
+    /// </summary>
+    public Entrypoint OpenEntrypoint(Oci.Process process)
+    {
+        if (process.Args.Count == 0 || process.Args[0].Length == 0)
+        {
+            throw new BundleException("the container has no process args: nothing to run (set an entrypoint or command)");
+        }
+        var (file, export) = SplitExport(process.Args[0]);
+        foreach (var candidate in Candidates(file, process))
+        {
+            SafeFileHandle handle;
+            try
+            {
+                handle = Files.OpenInRoot(RootfsPath, candidate);
+            }
+            catch (LinuxException e) when (e.Errno is 2 /* ENOENT */ or 20 /* ENOTDIR */)
+            {
+                continue;
+            }
+            catch (LinuxException e)
+            {
+                throw new BundleException($"cannot open entrypoint {candidate}: {e.Message}");
+            }
+            if (!HasWasmMagic(handle))
+            {
+                handle.Dispose();
+                throw new BundleException($"entrypoint {candidate} is not a WebAssembly module (no \\0asm magic): this runtime runs only Wasm; use runc for native binaries");
+            }
+            return new Entrypoint(candidate, export, handle);
+        }
+        throw new BundleException($"entrypoint {file} not found in the container's rootfs");
+    }
+
+    /// <summary>Directories the guest sees: the rootfs at "/" and every directory bind mount of the spec.</summary>
+    public IReadOnlyList<Preopen> Preopens()
+    {
+        var result = new List<Preopen> { new(RootfsPath, "/", Spec.Root?.Readonly ?? false) };
+        foreach (var m in Spec.Mounts)
+        {
+            // /proc, /dev, /sys and friends mean nothing to a WASI guest; files (resolv.conf, hosts)
+            // cannot be preopened, only directories can.
+            if (!m.IsBind || m.Source is null || !Directory.Exists(m.Source)) continue;
+            result.Add(new Preopen(m.Source, m.Destination, m.IsReadOnly));
+        }
+        return result;
+    }
+
+    private static (string File, string Export) SplitExport(string arg0)
+    {
+        var hash = arg0.LastIndexOf('#');
+        return hash > 0 && hash < arg0.Length - 1 ? (arg0[..hash], arg0[(hash + 1)..]) : (arg0, "_start");
+    }
+
+    private static IEnumerable<string> Candidates(string file, Oci.Process process)
+    {
+        if (file.StartsWith('/'))
+        {
+            yield return file;
+        }
+        else if (file.Contains('/'))
+        {
+            yield return System.IO.Path.Combine(process.Cwd, file);
+        }
+        else
+        {
+            var path = process.EnvPairs().FirstOrDefault(p => p.Key == "PATH").Value;
+            foreach (var dir in (string.IsNullOrEmpty(path) ? "/usr/local/bin:/usr/bin:/bin" : path).Split(':', StringSplitOptions.RemoveEmptyEntries))
+            {
+                yield return System.IO.Path.Combine(dir, file);
+            }
+        }
+    }
+
+    private static bool HasWasmMagic(SafeFileHandle handle)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        return RandomAccess.Read(handle, magic, 0) == 4 && magic.SequenceEqual("\0asm"u8);
+    }
+}
+
+/// <summary>The resolved module: its path in the container, the export to call, and an open handle to it.</summary>
+internal sealed record Entrypoint(string GuestPath, string Export, SafeFileHandle Handle) : IDisposable
+{
+    public string HostPath => Files.ProcPath(Handle);
+    public void Dispose() => Handle.Dispose();
+}
+
+/// <summary>A problem with what the user asked to run: reported to them as InvalidArgument.</summary>
+internal sealed class BundleException(string message) : Exception(message);

@@ -1,0 +1,66 @@
+using System.Net.Sockets;
+using Serilog;
+using Wasmsharp.Linux;
+using Wasmsharp.Ttrpc;
+using Wasmsharp.Wasm;
+using TaskApi = Wasmsharp.Containerd.Api.Task;
+
+namespace Wasmsharp.Shim;
+
+/// <summary>The long-running shim: serves the task API on the socket `start` handed over as fd 3.</summary>
+internal static class Daemon
+{
+    private const int ListenerFd = 3;
+
+    public static async Task<int> RunAsync(ShimOptions options)
+    {
+        var bundle = Directory.GetCurrentDirectory();
+        var log = ShimLog.ToBundleLog(bundle, options.Debug);
+        try
+        {
+            Processes.SetChildSubreaper();
+        }
+        catch (LinuxException e)
+        {
+            log.Warning(e, "cannot become a subreaper");
+        }
+
+        using var listener = new Socket(new SafeSocketHandle(ListenerFd, ownsHandle: true));
+        var socketPath = listener.LocalEndPoint?.ToString() ?? "";
+        var ttrpcAddress = Environment.GetEnvironmentVariable("TTRPC_ADDRESS") is { Length: > 0 } t ? t : options.Address + ".ttrpc";
+
+        using var host = new WasmHost();
+        var events = new EventPublisher(ttrpcAddress, options.Namespace, log);
+        using var stop = new CancellationTokenSource();
+        // A short grace period lets the Shutdown reply reach containerd before the server closes.
+        var service = new TaskService(host, events, log, () => _ = Task.Delay(50).ContinueWith(_ => stop.Cancel(), TaskScheduler.Default));
+        var registry = new TtrpcServiceRegistry();
+        TaskApi.Task.BindService(registry, service);
+        await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));
+        log.Information("shim {Pid} serving on {Socket}", Environment.ProcessId, socketPath);
+        try
+        {
+            await server.ServeAsync(listener, stop.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        // Let the Shutdown reply go out and the last events (TaskDelete) reach containerd.
+        await events.DrainAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        TryDelete(socketPath);
+        log.Information("shim {Pid} exiting", Environment.ProcessId);
+        (log as IDisposable)?.Dispose();
+        return 0;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            if (path.Length > 0) File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,35 @@
+using Wasmsharp.Shim;
+
+// containerd-shim-wasmsharp-v1: `start` and `delete` are short commands containerd runs; with no
+// action we are the daemon that start spawned.
+ShimOptions options;
+try
+{
+    options = ShimOptions.Parse(args);
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine($"containerd-shim-wasmsharp-v1: {e.Message}");
+    return 2;
+}
+
+if (options.Version)
+{
+    Console.WriteLine(VersionInfo.Text);
+    return 0;
+}
+
+try
+{
+    return options.Action switch
+    {
+        "start" => StartCommand.Run(options),
+        "delete" => await DeleteCommand.RunAsync(options, ShimLog.ToStderr(options.Debug)),
+        _ => await Daemon.RunAsync(options),
+    };
+}
+catch (Exception e)
+{
+    Console.Error.WriteLine($"containerd-shim-wasmsharp-v1 {options.Action}: {e.Message}");
+    return 1;
+}

@@ -1,0 +1,62 @@
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Wasmsharp.Shim;
+
+/// <summary>Where a shim (group) listens, computed exactly as containerd's shim kit does so that every
+/// shim binary start for the same group lands on the same socket.</summary>
+public static class ShimAddress
+{
+    private const string SocketRoot = "/run/containerd/s";
+
+    public static string SocketPath(string containerdAddress, string ns, string groupId)
+    {
+        // Go: filepath.Join(address, namespace, id) — cleaned, '/'-separated.
+        var joined = CleanJoin(containerdAddress, ns, groupId);
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(joined)));
+        return $"{SocketRoot}/{hash}";
+    }
+
+    public static string ToUri(string socketPath) => "unix://" + socketPath;
+
+    public static string FromUri(string address) => address.StartsWith("unix://", StringComparison.Ordinal) ? address["unix://".Length..] : address;
+
+    /// <summary>Group id: containers of one pod (or one runc-style group) share a shim.</summary>
+    public static string GroupId(string id, IReadOnlyDictionary<string, string> annotations) =>
+        annotations.TryGetValue("io.containerd.runc.v2.group", out var g) && g.Length > 0 ? g
+        : annotations.TryGetValue("io.kubernetes.cri.sandbox-id", out var s) && s.Length > 0 ? s
+        : id;
+
+    /// <summary>True if a shim is already serving on <paramref name="socketPath"/>.</summary>
+    public static bool IsLive(string socketPath)
+    {
+        if (!File.Exists(socketPath)) return false;
+        try
+        {
+            using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            probe.Connect(new UnixDomainSocketEndPoint(socketPath));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static string CleanJoin(params string[] parts)
+    {
+        var segments = new List<string>();
+        var absolute = parts.Length > 0 && parts[0].StartsWith('/');
+        foreach (var part in parts)
+        {
+            foreach (var seg in part.Split('/', StringSplitOptions.RemoveEmptyEntries))
+            {
+                if (seg == ".") continue;
+                if (seg == ".." && segments.Count > 0 && segments[^1] != "..") { segments.RemoveAt(segments.Count - 1); continue; }
+                segments.Add(seg);
+            }
+        }
+        return (absolute ? "/" : "") + string.Join('/', segments);
+    }
+}

@@ -1,0 +1,276 @@
+using System.Collections.Concurrent;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Serilog;
+using Wasmsharp.Containerd.Api.Events;
+using Wasmsharp.Containerd.Api.Types;
+using Wasmsharp.Linux;
+using Wasmsharp.Oci;
+using Wasmsharp.Wasm;
+using TaskApi = Wasmsharp.Containerd.Api.Task;
+
+namespace Wasmsharp.Shim;
+
+/// <summary>
+/// containerd's task API over Wasm instances. Every RPC not overridden here answers Unimplemented
+/// (the generated base class does that).
+/// </summary>
+internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger log, Action requestShutdown)
+    : TaskApi.Task.TaskBase
+{
+    private static readonly Empty EmptyReply = new();
+    private readonly ConcurrentDictionary<string, Container> _containers = new();
+    private readonly object _createGate = new();
+
+    public int ContainerCount => _containers.Count;
+
+    public override Task<TaskApi.CreateTaskResponse> Create(TaskApi.CreateTaskRequest request, ServerCallContext context)
+    {
+        if (string.IsNullOrEmpty(request.Id)) throw Error(StatusCode.InvalidArgument, "container id is required");
+        if (!string.IsNullOrEmpty(request.Checkpoint)) throw Error(StatusCode.Unimplemented, "checkpoint/restore is not supported for Wasm containers");
+        lock (_createGate)
+        {
+            if (_containers.ContainsKey(request.Id)) throw Error(StatusCode.AlreadyExists, $"container {request.Id}: already exists");
+            var container = CreateContainer(request);
+            _containers[request.Id] = container;
+        }
+        var init = _containers[request.Id].Init;
+        events.Publish("/tasks/create", new TaskCreate
+        {
+            ContainerId = request.Id,
+            Bundle = request.Bundle,
+            Rootfs = { request.Rootfs },
+            Io = new TaskIO { Stdin = request.Stdin, Stdout = request.Stdout, Stderr = request.Stderr, Terminal = request.Terminal },
+            Checkpoint = request.Checkpoint,
+            Pid = init.Pid,
+        });
+        log.Information("created {Id} (pid {Pid})", request.Id, init.Pid);
+        return Task.FromResult(new TaskApi.CreateTaskResponse { Pid = init.Pid });
+    }
+
+    private Container CreateContainer(TaskApi.CreateTaskRequest request)
+    {
+        Bundle bundle;
+        try
+        {
+            bundle = Bundle.Load(request.Bundle);
+        }
+        catch (OciSpecException e)
+        {
+            throw Error(StatusCode.InvalidArgument, e.Message);
+        }
+        var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
+        var mounted = false;
+        Stdio? stdio = null;
+        try
+        {
+            if (request.Rootfs.Count > 0)
+            {
+                bundle.MountRootfs(request.Rootfs);
+                mounted = true;
+            }
+            using var entrypoint = bundle.OpenEntrypoint(process);
+            var module = host.LoadModule(entrypoint.HostPath);
+            stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, request.Terminal);
+            var args = process.Args.ToList();
+            var instance = host.Prepare(module, new WasiSpec
+            {
+                Args = args,
+                Env = process.EnvPairs(),
+                Preopens = bundle.Preopens(),
+                Cwd = process.Cwd,
+                StdinPath = stdio.GuestStdin,
+                StdoutPath = stdio.GuestStdout,
+                StderrPath = stdio.GuestStderr,
+                Entrypoint = entrypoint.Export,
+            });
+            var init = new WasmProcess(request.Id, instance, stdio);
+            WatchExit(request.Id, init);
+            return new Container(request.Id, bundle, init);
+        }
+        catch (Exception e)
+        {
+            stdio?.Dispose();
+            if (mounted) TryUnmount(bundle);
+            throw e switch
+            {
+                RpcException rpc => rpc,
+                BundleException or WasmModuleException => Error(StatusCode.InvalidArgument, e.Message),
+                NotSupportedException => Error(StatusCode.Unimplemented, e.Message),
+                LinuxException => Error(StatusCode.Internal, e.Message),
+                _ => Error(StatusCode.Unknown, e.Message),
+            };
+        }
+    }
+
+    private void WatchExit(string containerId, WasmProcess process)
+    {
+        process.Instance.Completion.ContinueWith(t =>
+        {
+            var exit = t.IsCompletedSuccessfully ? t.Result : new WasmExit(255, t.Exception?.GetBaseException().Message);
+            if (exit.Message is not null)
+            {
+                log.Warning("{Id}: guest ended with {Code}: {Message}", process.Id, exit.ExitCode, exit.Message);
+            }
+            if (!process.RecordExit(exit.ExitCode)) return;
+            log.Information("{Id} exited with {Code}", process.Id, exit.ExitCode);
+            events.Publish("/tasks/exit", new TaskExit
+            {
+                ContainerId = containerId,
+                Id = process.Id,
+                Pid = process.Pid,
+                ExitStatus = process.ExitStatus,
+                ExitedAt = process.ExitedAt,
+            });
+        }, TaskScheduler.Default);
+    }
+
+    public override Task<TaskApi.StartResponse> Start(TaskApi.StartRequest request, ServerCallContext context)
+    {
+        var process = Process(request.Id, request.ExecId);
+        if (!process.MarkRunning())
+        {
+            throw Error(StatusCode.FailedPrecondition, $"process {request.Id} cannot be started: it is {process.Status.ToString().ToLowerInvariant()}");
+        }
+        // Published before the guest runs, so TaskStart always precedes its TaskExit.
+        events.Publish("/tasks/start", new TaskStart { ContainerId = request.Id, Pid = process.Pid });
+        process.Instance.Start();
+        return Task.FromResult(new TaskApi.StartResponse { Pid = process.Pid });
+    }
+
+    public override async Task<TaskApi.WaitResponse> Wait(TaskApi.WaitRequest request, ServerCallContext context)
+    {
+        var process = Process(request.Id, request.ExecId);
+        await process.Exited.WaitAsync(context.CancellationToken).ConfigureAwait(false);
+        return new TaskApi.WaitResponse { ExitStatus = process.ExitStatus, ExitedAt = process.ExitedAt };
+    }
+
+    public override Task<TaskApi.StateResponse> State(TaskApi.StateRequest request, ServerCallContext context)
+    {
+        var container = Find(request.Id);
+        var process = Process(request.Id, request.ExecId);
+        var status = process.Status;
+        return Task.FromResult(new TaskApi.StateResponse
+        {
+            Id = request.Id,
+            ExecId = request.ExecId,
+            Bundle = container.Bundle.Path,
+            Pid = process.Pid,
+            Status = status,
+            Stdin = process.Stdio.Stdin,
+            Stdout = process.Stdio.Stdout,
+            Stderr = process.Stdio.Stderr,
+            Terminal = process.Stdio.Terminal,
+            ExitStatus = status == Status.Stopped ? process.ExitStatus : 0,
+            ExitedAt = status == Status.Stopped ? process.ExitedAt : null,
+        });
+    }
+
+    public override Task<Empty> Kill(TaskApi.KillRequest request, ServerCallContext context)
+    {
+        var process = Process(request.Id, request.ExecId);
+        if (process.Status == Status.Stopped)
+        {
+            throw Error(StatusCode.NotFound, $"process {request.Id}: process already finished");
+        }
+        var signal = (int)request.Signal;
+        if (Signals.Terminates(signal))
+        {
+            log.Information("{Id}: kill with signal {Signal}", request.Id, signal);
+            process.Instance.Kill(signal);
+        }
+        else
+        {
+            // Signal 0 probes for existence; SIGCHLD, SIGWINCH and friends are ignored by a process
+            // without handlers, which is what a Wasm guest is.
+            log.Debug("{Id}: signal {Signal} has no effect on a Wasm guest", request.Id, signal);
+        }
+        return Task.FromResult(EmptyReply);
+    }
+
+    public override async Task<TaskApi.DeleteResponse> Delete(TaskApi.DeleteRequest request, ServerCallContext context)
+    {
+        if (!string.IsNullOrEmpty(request.ExecId)) throw Error(StatusCode.NotFound, $"exec {request.ExecId} not found");
+        var container = Find(request.Id);
+        var init = container.Init;
+        switch (init.Status)
+        {
+            case Status.Running:
+                throw Error(StatusCode.Unknown, "cannot delete a running process");
+            case Status.Created:
+                // Never started: end it the way runc does (SIGKILL) so waiters are released.
+                init.Instance.Kill(9);
+                await init.Exited.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                break;
+        }
+        if (!_containers.TryRemove(request.Id, out _)) throw Error(StatusCode.NotFound, $"container {request.Id} not found");
+        init.Dispose();
+        TryUnmount(container.Bundle);
+        events.Publish("/tasks/delete", new TaskDelete
+        {
+            ContainerId = request.Id,
+            Pid = init.Pid,
+            ExitStatus = init.ExitStatus,
+            ExitedAt = init.ExitedAt,
+            Id = request.Id,
+        });
+        log.Information("deleted {Id}", request.Id);
+        return new TaskApi.DeleteResponse { Pid = init.Pid, ExitStatus = init.ExitStatus, ExitedAt = init.ExitedAt };
+    }
+
+    public override Task<TaskApi.PidsResponse> Pids(TaskApi.PidsRequest request, ServerCallContext context)
+    {
+        var container = Find(request.Id);
+        var response = new TaskApi.PidsResponse();
+        if (container.Init.Status is Status.Created or Status.Running)
+        {
+            response.Processes.Add(new ProcessInfo { Pid = container.Init.Pid });
+        }
+        return Task.FromResult(response);
+    }
+
+    public override Task<TaskApi.ConnectResponse> Connect(TaskApi.ConnectRequest request, ServerCallContext context)
+    {
+        _containers.TryGetValue(request.Id, out var container);
+        return Task.FromResult(new TaskApi.ConnectResponse
+        {
+            ShimPid = (uint)Environment.ProcessId,
+            TaskPid = container?.Init.Pid ?? 0,
+        });
+    }
+
+    public override Task<Empty> Shutdown(TaskApi.ShutdownRequest request, ServerCallContext context)
+    {
+        // A grouped shim stays while any container of its group remains.
+        if (_containers.IsEmpty || request.Now)
+        {
+            log.Information("shutdown requested; no containers left");
+            requestShutdown();
+        }
+        return Task.FromResult(EmptyReply);
+    }
+
+    private Container Find(string id) =>
+        _containers.TryGetValue(id, out var c) ? c : throw Error(StatusCode.NotFound, $"container {id}: not found");
+
+    private WasmProcess Process(string id, string execId)
+    {
+        var container = Find(id);
+        if (!string.IsNullOrEmpty(execId)) throw Error(StatusCode.NotFound, $"process {execId}: not found");
+        return container.Init;
+    }
+
+    private void TryUnmount(Bundle bundle)
+    {
+        try
+        {
+            bundle.UnmountRootfs();
+        }
+        catch (Exception e)
+        {
+            log.Error(e, "unmounting {Rootfs} failed", bundle.RootfsPath);
+        }
+    }
+
+    private static RpcException Error(StatusCode code, string message) => new(new Grpc.Core.Status(code, message));
+}

@@ -1,0 +1,68 @@
+using Google.Protobuf.WellKnownTypes;
+using Wasmsharp.Containerd.Api.Types;
+using Wasmsharp.Wasm;
+
+namespace Wasmsharp.Shim;
+
+/// <summary>
+/// One containerd "process" (the init of a container, later also execs): a prepared Wasm instance, its
+/// stdio, and its exit, recorded once so Wait, State, TaskExit and Delete all report the same values.
+/// </summary>
+internal sealed class WasmProcess : IDisposable
+{
+    private readonly object _gate = new();
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private Status _status = Status.Created;
+
+    public string Id { get; }
+    public WasmInstance Instance { get; }
+    public Stdio Stdio { get; }
+    public uint Pid { get; }
+    public uint ExitStatus { get; private set; }
+    public Timestamp? ExitedAt { get; private set; }
+    public Task Exited => _exited.Task;
+
+    public WasmProcess(string id, WasmInstance instance, Stdio stdio)
+    {
+        Id = id;
+        Instance = instance;
+        Stdio = stdio;
+        Pid = (uint)instance.ThreadId;
+    }
+
+    public Status Status
+    {
+        get { lock (_gate) return _status; }
+    }
+
+    /// <summary>Marks the process running; false if it already ended (e.g. killed while created).</summary>
+    public bool MarkRunning()
+    {
+        lock (_gate)
+        {
+            if (_status != Status.Created) return false;
+            _status = Status.Running;
+            return true;
+        }
+    }
+
+    /// <summary>Records the exit; returns false if it was already recorded.</summary>
+    public bool RecordExit(int exitCode)
+    {
+        lock (_gate)
+        {
+            if (_status == Status.Stopped) return false;
+            _status = Status.Stopped;
+            ExitStatus = (uint)exitCode;
+            ExitedAt = Timestamp.FromDateTime(DateTime.UtcNow);
+        }
+        _exited.TrySetResult();
+        return true;
+    }
+
+    public void Dispose()
+    {
+        Instance.Dispose();
+        Stdio.Dispose();
+    }
+}

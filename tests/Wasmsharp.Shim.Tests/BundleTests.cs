@@ -1,0 +1,87 @@
+using Wasmsharp.Shim;
+
+public sealed class BundleTests : IDisposable
+{
+    private readonly string _bundle = Directory.CreateTempSubdirectory("ws-bundle-").FullName;
+    private string Rootfs => Path.Combine(_bundle, "rootfs");
+
+    public BundleTests()
+    {
+        Directory.CreateDirectory(Path.Combine(Rootfs, "bin"));
+        File.WriteAllBytes(Path.Combine(Rootfs, "app.wasm"), [0, (byte)'a', (byte)'s', (byte)'m', 1, 0, 0, 0]);
+        File.WriteAllBytes(Path.Combine(Rootfs, "bin", "tool.wasm"), [0, (byte)'a', (byte)'s', (byte)'m', 1, 0, 0, 0]);
+        File.WriteAllText(Path.Combine(Rootfs, "script.sh"), "#!/bin/sh\necho hi\n");
+        Directory.CreateDirectory(Path.Combine(_bundle, "data"));
+        File.WriteAllText(Path.Combine(_bundle, "hosts"), "127.0.0.1 localhost\n");
+    }
+
+    private Bundle Write(string args, string extra = "")
+    {
+        File.WriteAllText(Path.Combine(_bundle, "config.json"), $$"""
+        { "process": { "args": [{{args}}], "env": ["PATH=/bin"], "cwd": "/" }, "root": { "path": "rootfs" },
+          "mounts": [
+            { "destination": "/proc", "type": "proc", "source": "proc" },
+            { "destination": "/data", "type": "bind", "source": "{{_bundle}}/data", "options": ["rbind", "ro"] },
+            { "destination": "/etc/hosts", "type": "bind", "source": "{{_bundle}}/hosts", "options": ["rbind", "rw"] }
+          ] {{extra}} }
+        """);
+        return Bundle.Load(_bundle);
+    }
+
+    [Fact]
+    public void FindsAbsoluteAndPathEntrypoints()
+    {
+        var bundle = Write("\"/app.wasm\", \"x\"");
+        using (var e = bundle.OpenEntrypoint(bundle.Spec.Process!))
+        {
+            Assert.Equal("/app.wasm", e.GuestPath);
+            Assert.Equal("_start", e.Export);
+            Assert.StartsWith("/proc/self/fd/", e.HostPath);
+        }
+        bundle = Write("\"tool.wasm#run\"");
+        using (var e = bundle.OpenEntrypoint(bundle.Spec.Process!))
+        {
+            Assert.Equal("/bin/tool.wasm", e.GuestPath);
+            Assert.Equal("run", e.Export);
+        }
+    }
+
+    [Fact]
+    public void RejectsNonWasmMissingAndEmptyEntrypoints()
+    {
+        var bundle = Write("\"/script.sh\"");
+        Assert.Contains("not a WebAssembly module", Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
+        bundle = Write("\"/nope.wasm\"");
+        Assert.Contains("/nope.wasm not found", Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
+        bundle = Write("");
+        Assert.Contains("no process args", Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
+    }
+
+    [Fact]
+    public void SymlinksCannotEscapeTheRootfs()
+    {
+        // A hostile image points its entrypoint at a host file; resolution stays inside the rootfs.
+        var outside = Path.Combine(_bundle, "outside.wasm");
+        File.WriteAllBytes(outside, [0, (byte)'a', (byte)'s', (byte)'m', 1, 0, 0, 0]);
+        File.CreateSymbolicLink(Path.Combine(Rootfs, "evil.wasm"), outside);
+        File.CreateSymbolicLink(Path.Combine(Rootfs, "dotdot.wasm"), "../outside.wasm");
+        var bundle = Write("\"/evil.wasm\"");
+        Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!));
+        bundle = Write("\"/dotdot.wasm\"");
+        Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!));
+        bundle = Write("\"/../outside.wasm\"");
+        Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!));
+    }
+
+    [Fact]
+    public void PreopensRootfsAndDirectoryBindMountsOnly()
+    {
+        var bundle = Write("\"/app.wasm\"", ", \"hostname\": \"x\"");
+        var preopens = bundle.Preopens();
+        Assert.Equal(2, preopens.Count);
+        Assert.Equal((Rootfs, "/", false), (preopens[0].HostPath, preopens[0].GuestPath, preopens[0].ReadOnly));
+        Assert.Equal((Path.Combine(_bundle, "data"), "/data", true), (preopens[1].HostPath, preopens[1].GuestPath, preopens[1].ReadOnly));
+    }
+
+    public void Dispose() => Directory.Delete(_bundle, recursive: true);
+}

@@ -1,0 +1,54 @@
+using System.Security.Cryptography;
+using System.Text;
+using Wasmsharp.Shim;
+
+public class ShimAddressTests
+{
+    [Fact]
+    public void SocketPathIsSha256OfJoinedAddressNamespaceAndGroup()
+    {
+        var expected = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("/run/containerd/containerd.sock/default/c1")));
+        Assert.Equal("/run/containerd/s/" + expected, ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c1"));
+        // Go's filepath.Join cleans the path: doubled and trailing slashes do not change the socket.
+        Assert.Equal(ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c1"),
+            ShimAddress.SocketPath("/run//containerd/containerd.sock/", "default", "c1"));
+        Assert.True(ShimAddress.ToUri(ShimAddress.SocketPath("/a", "b", "c")).Length <= 106);
+    }
+
+    [Fact]
+    public void GroupPrefersRuncGroupThenSandboxThenId()
+    {
+        Assert.Equal("c1", ShimAddress.GroupId("c1", new Dictionary<string, string>()));
+        Assert.Equal("pod", ShimAddress.GroupId("c1", new Dictionary<string, string> { ["io.kubernetes.cri.sandbox-id"] = "pod" }));
+        Assert.Equal("g", ShimAddress.GroupId("c1", new Dictionary<string, string>
+        {
+            ["io.kubernetes.cri.sandbox-id"] = "pod",
+            ["io.containerd.runc.v2.group"] = "g",
+        }));
+    }
+
+    [Fact]
+    public void UriRoundTrip()
+    {
+        Assert.Equal("/run/x", ShimAddress.FromUri("unix:///run/x"));
+        Assert.Equal("/run/x", ShimAddress.FromUri("/run/x"));
+        Assert.Equal("unix:///run/x", ShimAddress.ToUri("/run/x"));
+    }
+
+    [Fact]
+    public void LiveOnlyWhenSomethingListens()
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"ws-live-{Guid.NewGuid():N}.sock");
+        Assert.False(ShimAddress.IsLive(path));
+        using (var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, 0))
+        {
+            listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+            listener.Listen(1);
+            Assert.True(ShimAddress.IsLive(path));
+        }
+        // A socket file left by a dead shim is stale, not live.
+        Assert.True(File.Exists(path));
+        Assert.False(ShimAddress.IsLive(path));
+        File.Delete(path);
+    }
+}
