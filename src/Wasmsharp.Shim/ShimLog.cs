@@ -2,6 +2,7 @@ using System.Globalization;
 using Serilog;
 using Serilog.Core;
 using Serilog.Events;
+using Serilog.Formatting.Display;
 using Wasmsharp.Linux;
 
 namespace Wasmsharp.Shim;
@@ -39,6 +40,9 @@ internal static class ShimLog
     /// <summary>One logfmt line per event, the format containerd and its shims log in.</summary>
     private sealed class LogfmtSink(TextWriter writer) : ILogEventSink
     {
+        // ":l" renders string properties without quotes.
+        private static readonly MessageTemplateTextFormatter MessageFormat = new("{Message:l}", CultureInfo.InvariantCulture);
+
         public void Emit(LogEvent e)
         {
             var level = e.Level switch
@@ -50,7 +54,9 @@ internal static class ShimLog
                 LogEventLevel.Error => "error",
                 _ => "fatal",
             };
-            var message = e.RenderMessage(CultureInfo.InvariantCulture);
+            var rendered = new StringWriter(CultureInfo.InvariantCulture);
+            MessageFormat.Format(e, rendered);
+            var message = rendered.ToString();
             if (e.Exception is not null) message += ": " + e.Exception;
             var line = string.Create(CultureInfo.InvariantCulture,
                 $"time=\"{e.Timestamp.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffffffZ}\" level={level} msg=\"{Escape(message)}\" runtime=wasmsharp\n");

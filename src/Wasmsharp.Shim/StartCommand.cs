@@ -1,4 +1,3 @@
-using System.Net.Sockets;
 using Wasmsharp.Linux;
 using Wasmsharp.Oci;
 
@@ -39,21 +38,26 @@ internal static class StartCommand
     {
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
         File.Delete(socketPath); // stale: nobody answered on it
-        using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        int listener;
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+            listener = Sockets.ListenUnix(socketPath);
         }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
+        catch (LinuxException e) when (e.Errno == 98 /* EADDRINUSE */)
         {
             return false; // another start for the same group won the race
         }
         File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        listener.Listen(128);
 
         var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
-        var pid = Processes.SpawnDaemon(self, [self, .. options.DaemonArgs()], (int)listener.Handle);
-        AdjustOomScore(pid);
+        try
+        {
+            AdjustOomScore(Processes.SpawnDaemon(self, [self, .. options.DaemonArgs()], listener));
+        }
+        finally
+        {
+            Sockets.Close(listener);
+        }
         return true;
     }
 

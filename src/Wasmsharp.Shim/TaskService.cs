@@ -8,6 +8,7 @@ using Wasmsharp.Linux;
 using Wasmsharp.Oci;
 using Wasmsharp.Wasm;
 using TaskApi = Wasmsharp.Containerd.Api.Task;
+using Status = Wasmsharp.Containerd.Api.Types.Status;
 
 namespace Wasmsharp.Shim;
 

@@ -1,0 +1,36 @@
+namespace Wasmsharp.Wasm;
+
+/// <summary>A host directory made visible to the guest at <paramref name="GuestPath"/>.</summary>
+public sealed record Preopen(string HostPath, string GuestPath, bool ReadOnly);
+
+/// <summary>How to run one guest: its WASI view of the world.</summary>
+public sealed record WasiSpec
+{
+    /// <summary>argv exactly as the guest sees it, argv[0] included.</summary>
+    public required IReadOnlyList<string> Args { get; init; }
+
+    /// <summary>The guest's whole environment; the host's environment is never inherited.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Env { get; init; } = [];
+
+    /// <summary>Directories the guest can reach, e.g. the rootfs at "/" and bind mounts at their destinations.</summary>
+    public IReadOnlyList<Preopen> Preopens { get; init; } = [];
+
+    /// <summary>
+    /// Working directory as a guest path. When it is not "/", the host directory it names (looked up in
+    /// <see cref="Preopens"/>) is also preopened as "." — as the FIRST preopen (fd 3). See
+    /// <see cref="WasiSetup"/> for why it must be first and what that means for different guest toolchains.
+    /// </summary>
+    public string? Cwd { get; init; }
+
+    /// <summary>File opened for the guest's stdin; null → empty stdin. Must be openable without blocking.</summary>
+    public string? StdinPath { get; init; }
+
+    /// <summary>File opened (O_WRONLY|O_CREAT|O_TRUNC) for stdout; null → discarded. Must be openable without blocking.</summary>
+    public string? StdoutPath { get; init; }
+
+    /// <summary>File opened (O_WRONLY|O_CREAT|O_TRUNC) for stderr; null → discarded. Must be openable without blocking.</summary>
+    public string? StderrPath { get; init; }
+
+    /// <summary>Exported function of type () → () to run.</summary>
+    public string Entrypoint { get; init; } = "_start";
+}
