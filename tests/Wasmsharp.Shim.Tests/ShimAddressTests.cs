@@ -40,12 +40,9 @@ public class ShimAddressTests
     {
         var path = Path.Combine(Path.GetTempPath(), $"ws-live-{Guid.NewGuid():N}.sock");
         Assert.False(ShimAddress.IsLive(path));
-        using (var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, 0))
-        {
-            listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
-            listener.Listen(1);
-            Assert.True(ShimAddress.IsLive(path));
-        }
+        var fd = Wasmsharp.Linux.Sockets.ListenUnix(path);
+        Assert.True(ShimAddress.IsLive(path));
+        Wasmsharp.Linux.Sockets.Close(fd);
         // A socket file left by a dead shim is stale, not live.
         Assert.True(File.Exists(path));
         Assert.False(ShimAddress.IsLive(path));
