@@ -1,0 +1,208 @@
+using System.Diagnostics;
+using System.Globalization;
+using Wasmsharp.Integration;
+
+namespace Wasmsharp.Bench;
+
+// `bench`: start time and idle memory of our runtime against runc, through a private containerd.
+// `demo`: what a new user would do first — build an image, run it with our runtime, see the output.
+public static class Program
+{
+    private static PrivateContainerd? _containerd;
+
+    public static int Main(string[] args)
+    {
+        // Ctrl+C must not leave containerd, shims or mounts behind.
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            Interlocked.Exchange(ref _containerd, null)?.Dispose();
+            Environment.Exit(130);
+        };
+        try
+        {
+            return args.FirstOrDefault() switch
+            {
+                "bench" => Bench.Run(ParseRuns(args[1..])),
+                "demo" => Demo(),
+                _ => Usage(),
+            };
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return Usage();
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException or IOException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _containerd, null)?.Dispose();
+        }
+    }
+
+    private static int Usage()
+    {
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | demo");
+        return 2;
+    }
+
+    private static int ParseRuns(string[] args)
+    {
+        if (args.Length == 0) return 20;
+        if (args.Length == 2 && args[0] == "--runs" && int.TryParse(args[1], out var n) && n > 0) return n;
+        throw new ArgumentException("expected --runs N (N > 0)");
+    }
+
+    public static PrivateContainerd StartContainerd(string ns)
+    {
+        var containerd = PrivateContainerd.Start(ns);
+        _containerd = containerd;
+        return containerd;
+    }
+
+    private static int Demo()
+    {
+        Console.WriteLine("Building the hello program (integration/programs/hello.c) for wasm32-wasi...");
+        var programs = WasmPrograms.Get();
+        var containerd = StartContainerd("wasmsharp-demo");
+        var image = Images.BuildHello(programs, containerd.BaseDir);
+        Console.WriteLine($"Built {Images.Hello} with wasmsharp-image; importing into a private containerd ({containerd.Address})...");
+        Images.Import(containerd, image);
+        if (!RepoLayout.ShimPublished)
+            Console.WriteLine($"warning: {RepoLayout.ShimBinary} is not in {containerd.ShimDir} (dotnet publish src/Wasmsharp.Shim -c Release -o out/shim)");
+
+        string[] run = ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.Hello, "demo", "/hello.wasm", "Docker", "without", "containers"];
+        Console.WriteLine();
+        Console.WriteLine($"$ ctr {string.Join(' ', run)}");
+        var result = containerd.Ctr(run);
+        Console.Write(result.Stdout);
+        Console.Write(result.Stderr);
+        Console.WriteLine($"[exit code {result.ExitCode}, {result.Elapsed.TotalMilliseconds:0} ms]");
+        if (result.ExitCode != 0)
+            Console.Error.WriteLine(containerd.LogTail(30, "demo"));
+        return result.ExitCode == 0 ? 0 : 1;
+    }
+}
+
+public static class Bench
+{
+    private const int Idle = 3;
+
+    public static int Run(int runs)
+    {
+        var programs = WasmPrograms.Get();
+        var containerd = Program.StartContainerd("wasmsharp-bench");
+        Images.Import(containerd, Images.BuildWasmTests(programs, containerd.BaseDir));
+        Images.Import(containerd, Images.BuildBusybox(containerd.BaseDir));
+        Console.WriteLine($"containerd {ContainerdVersion(containerd)}, shim from {containerd.ShimDir}, {Environment.ProcessorCount} CPUs, {runs} runs each");
+
+        var n = 0;
+        string[] Wasm() => ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"bw{n++}", "/hello.wasm"];
+        string[] Runc() => ["run", "--rm", Images.Busybox, $"br{n++}", "echo", "hello"];
+
+        // Warm-ups fill page caches and compile caches on both sides; then interleave so drift hits both.
+        for (var i = 0; i < 2; i++)
+        {
+            Timed(containerd, Wasm());
+            Timed(containerd, Runc());
+        }
+        var wasm = new List<double>();
+        var runc = new List<double>();
+        for (var i = 0; i < runs; i++)
+        {
+            wasm.Add(Timed(containerd, Wasm()));
+            runc.Add(Timed(containerd, Runc()));
+        }
+
+        var wasmMb = IdleMemory(containerd, "mw", i => ["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"mw{i}", "/sleep.wasm", "3600"]);
+        var runcMb = IdleMemory(containerd, "mr", i => ["run", "-d", Images.Busybox, $"mr{i}", "sleep", "3600"]);
+
+        var (wasmMedian, runcMedian) = (Median(wasm), Median(runc));
+        Console.WriteLine();
+        Console.WriteLine("| measure | wasmsharp (wasm) | runc (busybox) | wasm / runc |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        Console.WriteLine(F($"| `ctr run --rm` hello, median of {runs} | {wasmMedian:0.0} ms | {runcMedian:0.0} ms | {wasmMedian / runcMedian:0.00} |"));
+        Console.WriteLine(F($"| `ctr run --rm` hello, min / max | {wasm.Min():0.0} / {wasm.Max():0.0} ms | {runc.Min():0.0} / {runc.Max():0.0} ms | |"));
+        Console.WriteLine(F($"| idle container memory (PSS), mean of {Idle} | {wasmMb.Total:0.00} MB | {runcMb.Total:0.00} MB | {wasmMb.Total / runcMb.Total:0.00} |"));
+        Console.WriteLine(F($"| — of which shim / container process | {wasmMb.Shim:0.00} / {wasmMb.Process:0.00} MB | {runcMb.Shim:0.00} / {runcMb.Process:0.00} MB | |"));
+        return 0;
+    }
+
+    private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+
+    private static string ContainerdVersion(PrivateContainerd containerd)
+    {
+        var lines = containerd.Ctr("version").Stdout.Split('\n');
+        return lines.Select(l => l.Trim()).LastOrDefault(l => l.StartsWith("Version:", StringComparison.Ordinal))?["Version:".Length..].Trim() ?? "?";
+    }
+
+    // Wall time of one `ctr run --rm`, as a user's shell would measure it.
+    private static double Timed(PrivateContainerd containerd, string[] args)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = containerd.Ctr(args);
+        var ms = clock.Elapsed.TotalMilliseconds;
+        if (result.ExitCode != 0 || !result.Stdout.Contains("hello", StringComparison.Ordinal))
+            throw new InvalidOperationException($"benchmark run failed:\n{result}\n{containerd.LogTail(30)}");
+        return ms;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    // Start `Idle` sleeping containers, let them settle, and sum per container: the PSS of the shim
+    // serving it plus the PSS of its task process when that is a separate process (runc). Our guest
+    // runs as a thread of the shim: its task pid has the shim's Tgid, so it is not counted twice.
+    private sealed record Memory(double Shim, double Process)
+    {
+        public double Total => Shim + Process;
+    }
+
+    private static Memory IdleMemory(PrivateContainerd containerd, string prefix, Func<int, string[]> run)
+    {
+        var ids = Enumerable.Range(0, Idle).Select(i => $"{prefix}{i}").ToList();
+        try
+        {
+            for (var i = 0; i < Idle; i++)
+            {
+                var result = containerd.Ctr(run(i));
+                if (result.ExitCode != 0)
+                    throw new InvalidOperationException($"starting an idle container failed:\n{result}\n{containerd.LogTail(30)}");
+            }
+            Thread.Sleep(2000);
+            var tasks = containerd.Tasks();
+            var processes = ProcFs.Processes().ToList();
+            double shimKb = 0, processKb = 0;
+            foreach (var id in ids)
+            {
+                var task = tasks.FirstOrDefault(t => t.Id == id && t.Status == "RUNNING")
+                    ?? throw new InvalidOperationException($"{id} is not running:\n{string.Join('\n', tasks)}");
+                var shims = processes.Where(p => p.CommandLine.Contains("containerd-shim", StringComparison.Ordinal) && p.HasArgPair("-id", id)).ToList();
+                if (shims.Count != 1)
+                    throw new InvalidOperationException($"expected one shim process for {id}, found {shims.Count}");
+                var shim = shims[0].Pid;
+                shimKb += ProcFs.PssKb(shim) ?? throw new InvalidOperationException($"no PSS for shim {shim}");
+                if (ProcFs.Tgid(task.Pid) is { } tgid && tgid != shim)
+                    processKb += ProcFs.PssKb(tgid) ?? 0;
+            }
+            return new Memory(shimKb / 1024 / Idle, processKb / 1024 / Idle);
+        }
+        finally
+        {
+            foreach (var id in ids)
+            {
+                containerd.Ctr("tasks", "kill", "-s", "SIGKILL", id);
+                for (var i = 0; i < 50 && containerd.Task(id) is { Status: not "STOPPED" }; i++) Thread.Sleep(100);
+                containerd.Ctr("tasks", "delete", id);
+                containerd.Ctr("containers", "delete", id);
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+namespace Wasmsharp.Integration.Tests;
+
+// Mistakes a user makes: the error must say what is wrong, and nothing may be left behind.
+[Collection(ContainerdCollection.Name)]
+public sealed class ErrorTests(ContainerdFixture f)
+{
+    [Fact]
+    public void Non_wasm_entrypoint_fails_naming_the_problem()
+    {
+        var id = f.NewId("not-wasm");
+        var run = f.RunWasm(id, "/not-wasm.txt");
+        f.Check(run.ExitCode != 0, "ctr run should fail", id, run);
+        f.Check(run.Stderr.Contains("WebAssembly", StringComparison.OrdinalIgnoreCase),
+            "the error should say the entrypoint is not a WebAssembly module", id, run);
+        CleanAndAssertNothingLeft(id, run);
+    }
+
+    [Fact]
+    public void Missing_entrypoint_fails_naming_the_path()
+    {
+        var id = f.NewId("missing");
+        var run = f.RunWasm(id, "/nope.wasm");
+        f.Check(run.ExitCode != 0, "ctr run should fail", id, run);
+        f.Check(run.Stderr.Contains("/nope.wasm", StringComparison.Ordinal), "the error should name /nope.wasm", id, run);
+        CleanAndAssertNothingLeft(id, run);
+    }
+
+    // ctr run --rm deletes the container itself after a failed create; deleting again must be harmless.
+    private void CleanAndAssertNothingLeft(string id, params Wasmsharp.Integration.ProcessResult[] context)
+    {
+        var tasks = f.Containerd.Task(id);
+        f.Check(tasks is null, $"no task should exist for {id}", id, context);
+        var delete = f.Ctr("containers", "delete", id);
+        f.Check(delete.ExitCode == 0 || delete.Stderr.Contains("not found", StringComparison.Ordinal),
+            "the container should be deletable (or already gone)", id, [.. context, delete]);
+        f.AssertNothingLeft(id, [.. context, delete]);
+    }
+}

@@ -1,0 +1,59 @@
+namespace Wasmsharp.Integration.Tests;
+
+// Bind mounts from `ctr run --mount`: writable when rw, truly read-only when ro.
+[Collection(ContainerdCollection.Name)]
+public sealed class MountTests(ContainerdFixture f)
+{
+    private static string[] Bind(string host, string mode) =>
+        ["--mount", $"type=bind,src={host},dst=/data,options=rbind:{mode}"];
+
+    [Fact]
+    public void Read_write_bind_mount_is_writable_and_the_host_sees_the_file()
+    {
+        var id = f.NewId("mount-rw");
+        var host = f.HostDir(id);
+        var write = f.RunWasm(id, Bind(host, "rw"), "/fs.wasm", "write", "/data/x", "written by wasm");
+        f.Check(write.ExitCode == 0, "writing /data/x should succeed", id, write);
+        var file = Path.Combine(host, "x");
+        f.Check(File.Exists(file) && File.ReadAllText(file) == "written by wasm", "the host should see /data/x with its content", id, write);
+
+        var readId = f.NewId("mount-rw-read");
+        var read = f.RunWasm(readId, Bind(host, "rw"), "/fs.wasm", "read", "/data/x");
+        f.Check(read.ExitCode == 0 && read.Stdout == "written by wasm", "reading it back should work", readId, read);
+        f.AssertNothingLeft(id, write);
+    }
+
+    [Fact]
+    public void Read_only_bind_mount_rejects_writes_and_allows_reads()
+    {
+        var id = f.NewId("mount-ro");
+        var host = f.HostDir(id);
+        File.WriteAllText(Path.Combine(host, "keep"), "from the host");
+        var before = Snapshot(host);
+
+        var write = f.RunWasm(id, Bind(host, "ro"), "/fs.wasm", "write", "/data/x", "must not land");
+        f.Check(write.ExitCode == 1, "writing to a read-only mount should fail with exit 1", id, write);
+        f.Check(write.Stderr.Length > 0, "the failure should be explained on stderr (strerror)", id, write);
+        var overwrite = f.RunWasm(f.NewId("mount-ro-over"), Bind(host, "ro"), "/fs.wasm", "write", "/data/keep", "changed");
+        f.Check(overwrite.ExitCode == 1, "overwriting a file on a read-only mount should fail with exit 1", id, overwrite);
+        f.Check(Snapshot(host).SequenceEqual(before), "the host directory should be unchanged", id, write, overwrite);
+
+        var readId = f.NewId("mount-ro-read");
+        var read = f.RunWasm(readId, Bind(host, "ro"), "/fs.wasm", "read", "/data/keep");
+        f.Check(read.ExitCode == 0 && read.Stdout == "from the host", "reading from a read-only mount should work", readId, read);
+        f.AssertNothingLeft(id, write);
+    }
+
+    [Fact]
+    public void Rootfs_files_are_readable()
+    {
+        var id = f.NewId("rootfs-read");
+        var read = f.RunWasm(id, "/fs.wasm", "read", "/not-wasm.txt");
+        f.Check(read.ExitCode == 0 && read.Stdout.Contains("not a WebAssembly module", StringComparison.Ordinal),
+            "the image's files should be readable at their paths", id, read);
+    }
+
+    private static List<string> Snapshot(string dir) =>
+        Directory.EnumerateFileSystemEntries(dir, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
+            .Select(p => $"{p}:{(File.Exists(p) ? File.ReadAllText(p) : "<dir>")}").ToList();
+}

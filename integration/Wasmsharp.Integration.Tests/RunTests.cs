@@ -1,0 +1,49 @@
+using Wasmsharp.Integration;
+
+namespace Wasmsharp.Integration.Tests;
+
+// `ctr run --rm` of a wasm module: output, arguments, and that nothing outlives the container.
+[Collection(ContainerdCollection.Name)]
+public sealed class RunTests(ContainerdFixture f)
+{
+    [Fact]
+    public void Hello_prints_greeting_and_args_on_stdout_and_a_line_on_stderr()
+    {
+        var id = f.NewId("hello");
+        var run = f.RunWasm(id, "/hello.wasm", "a", "b");
+        f.Check(run.ExitCode == 0, "exit code should be 0", id, run);
+        f.Check(ContainerdFixture.Lines(run.Stdout).SequenceEqual(["hello from wasm", "a", "b"]),
+            "stdout should be the greeting then each argument on its own line", id, run);
+        f.Check(run.Stderr.Contains("hello on stderr", StringComparison.Ordinal), "the guest's stderr should reach ctr's stderr", id, run);
+    }
+
+    [Fact]
+    public void Arguments_arrive_verbatim()
+    {
+        var id = f.NewId("args");
+        string[] args = ["with space", "", "quote\"s", "ünïcödé", "--flag=x"];
+        var run = f.RunWasm(id, ["/hello.wasm", .. args]);
+        f.Check(run.ExitCode == 0, "exit code should be 0", id, run);
+        // Empty lines are dropped by Lines(); compare the raw text instead.
+        f.Check(run.Stdout == "hello from wasm\n" + string.Concat(args.Select(a => a + "\n")), "argv should arrive verbatim", id, run);
+    }
+
+    [Fact]
+    public void Run_rm_leaves_nothing_behind()
+    {
+        var id = f.NewId("rm");
+        var run = f.RunWasm(id, "/hello.wasm");
+        f.Check(run.ExitCode == 0, "exit code should be 0", id, run);
+        f.AssertNothingLeft(id, run);
+    }
+
+    [Fact]
+    public void Runc_busybox_echo_works_through_the_same_containerd()
+    {
+        // Sanity check of the harness itself: images, snapshotter and runc are fine.
+        var id = f.NewId("runc-echo");
+        var run = f.RunRunc(id, [], "/bin/busybox", "echo", "hi");
+        f.Check(run.ExitCode == 0 && run.Stdout == "hi\n", "runc busybox echo should print hi", id, run);
+        f.AssertNothingLeft(id, run);
+    }
+}

@@ -1,0 +1,69 @@
+using System.Runtime.InteropServices;
+
+namespace Wasmsharp.Integration;
+
+// The images the suite runs, built with our own image tool (its real command line) and imported with ctr.
+public static class Images
+{
+    public const string WasmTests = "example.local/wasm-tests:1";
+    public const string Busybox = "example.local/busybox:1";
+    public const string Hello = "example.local/hello:1";
+
+    // Busybox applets linked in the runc image.
+    private static readonly string[] BusyboxApplets = ["sh", "echo", "sleep", "cat", "true", "false", "env", "ls"];
+
+    // The host's platform, so containerd unpacks it (linux/amd64 on the machines this runs on).
+    public static string HostPlatform => "linux/" + (RuntimeInformation.OSArchitecture switch
+    {
+        Architecture.X64 => "amd64",
+        Architecture.Arm64 => "arm64",
+        var other => other.ToString().ToLowerInvariant(),
+    });
+
+    public static ProcessResult RunImageTool(IEnumerable<string> args) =>
+        ProcessRunner.Run("dotnet", [RepoLayout.ImageToolDll, .. args], TimeSpan.FromSeconds(60));
+
+    private static string Build(string outputDir, string name, IEnumerable<string> args)
+    {
+        var output = Path.Combine(outputDir, name.Replace('/', '_').Replace(':', '_') + ".tar");
+        var result = RunImageTool(["build", "--name", name, "--output", output, "--platform", HostPlatform, .. args]);
+        if (result.ExitCode != 0) throw new InvalidOperationException($"building {name} failed:\n{result}");
+        return output;
+    }
+
+    // Every test program at /NAME.wasm, a text file that is not a module, and an empty /data mount point.
+    public static string BuildWasmTests(WasmPrograms programs, string outputDir)
+    {
+        var empty = Directory.CreateDirectory(Path.Combine(outputDir, "empty-dir")).FullName;
+        var notWasm = Path.Combine(outputDir, "not-wasm.txt");
+        File.WriteAllText(notWasm, "this is text, not a WebAssembly module\n");
+        var args = new List<string> { "--file", $"{notWasm}:/not-wasm.txt", "--file", $"{empty}:/data" };
+        foreach (var (name, path) in programs.All.OrderBy(p => p.Key, StringComparer.Ordinal))
+            args.AddRange(["--file", $"{path}:/{name}.wasm"]);
+        args.AddRange(["--entrypoint", "/hello.wasm"]);
+        return Build(outputDir, WasmTests, args);
+    }
+
+    // The demo image: just the greeting program as the entrypoint.
+    public static string BuildHello(WasmPrograms programs, string outputDir) =>
+        Build(outputDir, Hello, ["--file", $"{programs.Path("hello")}:/hello.wasm", "--entrypoint", "/hello.wasm"]);
+
+    // Debian's static busybox with a few applet links: the runc side of every comparison.
+    public static string BuildBusybox(string outputDir)
+    {
+        const string busybox = "/bin/busybox";
+        if (!File.Exists(busybox))
+            throw new InvalidOperationException($"{busybox} not found: apt-get install -y busybox-static");
+        var args = new List<string> { "--file", $"{busybox}:/bin/busybox" };
+        foreach (var applet in BusyboxApplets) args.AddRange(["--symlink", $"/bin/{applet}:busybox"]);
+        args.AddRange(["--env", "PATH=/bin", "--cmd", "/bin/sh"]);
+        return Build(outputDir, Busybox, args);
+    }
+
+    public static void Import(PrivateContainerd containerd, string tarball)
+    {
+        var result = containerd.Ctr(TimeSpan.FromSeconds(60), "images", "import", tarball);
+        if (result.ExitCode != 0)
+            throw new InvalidOperationException($"importing {tarball} failed:\n{result}\n{containerd.LogTail()}");
+    }
+}

@@ -1,0 +1,331 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace Wasmsharp.Integration;
+
+// A containerd of our own: private root, state, sockets and log under a short /tmp directory, our shim
+// first on its PATH. Dispose always leaves the machine as it found it (tasks, shims, mounts, files), and
+// Start first sweeps what crashed earlier runs left.
+public sealed class PrivateContainerd : IDisposable
+{
+    // Recognisable prefix for the sweep; short, because socket paths are limited to 108 bytes.
+    public const string BasePrefix = "wsct-";
+
+    // Set in containerd's environment (so in the shim's too): a guest that sees it got the shim's env.
+    public const string HostEnvMarker = "WASMSHARP_HOST_ENV_MARKER";
+
+    private readonly Process _containerd;
+    private bool _disposed;
+
+    public string BaseDir { get; }
+    public string Namespace { get; }
+    public string RootDir => Path.Combine(BaseDir, "root");
+    public string StateDir => Path.Combine(BaseDir, "state");
+    public string Address => Path.Combine(BaseDir, "c.sock");
+    public string TtrpcAddress => Address + ".ttrpc";
+    public string LogPath => Path.Combine(BaseDir, "containerd.log");
+    public string ShimDir { get; }
+    public int Pid => _containerd.Id;
+
+    private PrivateContainerd(string baseDir, string ns, string shimDir, Process containerd)
+    {
+        BaseDir = baseDir;
+        Namespace = ns;
+        ShimDir = shimDir;
+        _containerd = containerd;
+    }
+
+    public static PrivateContainerd Start(string ns)
+    {
+        if (ProcFs.GetEuid() != 0)
+            throw new InvalidOperationException("a private containerd needs root: run the suite as root");
+        SweepStale();
+
+        var baseDir = Path.Combine("/tmp", BasePrefix + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray())[..6]);
+        Directory.CreateDirectory(baseDir);
+        File.WriteAllText(Path.Combine(baseDir, "owner"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        var shimDir = RepoLayout.ShimDir;
+        var config = Path.Combine(baseDir, "config.toml");
+        File.WriteAllText(config, Config(baseDir));
+
+        // Through sh so containerd's output goes straight to a file that outlives us if we crash.
+        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("exec \"$0\" --config \"$1\" </dev/null >>\"$2\" 2>&1");
+        psi.ArgumentList.Add(RepoLayout.ContainerdExe);
+        psi.ArgumentList.Add(config);
+        psi.ArgumentList.Add(Path.Combine(baseDir, "containerd.log"));
+        var path = Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin";
+        psi.Environment["PATH"] = string.Join(':', new[] { shimDir, RepoLayout.ContainerdDir, path }.Where(p => p is not null));
+        psi.Environment[HostEnvMarker] = "leaked";
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start containerd");
+        File.WriteAllText(Path.Combine(baseDir, "containerd.pid"), process.Id.ToString(CultureInfo.InvariantCulture));
+
+        var containerd = new PrivateContainerd(baseDir, ns, shimDir, process);
+        try
+        {
+            containerd.WaitReady(TimeSpan.FromSeconds(30));
+            return containerd;
+        }
+        catch
+        {
+            containerd.Dispose();
+            throw;
+        }
+    }
+
+    private static string Config(string baseDir) => $"""
+        # Private containerd for the wasmsharp integration suite.
+        version = 2
+        root = "{baseDir}/root"
+        state = "{baseDir}/state"
+        # CRI is not needed by ctr and is the slowest plugin to start.
+        disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+        [grpc]
+          address = "{baseDir}/c.sock"
+
+        [ttrpc]
+          address = "{baseDir}/c.sock.ttrpc"
+
+        [debug]
+          level = "{Environment.GetEnvironmentVariable("WASMSHARP_CONTAINERD_LOG_LEVEL") ?? "info"}"
+
+        # Keep everything inside the base dir (default: /opt/containerd).
+        [plugins."io.containerd.internal.v1.opt"]
+          path = "{baseDir}/opt"
+        """ + "\n";
+
+    private void WaitReady(TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!File.Exists(Address))
+        {
+            if (_containerd.HasExited)
+                throw new InvalidOperationException($"containerd exited with {_containerd.ExitCode} while starting\n{LogTail(40)}");
+            if (clock.Elapsed > timeout)
+                throw new TimeoutException($"containerd did not create {Address} within {timeout.TotalSeconds} s\n{LogTail(40)}");
+            Thread.Sleep(20);
+        }
+        ProcessResult version;
+        while ((version = Ctr(TimeSpan.FromSeconds(5), "version")).ExitCode != 0)
+        {
+            if (clock.Elapsed > timeout)
+                throw new TimeoutException($"containerd does not answer `ctr version`:\n{version}\n{LogTail(40)}");
+            Thread.Sleep(50);
+        }
+    }
+
+    // ---- driving it ----------------------------------------------------------------------------------
+
+    public string[] CtrArgs(IEnumerable<string> args) => ["-a", Address, "-n", Namespace, .. args];
+
+    public ProcessResult Ctr(params string[] args) => Ctr(ProcessRunner.DefaultTimeout, args);
+
+    public ProcessResult Ctr(TimeSpan timeout, params string[] args) =>
+        ProcessRunner.Run(RepoLayout.CtrExe, CtrArgs(args), timeout);
+
+    // For commands that block (ctr task attach, ctr events): started now, awaited or killed later.
+    public RunningProcess StartCtr(TimeSpan timeout, string[] args, Action<string>? onLine = null) =>
+        ProcessRunner.Start(RepoLayout.CtrExe, CtrArgs(args), timeout, onLine: onLine);
+
+    public sealed record TaskRow(string Id, int Pid, string Status);
+
+    // `ctr task ls`: TASK PID STATUS.
+    public IReadOnlyList<TaskRow> Tasks()
+    {
+        var result = Ctr("tasks", "ls");
+        if (result.ExitCode != 0) throw new InvalidOperationException($"ctr tasks ls failed:\n{result}");
+        return result.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(f => f.Length >= 3)
+            .Select(f => new TaskRow(f[0], int.TryParse(f[1], out var pid) ? pid : 0, f[2]))
+            .ToList();
+    }
+
+    public TaskRow? Task(string id) => Tasks().FirstOrDefault(t => t.Id == id);
+
+    public IReadOnlyList<string> Containers() =>
+        Ctr("containers", "ls", "-q").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    // Where containerd 1.6+ puts a v2 task's bundle (the shim's cwd).
+    public string BundleDir(string id) => Path.Combine(StateDir, "io.containerd.runtime.v2.task", Namespace, id);
+
+    // The last lines of containerd's log (our shim's log lines are copied into it), plus, when given,
+    // the lines that mention a container id: what a failing test should show.
+    public string LogTail(int lines = 60, string? mentioning = null)
+    {
+        string[] all;
+        try
+        {
+            using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var reader = new StreamReader(stream);
+            all = reader.ReadToEnd().Split('\n');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return $"(no containerd log: {e.Message})";
+        }
+        var sb = new StringBuilder();
+        if (mentioning is not null)
+        {
+            var related = all.Where(l => l.Contains(mentioning, StringComparison.Ordinal)).TakeLast(40).ToList();
+            sb.AppendLine($"--- containerd log, lines mentioning {mentioning} ({related.Count}) ---");
+            foreach (var line in related) sb.AppendLine(line);
+        }
+        sb.AppendLine($"--- containerd log, last {lines} lines ({LogPath}) ---");
+        foreach (var line in all.TakeLast(lines)) sb.AppendLine(line);
+        return sb.ToString();
+    }
+
+    // ---- cleanup -------------------------------------------------------------------------------------
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        var problems = new List<string>();
+        Try(problems, "remove tasks and containers", RemoveTasksAndContainers);
+        Try(problems, "stop containerd", () => StopProcess(_containerd));
+        Try(problems, "clean up", () => CleanUpDirectory(BaseDir));
+        Try(problems, "remove per-namespace directories", () => RemoveNamespaceLeftovers(Namespace));
+        _containerd.Dispose();
+        if (problems.Count > 0)
+            Console.Error.WriteLine($"private containerd {BaseDir} cleanup: {string.Join("; ", problems)}");
+    }
+
+    private static void Try(List<string> problems, string what, Action action)
+    {
+        try { action(); }
+        catch (Exception e) { problems.Add($"{what}: {e.Message}"); }
+    }
+
+    // As a user would: kill -9 every task, delete it, delete every container (and its snapshot).
+    private void RemoveTasksAndContainers()
+    {
+        if (_containerd.HasExited) return;
+        var timeout = TimeSpan.FromSeconds(10);
+        var namespaces = ProcessRunner.Run(RepoLayout.CtrExe, ["-a", Address, "namespaces", "ls", "-q"], timeout)
+            .Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        foreach (var ns in namespaces)
+        {
+            ProcessResult Run(params string[] args) =>
+                ProcessRunner.Run(RepoLayout.CtrExe, ["-a", Address, "-n", ns, .. args], timeout);
+            var tasks = Run("tasks", "ls", "-q").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            foreach (var id in tasks)
+            {
+                Run("tasks", "kill", "-s", "SIGKILL", id);
+                Run("tasks", "delete", "-f", id);
+            }
+            foreach (var id in Run("containers", "ls", "-q").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                Run("containers", "delete", id);
+        }
+    }
+
+    // SIGTERM, a grace period, then SIGKILL.
+    private static void StopProcess(Process process)
+    {
+        if (process.HasExited) return;
+        ProcFs.Signal(process.Id, ProcFs.SIGTERM);
+        if (!process.WaitForExit(TimeSpan.FromSeconds(10)))
+        {
+            ProcFs.Signal(process.Id, ProcFs.SIGKILL);
+            process.WaitForExit(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    // Everything below containerd: shims (cwd = a bundle, or our socket in their argv), runc container
+    // processes (root = a rootfs under the dir), mounts, then the files.
+    private static void CleanUpDirectory(string baseDir)
+    {
+        KillProcessesOf(baseDir);
+        for (var round = 0; round < 5; round++)
+        {
+            var mounts = ProcFs.MountsUnder(baseDir);
+            if (mounts.Count == 0) break;
+            foreach (var mount in mounts)
+                if (!ProcFs.UnmountDetach(mount))
+                    ProcessRunner.Run("umount", ["-l", mount], TimeSpan.FromSeconds(10));
+        }
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                if (Directory.Exists(baseDir)) Directory.Delete(baseDir, recursive: true);
+                return;
+            }
+            catch (IOException) when (attempt < 10)
+            {
+                Thread.Sleep(200);
+            }
+        }
+    }
+
+    private static void KillProcessesOf(string baseDir)
+    {
+        bool Belongs(ProcFs.ProcessInfo p) =>
+            p.Pid != Environment.ProcessId &&
+            (ProcFs.IsUnder(p.Cwd, baseDir) || ProcFs.IsUnder(p.Root, baseDir) ||
+             p.Args.Any(a => a.StartsWith(baseDir + "/", StringComparison.Ordinal)));
+
+        for (var round = 0; round < 50; round++)
+        {
+            var left = ProcFs.Processes().Where(Belongs).ToList();
+            if (left.Count == 0) return;
+            foreach (var p in left) ProcFs.Signal(p.Pid, ProcFs.SIGKILL);
+            Thread.Sleep(100);
+        }
+    }
+
+    // Directories of earlier runs whose owner process is gone: stop their containerd, then clean up.
+    public static void SweepStale()
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/tmp", BasePrefix + "*"))
+        {
+            if (ReadPid(Path.Combine(dir, "owner")) is { } owner && owner != Environment.ProcessId && ProcFs.IsAlive(owner))
+                continue; // another live run (tests and bench may run at once)
+            // Only if that pid is still our containerd (its --config is in the dir), not a reused pid.
+            if (ReadPid(Path.Combine(dir, "containerd.pid")) is { } pid &&
+                ProcFs.Processes().FirstOrDefault(p => p.Pid == pid) is { } process &&
+                process.Args.Any(a => a.StartsWith(dir + "/", StringComparison.Ordinal)))
+                ProcFs.Signal(pid, ProcFs.SIGKILL);
+            try
+            {
+                CleanUpDirectory(dir);
+                foreach (var ns in SweptNamespaces) RemoveNamespaceLeftovers(ns);
+            }
+            catch (Exception e) { Console.Error.WriteLine($"cannot sweep {dir}: {e.Message}"); }
+        }
+    }
+
+    // The namespaces this harness uses: after a crash we no longer know which one a stale run had.
+    private static readonly string[] SweptNamespaces = ["wasmsharp-test", "wasmsharp-bench", "wasmsharp-demo"];
+
+    // runc leaves an empty state directory per namespace (/run/containerd/runc/NS) and cgroups
+    // /sys/fs/cgroup/*/NS[/ID]. rmdir only succeeds on empty, unused ones, so a concurrent run using the
+    // same namespace is not disturbed.
+    private static void RemoveNamespaceLeftovers(string ns)
+    {
+        static void RmdirIfUnused(string dir)
+        {
+            try { Directory.Delete(dir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        }
+        RmdirIfUnused(Path.Combine("/run/containerd/runc", ns));
+        if (!Directory.Exists("/sys/fs/cgroup")) return;
+        foreach (var controller in Directory.EnumerateDirectories("/sys/fs/cgroup"))
+        {
+            var nsDir = Path.Combine(controller, ns);
+            if (!Directory.Exists(nsDir)) continue;
+            foreach (var child in Directory.EnumerateDirectories(nsDir)) RmdirIfUnused(child);
+            RmdirIfUnused(nsDir);
+        }
+    }
+
+    private static int? ReadPid(string file)
+    {
+        try { return int.Parse(File.ReadAllText(file).Trim(), CultureInfo.InvariantCulture); }
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException) { return null; }
+    }
+}

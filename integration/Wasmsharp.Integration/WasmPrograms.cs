@@ -1,0 +1,46 @@
+namespace Wasmsharp.Integration;
+
+// The C test programs in integration/programs, compiled to wasm32-wasi once per test run.
+public sealed class WasmPrograms
+{
+    private static readonly Lazy<WasmPrograms> Instance = new(Compile);
+
+    public string Dir { get; }
+    public IReadOnlyDictionary<string, string> All { get; }
+
+    private WasmPrograms(string dir, IReadOnlyDictionary<string, string> all) => (Dir, All) = (dir, all);
+
+    // Compiled on first use; the directory is removed when the process exits.
+    public static WasmPrograms Get() => Instance.Value;
+
+    public string Path(string name) =>
+        All.TryGetValue(name, out var path) ? path : throw new KeyNotFoundException($"no test program '{name}' in {RepoLayout.ProgramsDir}");
+
+    private static WasmPrograms Compile()
+    {
+        var clang = Environment.GetEnvironmentVariable("WASMSHARP_CLANG") ?? "clang-16";
+        var sources = Directory.GetFiles(RepoLayout.ProgramsDir, "*.c").Order(StringComparer.Ordinal).ToArray();
+        if (sources.Length == 0) throw new InvalidOperationException($"no C sources in {RepoLayout.ProgramsDir}");
+        var dir = Directory.CreateTempSubdirectory("wasmsharp-programs-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(dir, true); } catch (IOException) { } };
+
+        var outputs = new System.Collections.Concurrent.ConcurrentDictionary<string, string>();
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.ForEach(sources, source =>
+        {
+            var name = System.IO.Path.GetFileNameWithoutExtension(source);
+            var output = System.IO.Path.Combine(dir, name + ".wasm");
+            // --strip-debug keeps the name section (readable trap backtraces) but not DWARF.
+            var result = ProcessRunner.Run(clang,
+                ["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-Wall", "-Werror", "-Wl,--strip-debug", "-o", output, source],
+                TimeSpan.FromSeconds(60));
+            if (result.ExitCode == 0) outputs[name] = output;
+            else failures.Add(result.ToString());
+        });
+        if (!failures.IsEmpty)
+            throw new InvalidOperationException(
+                "compiling the wasm test programs failed (needs clang-16, lld-16, wasi-libc, libclang-rt-16-dev-wasm32):\n" +
+                string.Join('\n', failures));
+        return new WasmPrograms(dir, new Dictionary<string, string>(outputs));
+    }
+}

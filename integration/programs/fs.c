@@ -1,0 +1,34 @@
+// fs: `write PATH TEXT` creates/overwrites PATH with TEXT; `read PATH` prints PATH's content.
+// Exit 0 on success; on failure prints strerror(errno) to stderr and exits 1. Used to check that
+// read-write bind mounts are writable, read-only ones are not, and the rootfs is visible.
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int fail(const char *what, const char *path) {
+    fprintf(stderr, "%s %s: %s\n", what, path, strerror(errno));
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 4 && strcmp(argv[1], "write") == 0) {
+        FILE *f = fopen(argv[2], "w");
+        if (!f) return fail("open", argv[2]);
+        if (fputs(argv[3], f) < 0) return fail("write", argv[2]);
+        if (fclose(f) != 0) return fail("close", argv[2]);
+        return 0;
+    }
+    if (argc == 3 && strcmp(argv[1], "read") == 0) {
+        FILE *f = fopen(argv[2], "r");
+        if (!f) return fail("open", argv[2]);
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+            fwrite(buf, 1, n, stdout);
+        if (ferror(f)) return fail("read", argv[2]);
+        fclose(f);
+        return 0;
+    }
+    fprintf(stderr, "usage: fs write PATH TEXT | fs read PATH\n");
+    return 2;
+}
