@@ -54,4 +54,12 @@ public static class Files
 
     /// <summary>A path through which others (e.g. Wasmtime) can open the same file again.</summary>
     public static string ProcPath(SafeFileHandle handle) => $"/proc/self/fd/{handle.DangerousGetHandle()}";
+
+    /// <summary>A pipe; both ends close-on-exec.</summary>
+    public static unsafe (SafeFileHandle Read, SafeFileHandle Write) CreatePipe()
+    {
+        var fds = stackalloc int[2];
+        if (pipe2(fds, O_CLOEXEC) != 0) throw LinuxException.Last("pipe2");
+        return (new SafeFileHandle(fds[0], ownsHandle: true), new SafeFileHandle(fds[1], ownsHandle: true));
+    }
 }

@@ -11,6 +11,7 @@ namespace Wasmsharp.Shim;
 internal sealed class Stdio : IDisposable
 {
     private readonly List<SafeFileHandle> _handles = [];
+    private StdinPump? _stdin;
 
     public string Stdin { get; }
     public string Stdout { get; }
@@ -33,9 +34,12 @@ internal sealed class Stdio : IDisposable
         }
         try
         {
-            // Holding stdin O_RDWR keeps Wasmtime's open from blocking; the guest sees no EOF until the
-            // container ends (a stdin pump with CloseIO comes later).
-            GuestStdin = Open(stdin);
+            if (!string.IsNullOrEmpty(stdin))
+            {
+                RejectUri(stdin);
+                _stdin = new StdinPump(stdin);
+                GuestStdin = _stdin.GuestPath;
+            }
             GuestStdout = Open(stdout);
             GuestStderr = Open(stderr);
         }
@@ -49,17 +53,30 @@ internal sealed class Stdio : IDisposable
     private string? Open(string path)
     {
         if (string.IsNullOrEmpty(path)) return null;
-        if (path.Contains("://", StringComparison.Ordinal))
-        {
-            throw new NotSupportedException($"stdio URI {path} is not supported yet");
-        }
+        RejectUri(path);
         var fifo = Files.OpenFifoReadWrite(path);
         _handles.Add(fifo);
         return Files.ProcPath(fifo);
     }
 
+    private static void RejectUri(string path)
+    {
+        if (path.Contains("://", StringComparison.Ordinal))
+        {
+            throw new NotSupportedException($"stdio URI {path} is not supported yet");
+        }
+    }
+
+    /// <summary>CloseIO: the client has no more input.</summary>
+    public void CloseStdin() => _stdin?.CloseInput();
+
+    /// <summary>On kill: a guest blocked reading stdin must wake up to be stopped.</summary>
+    public void InterruptStdin() => _stdin?.CloseGuestEnd();
+
     public void Dispose()
     {
+        _stdin?.Dispose();
+        _stdin = null;
         foreach (var h in _handles) h.Dispose();
         _handles.Clear();
     }

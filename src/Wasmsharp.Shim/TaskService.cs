@@ -179,6 +179,7 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
         {
             log.Information("{Id}: kill with signal {Signal}", request.Id, signal);
             process.Instance.Kill(signal);
+            process.Stdio.InterruptStdin();
         }
         else
         {

@@ -1,0 +1,76 @@
+using Microsoft.Win32.SafeHandles;
+using Wasmsharp.Linux;
+
+namespace Wasmsharp.Shim;
+
+/// <summary>
+/// Feeds the client's stdin FIFO into a pipe the guest reads. We own the pipe, so we decide when the
+/// guest sees end-of-file: when the client's writer closes, when it sends CloseIO (after what it wrote
+/// has been passed on), or at once when the process is killed (a guest blocked reading stdin must wake
+/// up to be stopped).
+/// </summary>
+internal sealed class StdinPump : IDisposable
+{
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
+
+    private readonly FifoReader _fifo;
+    private readonly SafeFileHandle _pipeRead;
+    private readonly SafeFileHandle _pipeWrite;
+    private volatile bool _closeRequested;
+
+    /// <summary>What the guest opens as its stdin.</summary>
+    public string GuestPath => Files.ProcPath(_pipeRead);
+
+    public StdinPump(string fifoPath)
+    {
+        _fifo = new FifoReader(fifoPath);
+        (_pipeRead, _pipeWrite) = Files.CreatePipe();
+        new Thread(Run, maxStackSize: 128 * 1024) { IsBackground = true, Name = "stdin" }.Start();
+    }
+
+    private void Run()
+    {
+        var buffer = new byte[16 * 1024];
+        try
+        {
+            if (!_fifo.Open()) return;
+            while (!_pipeWrite.IsClosed)
+            {
+                var n = _fifo.Read(buffer, PollInterval);
+                if (n == 0) break;                          // every writer closed
+                if (n < 0)
+                {
+                    if (_closeRequested) break;             // CloseIO and nothing left to pass on
+                    continue;
+                }
+                Pipes.WriteAll(_pipeWrite, buffer.AsSpan(0, n));
+            }
+        }
+        catch (Exception e) when (e is LinuxException or ObjectDisposedException)
+        {
+            // The guest's end went away (EPIPE) or we were stopped: nothing more to feed.
+        }
+        finally
+        {
+            _fifo.Close();
+            _pipeWrite.Dispose();
+        }
+    }
+
+    /// <summary>CloseIO: EOF reaches the guest once what the client wrote has been passed on.</summary>
+    public void CloseInput() => _closeRequested = true;
+
+    /// <summary>EOF for the guest now, whatever is still in the FIFO.</summary>
+    public void CloseGuestEnd()
+    {
+        _closeRequested = true;
+        _pipeWrite.Dispose();
+    }
+
+    public void Dispose()
+    {
+        CloseGuestEnd();
+        _fifo.Dispose();
+        _pipeRead.Dispose();
+    }
+}
