@@ -30,6 +30,15 @@ public static partial class Processes
     [LibraryImport("libc")]
     private static unsafe partial int posix_spawnattr_setflags(void* attr, short flags);
 
+    [LibraryImport("libc")]
+    private static partial int malloc_trim(nuint pad);
+
+    /// <summary>
+    /// Returns freed native heap (e.g. what Cranelift used while compiling a module) to the kernel, so
+    /// an idle shim does not keep its peak.
+    /// </summary>
+    public static void TrimNativeHeap() => malloc_trim(0);
+
     /// <summary>Makes orphaned descendants re-parent to us, as containerd expects of a shim.</summary>
     public static void SetChildSubreaper()
     {

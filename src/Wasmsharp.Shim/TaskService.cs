@@ -46,6 +46,7 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
             Pid = init.Pid,
         });
         log.Information("created {Id} (pid {Pid})", request.Id, init.Pid);
+        Processes.TrimNativeHeap();
         return Task.FromResult(new TaskApi.CreateTaskResponse { Pid = init.Pid });
     }
 
