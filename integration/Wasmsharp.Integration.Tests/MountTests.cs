@@ -53,6 +53,23 @@ public sealed class MountTests(ContainerdFixture f)
             "the image's files should be readable at their paths", id, read);
     }
 
+    [Fact]
+    public void Rootfs_is_writable_unless_read_only_like_runc()
+    {
+        // The rootfs is the container's own snapshot: writable by default, read-only with --read-only.
+        var id = f.NewId("rootfs-rw");
+        var write = f.RunWasm(id, "/fs.wasm", "write", "/new-file", "x");
+        f.Check(write.ExitCode == 0, "writing into the rootfs should succeed", id, write);
+
+        var roId = f.NewId("rootfs-ro");
+        var ro = f.RunWasm(roId, ["--read-only"], "/fs.wasm", "write", "/new-file", "x");
+        var runcId = f.NewId("rootfs-ro-runc");
+        var runc = f.RunRunc(runcId, ["--read-only"], "/bin/busybox", "touch", "/new-file");
+        f.Check(runc.ExitCode != 0, "runc with --read-only should refuse the write", runcId, runc);
+        f.Check(ro.ExitCode == 1, "with --read-only the guest's write should fail with exit 1", roId, ro);
+        f.AssertNothingLeft(roId, ro);
+    }
+
     private static List<string> Snapshot(string dir) =>
         Directory.EnumerateFileSystemEntries(dir, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal)
             .Select(p => $"{p}:{(File.Exists(p) ? File.ReadAllText(p) : "<dir>")}").ToList();

@@ -7,5 +7,5 @@ internal static class VersionInfo
     public static string Version =>
         typeof(VersionInfo).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
-    public static string Text => $"containerd-shim-wasmsharp-v1:\n  Version:  {Version}\n  Runtime:  .NET {Environment.Version} (NativeAOT), Wasmtime";
+    public static string Text => $"containerd-shim-wasmsharp-v1:\n  Version:  {Version}\n  Runtime:  .NET {Environment.Version} (NativeAOT), Wasmtime {typeof(Wasmtime.Engine).Assembly.GetName().Version}";
 }
