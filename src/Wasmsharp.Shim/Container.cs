@@ -1,9 +1,14 @@
+using System.Collections.Concurrent;
+
 namespace Wasmsharp.Shim;
 
-/// <summary>A container this shim runs: its bundle (with mounted rootfs) and its init process.</summary>
+/// <summary>A container this shim runs: its bundle (with mounted rootfs), its init process and its execs.</summary>
 internal sealed class Container(string id, Bundle bundle, WasmProcess init)
 {
     public string Id { get; } = id;
     public Bundle Bundle { get; } = bundle;
     public WasmProcess Init { get; } = init;
+    public ConcurrentDictionary<string, WasmProcess> Execs { get; } = new();
+
+    public IEnumerable<WasmProcess> All => Execs.Values.Prepend(Init);
 }

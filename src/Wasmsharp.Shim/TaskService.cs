@@ -63,7 +63,6 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
         }
         var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
         var mounted = false;
-        Stdio? stdio = null;
         try
         {
             if (request.Rootfs.Count > 0)
@@ -71,13 +70,29 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
                 bundle.MountRootfs(request.Rootfs);
                 mounted = true;
             }
+            var init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal);
+            return new Container(request.Id, bundle, init);
+        }
+        catch (Exception e)
+        {
+            if (mounted) TryUnmount(bundle);
+            throw ToRpc(e);
+        }
+    }
+
+    /// <summary>Resolves, compiles and instantiates a process's module; the guest waits for Start.</summary>
+    private WasmProcess PrepareProcess(string containerId, string processId, Bundle bundle, Oci.Process process,
+        string stdin, string stdout, string stderr, bool terminal)
+    {
+        Stdio? stdio = null;
+        try
+        {
             using var entrypoint = bundle.OpenEntrypoint(process);
             var module = host.LoadModule(entrypoint.HostPath);
-            stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, request.Terminal);
-            var args = process.Args.ToList();
+            stdio = new Stdio(stdin, stdout, stderr, terminal);
             var instance = host.Prepare(module, new WasiSpec
             {
-                Args = args,
+                Args = process.Args.ToList(),
                 Env = process.EnvPairs(),
                 Preopens = bundle.Preopens(),
                 Cwd = process.Cwd,
@@ -86,24 +101,25 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
                 StderrPath = stdio.GuestStderr,
                 Entrypoint = entrypoint.Export,
             });
-            var init = new WasmProcess(request.Id, instance, stdio);
-            WatchExit(request.Id, init);
-            return new Container(request.Id, bundle, init);
+            var result = new WasmProcess(processId, instance, stdio);
+            WatchExit(containerId, result);
+            return result;
         }
-        catch (Exception e)
+        catch
         {
             stdio?.Dispose();
-            if (mounted) TryUnmount(bundle);
-            throw e switch
-            {
-                RpcException rpc => rpc,
-                BundleException or WasmModuleException => Error(StatusCode.InvalidArgument, e.Message),
-                NotSupportedException => Error(StatusCode.Unimplemented, e.Message),
-                LinuxException => Error(StatusCode.Internal, e.Message),
-                _ => Error(StatusCode.Unknown, e.Message),
-            };
+            throw;
         }
     }
+
+    private static RpcException ToRpc(Exception e) => e switch
+    {
+        RpcException rpc => rpc,
+        BundleException or WasmModuleException or OciSpecException => Error(StatusCode.InvalidArgument, e.Message),
+        NotSupportedException => Error(StatusCode.Unimplemented, e.Message),
+        LinuxException => Error(StatusCode.Internal, e.Message),
+        _ => Error(StatusCode.Unknown, e.Message),
+    };
 
     private void WatchExit(string containerId, WasmProcess process)
     {
@@ -116,6 +132,10 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
             }
             if (!process.RecordExit(exit.ExitCode)) return;
             log.Information("{Id} exited with {Code}", process.Id, exit.ExitCode);
+            if (process.Id == containerId && _containers.TryGetValue(containerId, out var container))
+            {
+                foreach (var exec in container.Execs.Values) exec.Instance.Kill(Signals.SIGKILL);
+            }
             events.Publish("/tasks/exit", new TaskExit
             {
                 ContainerId = containerId,
@@ -134,8 +154,15 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
         {
             throw Error(StatusCode.FailedPrecondition, $"process {request.Id} cannot be started: it is {process.Status.ToString().ToLowerInvariant()}");
         }
-        // Published before the guest runs, so TaskStart always precedes its TaskExit.
-        events.Publish("/tasks/start", new TaskStart { ContainerId = request.Id, Pid = process.Pid });
+        // Published before the guest runs, so the start event always precedes its TaskExit.
+        if (string.IsNullOrEmpty(request.ExecId))
+        {
+            events.Publish("/tasks/start", new TaskStart { ContainerId = request.Id, Pid = process.Pid });
+        }
+        else
+        {
+            events.Publish("/tasks/exec-started", new TaskExecStarted { ContainerId = request.Id, ExecId = request.ExecId, Pid = process.Pid });
+        }
         process.Instance.Start();
         return Task.FromResult(new TaskApi.StartResponse { Pid = process.Pid });
     }
@@ -173,14 +200,18 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
         var process = Process(request.Id, request.ExecId);
         if (process.Status == Status.Stopped)
         {
-            throw Error(StatusCode.NotFound, $"process {request.Id}: process already finished");
+            throw Error(StatusCode.NotFound, $"process {ProcessName(request.Id, request.ExecId)}: process already finished");
         }
         var signal = (int)request.Signal;
         if (Signals.Terminates(signal))
         {
-            log.Information("{Id}: kill with signal {Signal}", request.Id, signal);
-            process.Instance.Kill(signal);
-            process.Stdio.InterruptStdin();
+            log.Information("{Id}: kill {Process} with signal {Signal}", request.Id, request.All ? "all" : ProcessName(request.Id, request.ExecId), signal);
+            var targets = request.All ? Find(request.Id).All : [process];
+            foreach (var target in targets)
+            {
+                target.Instance.Kill(signal);
+                target.Stdio.InterruptStdin();
+            }
         }
         else
         {
@@ -193,7 +224,7 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
 
     public override async Task<TaskApi.DeleteResponse> Delete(TaskApi.DeleteRequest request, ServerCallContext context)
     {
-        if (!string.IsNullOrEmpty(request.ExecId)) throw Error(StatusCode.NotFound, $"exec {request.ExecId} not found");
+        if (!string.IsNullOrEmpty(request.ExecId)) return await DeleteExec(request.Id, request.ExecId).ConfigureAwait(false);
         var container = Find(request.Id);
         var init = container.Init;
         switch (init.Status)
@@ -207,6 +238,7 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
                 break;
         }
         if (!_containers.TryRemove(request.Id, out _)) throw Error(StatusCode.NotFound, $"container {request.Id} not found");
+        foreach (var exec in container.Execs.Values) exec.Dispose();
         init.Dispose();
         TryUnmount(container.Bundle);
         events.Publish("/tasks/delete", new TaskDelete
@@ -221,13 +253,76 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
         return new TaskApi.DeleteResponse { Pid = init.Pid, ExitStatus = init.ExitStatus, ExitedAt = init.ExitedAt };
     }
 
+    private async Task<TaskApi.DeleteResponse> DeleteExec(string id, string execId)
+    {
+        var container = Find(id);
+        var exec = Process(id, execId);
+        switch (exec.Status)
+        {
+            case Status.Running:
+                throw Error(StatusCode.Unknown, "cannot delete a running process");
+            case Status.Created:
+                exec.Instance.Kill(Signals.SIGKILL);
+                await exec.Exited.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+                break;
+        }
+        if (!container.Execs.TryRemove(execId, out _)) throw Error(StatusCode.NotFound, $"process {execId}: not found");
+        exec.Dispose();
+        // Like runc's shim: no TaskDelete event for an exec, only the response.
+        log.Information("{Id}: deleted exec {ExecId}", id, execId);
+        return new TaskApi.DeleteResponse { Pid = exec.Pid, ExitStatus = exec.ExitStatus, ExitedAt = exec.ExitedAt };
+    }
+
+    public override Task<Empty> Exec(TaskApi.ExecProcessRequest request, ServerCallContext context)
+    {
+        var container = Find(request.Id);
+        if (string.IsNullOrEmpty(request.ExecId)) throw Error(StatusCode.InvalidArgument, "exec id is required");
+        if (container.Init.Status is not (Status.Running or Status.Created))
+        {
+            throw Error(StatusCode.FailedPrecondition, $"container {request.Id} is not running: cannot exec in it");
+        }
+        if (container.Execs.ContainsKey(request.ExecId)) throw Error(StatusCode.AlreadyExists, $"id {request.ExecId}: already exists");
+        Oci.Process process;
+        try
+        {
+            process = Oci.Process.Parse(request.Spec is null ? default : request.Spec.Value.Span);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or OciSpecException)
+        {
+            throw Error(StatusCode.InvalidArgument, $"exec {request.ExecId}: invalid process spec: {e.Message}");
+        }
+        // The exec's environment extends the container's; the exec spec wins on conflicts.
+        var env = container.Bundle.Spec.Process?.Env ?? [];
+        process.Env = [.. env, .. process.Env];
+        WasmProcess exec;
+        try
+        {
+            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal);
+        }
+        catch (Exception e)
+        {
+            throw ToRpc(e);
+        }
+        if (!container.Execs.TryAdd(request.ExecId, exec))
+        {
+            exec.Dispose();
+            throw Error(StatusCode.AlreadyExists, $"id {request.ExecId}: already exists");
+        }
+        events.Publish("/tasks/exec-added", new TaskExecAdded { ContainerId = request.Id, ExecId = request.ExecId });
+        log.Information("{Id}: exec {ExecId} added (pid {Pid})", request.Id, request.ExecId, exec.Pid);
+        return Task.FromResult(EmptyReply);
+    }
+
     public override Task<TaskApi.PidsResponse> Pids(TaskApi.PidsRequest request, ServerCallContext context)
     {
         var container = Find(request.Id);
         var response = new TaskApi.PidsResponse();
-        if (container.Init.Status is Status.Created or Status.Running)
+        foreach (var process in container.All)
         {
-            response.Processes.Add(new ProcessInfo { Pid = container.Init.Pid });
+            if (process.Status is Status.Created or Status.Running)
+            {
+                response.Processes.Add(new ProcessInfo { Pid = process.Pid });
+            }
         }
         return Task.FromResult(response);
     }
@@ -259,9 +354,11 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
     private WasmProcess Process(string id, string execId)
     {
         var container = Find(id);
-        if (!string.IsNullOrEmpty(execId)) throw Error(StatusCode.NotFound, $"process {execId}: not found");
-        return container.Init;
+        if (string.IsNullOrEmpty(execId)) return container.Init;
+        return container.Execs.TryGetValue(execId, out var exec) ? exec : throw Error(StatusCode.NotFound, $"process {execId}: not found");
     }
+
+    private static string ProcessName(string id, string execId) => string.IsNullOrEmpty(execId) ? id : execId;
 
     private void TryUnmount(Bundle bundle)
     {
