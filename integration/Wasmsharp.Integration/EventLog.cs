@@ -8,10 +8,26 @@ namespace Wasmsharp.Integration;
 public sealed class EventLog : IDisposable
 {
     private readonly ConcurrentQueue<string> _lines = new();
-    private readonly RunningProcess _process;
+    private readonly PrivateContainerd _containerd;
+    private RunningProcess _process;
 
-    public EventLog(PrivateContainerd containerd) =>
-        _process = containerd.StartCtr(Timeout.InfiniteTimeSpan, ["events"], line => _lines.Enqueue(line));
+    public EventLog(PrivateContainerd containerd)
+    {
+        _containerd = containerd;
+        _process = Subscribe();
+    }
+
+    private RunningProcess Subscribe() =>
+        _containerd.StartCtr(Timeout.InfiniteTimeSpan, ["events"], line => _lines.Enqueue(line));
+
+    /// <summary>After containerd restarted: `ctr events` ended with it, so subscribe again.</summary>
+    public void Resubscribe()
+    {
+        _process.Kill();
+        _process.Dispose();
+        _process = Subscribe();
+        Thread.Sleep(200); // let the subscription reach containerd before events are expected
+    }
 
     public IReadOnlyList<string> Lines => [.. _lines];
 

@@ -15,7 +15,7 @@ public sealed class PrivateContainerd : IDisposable
     // Set in containerd's environment (so in the shim's too): a guest that sees it got the shim's env.
     public const string HostEnvMarker = "WASMSHARP_HOST_ENV_MARKER";
 
-    private readonly Process _containerd;
+    private Process _containerd;
     private bool _disposed;
 
     public string BaseDir { get; }
@@ -49,6 +49,22 @@ public sealed class PrivateContainerd : IDisposable
         var config = Path.Combine(baseDir, "config.toml");
         File.WriteAllText(config, Config(baseDir));
 
+        var process = Launch(baseDir, shimDir, config);
+        var containerd = new PrivateContainerd(baseDir, ns, shimDir, process);
+        try
+        {
+            containerd.WaitReady(TimeSpan.FromSeconds(30));
+            return containerd;
+        }
+        catch
+        {
+            containerd.Dispose();
+            throw;
+        }
+    }
+
+    private static Process Launch(string baseDir, string shimDir, string config)
+    {
         // Through sh so containerd's output goes straight to a file that outlives us if we crash.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
@@ -61,18 +77,20 @@ public sealed class PrivateContainerd : IDisposable
         psi.Environment[HostEnvMarker] = "leaked";
         var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start containerd");
         File.WriteAllText(Path.Combine(baseDir, "containerd.pid"), process.Id.ToString(CultureInfo.InvariantCulture));
+        return process;
 
-        var containerd = new PrivateContainerd(baseDir, ns, shimDir, process);
-        try
-        {
-            containerd.WaitReady(TimeSpan.FromSeconds(30));
-            return containerd;
-        }
-        catch
-        {
-            containerd.Dispose();
-            throw;
-        }
+    }
+
+    /// <summary>
+    /// Stops containerd (SIGTERM, as systemd would) and starts it again on the same root and state,
+    /// leaving shims and their containers running: what an upgrade or crash-restart of containerd does.
+    /// </summary>
+    public void Restart()
+    {
+        StopProcess(_containerd);
+        _containerd.Dispose();
+        _containerd = Launch(BaseDir, ShimDir, Path.Combine(BaseDir, "config.toml"));
+        WaitReady(TimeSpan.FromSeconds(30));
     }
 
     private static string Config(string baseDir) => $"""
