@@ -18,9 +18,25 @@ public sealed class WasmHost : IDisposable
     private readonly Linker linker;
     private readonly ConcurrentDictionary<string, Lazy<WasmModule>> modules = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<WasmInstance, byte> live = new();
+    private readonly Lazy<OriginalWasi> originalWasi;
     private int disposed;
 
-    public WasmHost(WasmHostOptions? options = null)
+    /// <summary>WAT of the trampoline through which our poll_oneoff calls Wasmtime's (see <see cref="WasiPoll"/>).</summary>
+    private const string PollTrampolineWat = """
+        (module
+          (import "host" "memory" (memory 0))
+          (import "host" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+          (export "memory" (memory 0))
+          (func (export "poll_oneoff") (param i32 i32 i32 i32) (result i32)
+            (call $poll (local.get 0) (local.get 1) (local.get 2) (local.get 3))))
+        """;
+
+    public WasmHost(WasmHostOptions? options = null) : this(options, shadowPollOneoff: true)
+    {
+    }
+
+    /// <param name="shadowPollOneoff">False only for tests comparing our poll_oneoff with Wasmtime's.</param>
+    internal WasmHost(WasmHostOptions? options, bool shadowPollOneoff)
     {
         this.options = options ?? new WasmHostOptions();
         this.options.Validate();
@@ -37,7 +53,34 @@ public sealed class WasmHost : IDisposable
         linker.DefineFunction("wasi_snapshot_preview1", "proc_exit",
             static (Caller _, ReadOnlySpan<ValueBox> args, Span<ValueBox> _) => throw new ProcExitException(args[0].AsInt32()),
             [ValueKind.Int32], []);
+        // Sleeps must end when the guest is killed and hold while it is paused (see WasiPoll).
+        if (shadowPollOneoff)
+            linker.DefineFunction("wasi_snapshot_preview1", "poll_oneoff", WasiPoll.PollOneoff, WasiPoll.Parameters, WasiPoll.Results);
         linker.AllowShadowing = false;
+
+        originalWasi = new Lazy<OriginalWasi>(() =>
+        {
+            var original = new Linker(engine);
+            original.DefineWasi();
+            return new OriginalWasi(original, Module.FromText(engine, "wasmsharp-poll-trampoline", PollTrampolineWat));
+        }, LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    private sealed record OriginalWasi(Linker Linker, Module Trampoline);
+
+    /// <summary>
+    /// Wasmtime's own poll_oneoff bound to <paramref name="store"/>, callable from a host function: through a
+    /// trampoline instance that imports the guest's memory (and exports it as "memory", where WASI functions
+    /// look for it) and the original function from an unshadowed linker.
+    /// </summary>
+    internal Function MakeOriginalPollOneoff(Store store, Memory memory)
+    {
+        var (original, trampoline) = originalWasi.Value;
+        var poll = original.GetFunction(store, "wasi_snapshot_preview1", "poll_oneoff")
+            ?? throw new InvalidOperationException("Wasmtime's WASI defines no poll_oneoff");
+        var instance = new Instance(store, trampoline, memory, poll);
+        return instance.GetFunction("poll_oneoff")
+            ?? throw new InvalidOperationException("the poll_oneoff trampoline exports no poll_oneoff");
     }
 
     public WasmHostOptions Options => options;
@@ -176,6 +219,11 @@ public sealed class WasmHost : IDisposable
             if (lazy.IsValueCreated)
                 lazy.Value.Inner.Dispose();
         modules.Clear();
+        if (originalWasi.IsValueCreated)
+        {
+            originalWasi.Value.Trampoline.Dispose();
+            originalWasi.Value.Linker.Dispose();
+        }
         linker.Dispose();
         engine.Dispose();
     }

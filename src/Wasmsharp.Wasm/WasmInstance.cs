@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Wasmtime;
 
 namespace Wasmsharp.Wasm;
@@ -11,25 +12,45 @@ namespace Wasmsharp.Wasm;
 /// its next epoch check (function entry, loop back-edge). The callback throws if THIS instance has been
 /// killed (the guest unwinds and ends), otherwise it returns 1, i.e. "continue, next deadline one tick
 /// from now". <see cref="Kill"/> sets the flag and increments the epoch once, so stores pay only when some
-/// instance is being killed — there is no periodic ticker.</para>
-/// <para><b>Limitation.</b> A guest blocked inside a WASI call (poll_oneoff/sleep, fd_read on a stdin that
-/// never ends) is not interrupted: it ends at the first epoch check after the call returns. Completion stays
-/// pending until then, and its thread lives on (it is a background thread).</para>
+/// instance is being killed or paused — there is no periodic ticker. (While a kill is pending the epoch is
+/// nudged again a few times — after 10 ms, 100 ms and 1 s — because a callback running at that moment for
+/// another instance's tick may have read the flag just before it was set.)</para>
+/// <para><b>Sleeping.</b> WASI <c>poll_oneoff</c> is shadowed (<see cref="WasiPoll"/>): clock-only
+/// subscriptions (every sleep of wasi-libc, Rust, Go…) wait on this instance's lock, which
+/// <see cref="Kill"/>, <see cref="Pause"/> and <see cref="Resume"/> pulse, so a sleeping guest ends at once
+/// when killed.</para>
+/// <para><b>Pausing.</b> <see cref="Pause"/> sets a flag and ticks the epoch; the guest's next epoch check
+/// (or its sleep in <c>poll_oneoff</c>) then blocks the guest thread until <see cref="Resume"/> or a kill.
+/// See <see cref="Pause"/> for when it returns.</para>
+/// <para><b>Limitation.</b> A guest blocked inside another WASI call (fd_read on a stdin that never ends,
+/// <c>poll_oneoff</c> with fd subscriptions waiting on such a stdin) is not interrupted: it ends (or
+/// stops, when paused) at the first epoch check after the call returns. Completion stays pending until
+/// then, and its thread lives on (it is a background thread).</para>
 /// </remarks>
 public sealed class WasmInstance : IDisposable
 {
     private const int SIGKILL = 9;
 
+    /// <summary>How long <see cref="Pause"/> waits for the guest to reach a safe point.</summary>
+    internal static readonly TimeSpan PauseHoldTimeout = TimeSpan.FromSeconds(1);
+    private static readonly int[] KillNudgesMs = [10, 100, 1000];
+
     private readonly WasmHost host;
     private readonly WasmModule module;
     private readonly WasiSpec spec;
+    // Guards every field below; also the monitor the guest thread waits on while sleeping or paused
+    // (Kill, Pause, Resume and Finish pulse it).
     private readonly object gate = new();
     private readonly ManualResetEventSlim ready = new(false);
     private readonly ManualResetEventSlim go = new(false);   // Start, Kill or Dispose
     private readonly TaskCompletionSource<WasmExit> completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private int killSignal;        // 0 = not killed; read lock-free by the epoch callback
+    private volatile bool paused;  // read lock-free by the epoch callback
+    private bool held;             // paused and the guest thread is parked (or proven unable to run guest code)
     private bool started, finished, disposed;
+    private long monotonicOrigin;  // Stopwatch timestamp ≈ the guest's CLOCK_MONOTONIC zero (see GuestMonotonicNow)
+    private Function? originalPollOneoff; // Wasmtime's own poll_oneoff behind a trampoline, made on first use
     private Exception? prepareError;
     private Action? entrypoint;
     private Store? store;
@@ -49,7 +70,7 @@ public sealed class WasmInstance : IDisposable
     /// <summary>Completes when the guest has ended (or was killed); never faults.</summary>
     public Task<WasmExit> Completion => completion.Task;
 
-    /// <summary>Started and not yet ended.</summary>
+    /// <summary>Started and not yet ended (a paused guest is still running).</summary>
     public bool IsRunning
     {
         get
@@ -87,8 +108,8 @@ public sealed class WasmInstance : IDisposable
 
     /// <summary>
     /// Ends the guest as a process without signal handlers would end on <paramref name="signal"/>: at its next
-    /// epoch check, with Completion = 128+signal. Before Start, the guest never runs. Thread-safe, returns at
-    /// once; the first terminating signal wins. Signals whose default action is to ignore (SIGCHLD, SIGCONT,
+    /// epoch check — at once when it sleeps in <c>poll_oneoff</c> or is paused — with Completion = 128+signal.
+    /// Before Start, the guest never runs. Thread-safe, returns at once; the first terminating signal wins. Signals whose default action is to ignore (SIGCHLD, SIGCONT,
     /// SIGURG, SIGWINCH) or to stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU — stopping is not supported) and
     /// signal 0 have no effect.
     /// </summary>
@@ -97,16 +118,45 @@ public sealed class WasmInstance : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(signal);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(signal, 64);
+        bool first;
         lock (gate)
         {
             if (finished)
                 return false;
             if (!Terminates(signal))
                 return signal == 0;
-            if (killSignal == 0)
+            first = killSignal == 0;
+            if (first)
+            {
                 Volatile.Write(ref killSignal, signal);
+                Monitor.PulseAll(gate); // wakes a sleep in poll_oneoff, the pause gate, a waiting Pause
+            }
         }
         go.Set();
+        TickEpoch();
+        if (first)
+            _ = NudgeUntilEnded();
+        return true;
+    }
+
+    /// <summary>
+    /// Re-ticks the epoch a few times while the kill is pending: an epoch callback that ran for another
+    /// instance's tick may have read the kill flag just before it was set and armed its next deadline
+    /// after our tick. Costs nothing to other guests beyond a callback each.
+    /// </summary>
+    private async Task NudgeUntilEnded()
+    {
+        foreach (var delay in KillNudgesMs)
+        {
+            await Task.Delay(delay).ConfigureAwait(false);
+            if (completion.Task.IsCompleted)
+                return;
+            TickEpoch();
+        }
+    }
+
+    private void TickEpoch()
+    {
         try
         {
             host.Engine.IncrementEpoch();
@@ -115,8 +165,128 @@ public sealed class WasmInstance : IDisposable
         {
             // Host disposed meanwhile: it only frees the engine once all guests ended.
         }
-        return true;
     }
+
+    /// <summary>Paused by <see cref="Pause"/> and not resumed (false once the guest has ended).</summary>
+    public bool IsPaused
+    {
+        get
+        {
+            lock (gate)
+                return paused;
+        }
+    }
+
+    /// <summary>
+    /// Stops the running guest at its next safe point, like SIGSTOP: wasm code stops at its next epoch check
+    /// (function entry, loop back-edge); a guest sleeping in <c>poll_oneoff</c> stays there — its sleep keeps
+    /// counting wall-clock time and may end, but it does not return to guest code before <see cref="Resume"/>.
+    /// A kill still ends a paused guest at once.
+    /// </summary>
+    /// <remarks>
+    /// Returns once the guest thread is parked (at an epoch check or in the shadowed <c>poll_oneoff</c>),
+    /// which takes microseconds for a guest running wasm code. If it is not parked within
+    /// <see cref="PauseHoldTimeout"/> (1 s), the guest is inside another host call (a WASI call such as
+    /// fd_read blocked on stdin): Pause then returns anyway, the guest counting as held, since it cannot run
+    /// guest code before coming back through an epoch check, where it stops. While waiting, Pause re-ticks
+    /// the epoch every 50 ms. <see cref="IsRunning"/> stays true while paused.
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">not started, already ended (or ended while pausing),
+    /// being killed, or already paused. <see cref="ObjectDisposedException"/> (also an
+    /// InvalidOperationException) after <see cref="Dispose"/>.</exception>
+    public void Pause()
+    {
+        lock (gate)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            if (!started)
+                throw new InvalidOperationException("cannot pause: the instance has not been started");
+            if (finished)
+                throw new InvalidOperationException("cannot pause: the instance has ended");
+            if (killSignal != 0)
+                throw new InvalidOperationException("cannot pause: the instance is being killed");
+            if (paused)
+                throw new InvalidOperationException("cannot pause: the instance is already paused");
+            paused = true;
+            held = false;
+            Monitor.PulseAll(gate); // a sleeping guest parks itself (held) at once
+
+            long until = Stopwatch.GetTimestamp() + (long)(PauseHoldTimeout.TotalSeconds * Stopwatch.Frequency);
+            while (!held && !finished && killSignal == 0)
+            {
+                TickEpoch();
+                long left = until - Stopwatch.GetTimestamp();
+                if (left <= 0)
+                    break; // inside a blocking host call: held by construction (see remarks)
+                Monitor.Wait(gate, (int)Math.Min(50, GuestClock.CeilMilliseconds(left)));
+            }
+            if (finished)
+                throw new InvalidOperationException("cannot pause: the instance ended before it could be paused");
+            // killed meanwhile: the kill wins, the guest is ending anyway.
+        }
+    }
+
+    /// <summary>Lets a paused guest continue.</summary>
+    /// <exception cref="InvalidOperationException">the instance has ended, or is not paused.</exception>
+    public void Resume()
+    {
+        lock (gate)
+        {
+            if (finished)
+                throw new InvalidOperationException("cannot resume: the instance has ended");
+            if (!paused)
+                throw new InvalidOperationException("cannot resume: the instance is not paused");
+            paused = false;
+            held = false;
+            Monitor.PulseAll(gate);
+        }
+    }
+
+    /// <summary>
+    /// Called on the guest thread in host code, before it returns to guest code: blocks until the
+    /// Stopwatch timestamp <paramref name="deadline"/> has passed and the instance is not paused; throws
+    /// <see cref="GuestKilledException"/> as soon as it is killed. A deadline in the past only checks
+    /// kill and pause.
+    /// </summary>
+    internal void WaitUntil(long deadline)
+    {
+        lock (gate)
+        {
+            while (true)
+            {
+                if (killSignal != 0)
+                    throw new GuestKilledException(killSignal);
+                if (paused)
+                {
+                    if (!held)
+                    {
+                        held = true;
+                        Monitor.PulseAll(gate); // tell a waiting Pause
+                    }
+                    Monitor.Wait(gate);
+                    continue;
+                }
+                long now = Stopwatch.GetTimestamp();
+                if (now >= deadline)
+                    return;
+                long left = deadline - now;
+                // Monitor.Wait has millisecond resolution: round up, loop until the deadline has really passed.
+                Monitor.Wait(gate, (int)Math.Min(GuestClock.CeilMilliseconds(left), int.MaxValue));
+            }
+        }
+    }
+
+    /// <summary>The guest's CLOCK_MONOTONIC at the Stopwatch <paramref name="timestamp"/>, in ns (Wasmtime
+    /// counts from the WASI context's creation).</summary>
+    internal ulong GuestMonotonicNow(long timestamp)
+    {
+        long elapsed = timestamp - monotonicOrigin;
+        return elapsed <= 0 ? 0 : GuestClock.TicksToNanoseconds((ulong)elapsed);
+    }
+
+    /// <summary>Wasmtime's own poll_oneoff for this store, callable from a host function (made on first use).</summary>
+    internal Function OriginalPollOneoff(Store store, Memory memory) =>
+        originalPollOneoff ??= host.MakeOriginalPollOneoff(store, memory);
 
     /// <summary>Whether <paramref name="signal"/>'s default action ends a process.</summary>
     public static bool Terminates(int signal) => signal switch
@@ -144,7 +314,9 @@ public sealed class WasmInstance : IDisposable
         int signal = Volatile.Read(ref killSignal);
         if (signal != 0)
             throw new GuestKilledException(signal);
-        return 1; // not us: continue until the next tick
+        if (paused)
+            WaitUntil(long.MinValue); // parks until resumed; throws when killed meanwhile
+        return 1; // continue until the next tick
     }
 
     private void GuestMain()
@@ -190,10 +362,14 @@ public sealed class WasmInstance : IDisposable
     {
         try
         {
-            store = new Store(host.Engine);
+            store = new Store(host.Engine, this); // poll_oneoff finds its instance through the store's data
             store.SetEpochDeadline(1);
             store.SetEpochDeadlineCallback(OnEpochDeadline);
             store.SetWasiConfiguration(WasiSetup.Build(spec)); // without it the first WASI call aborts the process
+            // Wasmtime's monotonic clock counts from the WASI context's creation, inside the call above. Taking
+            // the origin just after it makes our view of the guest's clock lag by the set-up time (µs): absolute
+            // monotonic sleeps may end that much late, never early.
+            monotonicOrigin = Stopwatch.GetTimestamp();
             var instance = host.Linker.Instantiate(store, module.Inner);
             entrypoint = instance.GetAction(spec.Entrypoint)
                 ?? throw new WasmModuleException($"{module.Path} does not export a function '{spec.Entrypoint}' of type () -> ()");
@@ -220,7 +396,10 @@ public sealed class WasmInstance : IDisposable
             if (finished)
                 return;
             finished = true;
+            paused = false;
+            held = false;
             signal = killSignal;
+            Monitor.PulseAll(gate); // a Pause waiting for the guest to park
         }
         var exit = report ? ExitStatus.FromOutcome(error, signal) : new WasmExit(ExitStatus.HostError, error?.Message);
         try
@@ -233,6 +412,7 @@ public sealed class WasmInstance : IDisposable
         }
         store = null;
         entrypoint = null;
+        originalPollOneoff = null;
         host.Forget(this);
         completion.TrySetResult(exit);
     }

@@ -92,6 +92,155 @@ public sealed class GuestModules : IDisposable
                 return 0;
             }
             """,
+        ["sleeper"] = """
+            #include <stdio.h>
+            #include <stdlib.h>
+            #include <string.h>
+            #include <time.h>
+            #include <unistd.h>
+            static long long now_ns(clockid_t clock) {
+                struct timespec t; clock_gettime(clock, &t);
+                return t.tv_sec * 1000000000LL + t.tv_nsec;
+            }
+            /* sleep S | nanosleep MS | abs MS | realabs MS | usleep_loop US | busy LINES INTERVAL_MS */
+            int main(int argc, char **argv) {
+                const char *mode = argv[1];
+                long n = atol(argv[2]);
+                if (!strcmp(mode, "sleep")) {
+                    puts("sleeping"); fflush(stdout);
+                    unsigned left = sleep((unsigned)n);
+                    printf("woke %u\n", left);
+                    return 0;
+                }
+                if (!strcmp(mode, "nanosleep")) {
+                    puts("sleeping"); fflush(stdout);
+                    long long start = now_ns(CLOCK_MONOTONIC);
+                    struct timespec d = { n / 1000, (n % 1000) * 1000000L };
+                    int rc = nanosleep(&d, NULL);
+                    long long elapsed = now_ns(CLOCK_MONOTONIC) - start;
+                    printf("slept %lld rc=%d\n", elapsed / 1000000, rc);
+                    return rc == 0 && elapsed >= n * 1000000LL ? 0 : 1;
+                }
+                if (!strcmp(mode, "abs") || !strcmp(mode, "realabs")) {
+                    clockid_t clock = mode[0] == 'a' ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+                    long long target = now_ns(clock) + n * 1000000LL;
+                    struct timespec t = { target / 1000000000LL, target % 1000000000LL };
+                    int rc = clock_nanosleep(clock, TIMER_ABSTIME, &t, NULL);
+                    long long late = now_ns(clock) - target;
+                    printf("rc=%d late_us=%lld\n", rc, late / 1000);
+                    return rc == 0 && late >= 0 ? 0 : 1;
+                }
+                if (!strcmp(mode, "usleep_loop")) {
+                    puts("looping"); fflush(stdout);
+                    for (;;) usleep((useconds_t)n);
+                }
+                if (!strcmp(mode, "busy")) {
+                    long interval = atol(argv[3]) * 1000000L;
+                    long long next = now_ns(CLOCK_MONOTONIC);
+                    for (long line = 0; line < n; line++) {
+                        while (now_ns(CLOCK_MONOTONIC) < next) { }
+                        printf("%ld\n", line); fflush(stdout);
+                        next += interval;
+                    }
+                    return 0;
+                }
+                return 99;
+            }
+            """,
+        ["poll_raw"] = """
+            #include <stdio.h>
+            #include <string.h>
+            #include <wasi/api.h>
+            /* Calls poll_oneoff directly; prints everything observable. Run under our host and Wasmtime's own
+               poll_oneoff: the outputs must be equal. argv[1]: "cases", "oob_subs", "misaligned_subs",
+               "oob_events", "oob_nevents". */
+            static __wasi_subscription_t subs[4] __attribute__((aligned(8)));
+            static __wasi_event_t events[4] __attribute__((aligned(8)));
+            static void clock_sub(int i, __wasi_userdata_t ud, __wasi_clockid_t id, __wasi_timestamp_t timeout, __wasi_subclockflags_t flags) {
+                memset(&subs[i], 0, sizeof subs[i]);
+                subs[i].userdata = ud;
+                subs[i].u.tag = __WASI_EVENTTYPE_CLOCK;
+                subs[i].u.u.clock.id = id;
+                subs[i].u.u.clock.timeout = timeout;
+                subs[i].u.u.clock.precision = 0;
+                subs[i].u.u.clock.flags = flags;
+            }
+            static void fd_sub(int i, __wasi_userdata_t ud, __wasi_eventtype_t type, __wasi_fd_t fd) {
+                memset(&subs[i], 0, sizeof subs[i]);
+                subs[i].userdata = ud;
+                subs[i].u.tag = type;
+                subs[i].u.u.fd_read.file_descriptor = fd;
+            }
+            static void run(const char *name, int n) {
+                memset(events, 0xAA, sizeof events);
+                __wasi_size_t nevents = 0xDEAD;
+                __wasi_errno_t err = __wasi_poll_oneoff(subs, events, (__wasi_size_t)n, &nevents);
+                printf("%s: errno=%u nevents=%u\n", name, err, nevents);
+                for (int i = 0; i < 4; i++) {
+                    const unsigned char *b = (const unsigned char *)&events[i];
+                    printf("  ev%d ud=%llu err=%u type=%u nbytes=%llu flags=%u raw=", i,
+                           (unsigned long long)events[i].userdata, events[i].error, events[i].type,
+                           (unsigned long long)events[i].fd_readwrite.nbytes, events[i].fd_readwrite.flags);
+                    for (int j = 0; j < 32; j++) printf("%02x", b[j]);
+                    printf("\n");
+                }
+            }
+            static __wasi_timestamp_t now(__wasi_clockid_t id) {
+                __wasi_timestamp_t t = 0; __wasi_clock_time_get(id, 1, &t); return t;
+            }
+            int main(int argc, char **argv) {
+                const char *mode = argc > 1 ? argv[1] : "cases";
+                if (!strcmp(mode, "cases")) {
+                    clock_sub(0, 1, __WASI_CLOCKID_MONOTONIC, 1000000, 0); run("zero_subscriptions", 0);
+                    clock_sub(0, 7, __WASI_CLOCKID_MONOTONIC, 1000000, 0); run("mono_rel_1ms", 1);
+                    clock_sub(0, 8, __WASI_CLOCKID_REALTIME, 1000000, 0); run("real_rel_1ms", 1);
+                    clock_sub(0, 9, __WASI_CLOCKID_REALTIME, 1, __WASI_SUBCLOCKFLAGS_SUBSCRIPTION_CLOCK_ABSTIME); run("real_abs_past", 1);
+                    clock_sub(0, 10, __WASI_CLOCKID_REALTIME, now(__WASI_CLOCKID_REALTIME) + 3000000, __WASI_SUBCLOCKFLAGS_SUBSCRIPTION_CLOCK_ABSTIME); run("real_abs_3ms", 1);
+                    clock_sub(0, 11, __WASI_CLOCKID_MONOTONIC, now(__WASI_CLOCKID_MONOTONIC) + 3000000, __WASI_SUBCLOCKFLAGS_SUBSCRIPTION_CLOCK_ABSTIME); run("mono_abs_3ms", 1);
+                    clock_sub(0, 12, __WASI_CLOCKID_MONOTONIC, 0, __WASI_SUBCLOCKFLAGS_SUBSCRIPTION_CLOCK_ABSTIME); run("mono_abs_zero", 1);
+                    clock_sub(0, 21, __WASI_CLOCKID_MONOTONIC, 10000000000ULL, 0);
+                    clock_sub(1, 22, __WASI_CLOCKID_REALTIME, 2000000, 0); run("first_of_two", 2);
+                    clock_sub(0, 31, __WASI_CLOCKID_MONOTONIC, 0, 0);
+                    clock_sub(1, 32, __WASI_CLOCKID_MONOTONIC, 10000000000ULL, 0);
+                    clock_sub(2, 33, __WASI_CLOCKID_REALTIME, 0, 0); run("two_of_three_ready", 3);
+                    clock_sub(0, 41, __WASI_CLOCKID_PROCESS_CPUTIME_ID, 1000, 0); run("process_cputime", 1);
+                    clock_sub(0, 42, __WASI_CLOCKID_THREAD_CPUTIME_ID, 1000, 0); run("thread_cputime", 1);
+                    clock_sub(0, 43, 7, 1000, 0); run("bad_clock_id", 1);
+                    clock_sub(0, 44, __WASI_CLOCKID_MONOTONIC, 1000, 2); run("bad_flags", 1);
+                    clock_sub(0, 45, __WASI_CLOCKID_MONOTONIC, 1000, 0); subs[0].u.tag = 5; run("bad_tag", 1);
+                    clock_sub(0, 46, __WASI_CLOCKID_MONOTONIC, 0, 0);
+                    clock_sub(1, 47, 9, 0, 0); run("bad_second", 2);
+                    fd_sub(0, 51, __WASI_EVENTTYPE_FD_WRITE, 1); run("fd_write_stdout", 1);
+                    fd_sub(0, 52, __WASI_EVENTTYPE_FD_READ, 0);
+                    clock_sub(1, 53, __WASI_CLOCKID_MONOTONIC, 10000000000ULL, 0); run("fd_read_stdin_and_clock", 2);
+                    clock_sub(0, 54, __WASI_CLOCKID_MONOTONIC, 0, 0);
+                    fd_sub(1, 55, __WASI_EVENTTYPE_FD_WRITE, 2); run("clock_zero_and_fd_write", 2);
+                    fd_sub(0, 56, __WASI_EVENTTYPE_FD_READ, 99); run("bad_fd", 1);
+                    fd_sub(0, 57, __WASI_EVENTTYPE_FD_READ, 3); run("dir_fd", 1);
+                    __wasi_fd_t f;
+                    if (__wasi_path_open(3, 0, "f.txt", 0, __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_POLL_FD_READWRITE, 0, 0, &f) == 0) {
+                        fd_sub(0, 58, __WASI_EVENTTYPE_FD_READ, f); run("file_unread", 1);
+                        char buf[16]; __wasi_size_t got; __wasi_iovec_t iov = { (uint8_t *)buf, sizeof buf };
+                        __wasi_fd_read(f, &iov, 1, &got);
+                        fd_sub(0, 59, __WASI_EVENTTYPE_FD_READ, f); run("file_at_eof", 1);
+                    } else {
+                        puts("cannot open f.txt");
+                    }
+                    return 0;
+                }
+                __wasi_size_t nevents;
+                clock_sub(0, 1, __WASI_CLOCKID_MONOTONIC, 0, 0);
+                if (!strcmp(mode, "oob_subs"))
+                    return __wasi_poll_oneoff((const __wasi_subscription_t *)0xFFFFFFF0u, events, 1, &nevents);
+                if (!strcmp(mode, "misaligned_subs"))
+                    return __wasi_poll_oneoff((const __wasi_subscription_t *)((char *)subs + 4), events, 1, &nevents);
+                if (!strcmp(mode, "oob_events"))
+                    return __wasi_poll_oneoff(subs, (__wasi_event_t *)0xFFFFFFF0u, 1, &nevents);
+                if (!strcmp(mode, "oob_nevents"))
+                    return __wasi_poll_oneoff(subs, events, 1, (__wasi_size_t *)0xFFFFFFFEu);
+                return 99;
+            }
+            """,
     };
 
     private static readonly Dictionary<string, string> WatSources = new()
