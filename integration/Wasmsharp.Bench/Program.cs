@@ -121,6 +121,12 @@ public static class Bench
         var wasmMb = IdleMemory(containerd, "mw", i => ["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"mw{i}", "/sleep.wasm", "3600"]);
         var runcMb = IdleMemory(containerd, "mr", i => ["run", "-d", Images.Busybox, $"mr{i}", "sleep", "3600"]);
 
+        const int stops = 10;
+        string[] PidNs() => ["--with-ns", $"pid:/proc/{Environment.ProcessId}/ns/pid"];
+        var stopSleep = Median(StopTimes(containerd, stops, i => ["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"ks{i}", "/sleep.wasm", "1000"]));
+        var stopStdin = Median(StopTimes(containerd, stops, i => ["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"ki{i}", "/cat.wasm"]));
+        var stopRunc = Median(StopTimes(containerd, stops, i => ["run", "-d", .. PidNs(), Images.Busybox, $"kr{i}", "sleep", "1000"]));
+
         var (wasmMedian, runcMedian) = (Median(wasm), Median(runc));
         Console.WriteLine();
         Console.WriteLine("| measure | wasmsharp (wasm) | runc (busybox) | wasm / runc |");
@@ -129,7 +135,31 @@ public static class Bench
         Console.WriteLine(F($"| `ctr run --rm` hello, min / max | {wasm.Min():0.0} / {wasm.Max():0.0} ms | {runc.Min():0.0} / {runc.Max():0.0} ms | |"));
         Console.WriteLine(F($"| idle container memory (PSS), mean of {Idle} | {wasmMb.Total:0.00} MB | {runcMb.Total:0.00} MB | {wasmMb.Total / runcMb.Total:0.00} |"));
         Console.WriteLine(F($"| — of which shim / container process | {wasmMb.Shim:0.00} / {wasmMb.Process:0.00} MB | {runcMb.Shim:0.00} / {runcMb.Process:0.00} MB | |"));
+        Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest sleeping, median of {stops} | {stopSleep:0.0} ms | {stopRunc:0.0} ms (busybox sleep) | {stopSleep / stopRunc:0.00} |"));
+        Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest blocked reading stdin, median of {stops} | {stopStdin:0.0} ms | | {stopStdin / stopRunc:0.00} |"));
         return 0;
+    }
+
+    // Time from `ctr task kill` until a waiting client (`ctr task attach`) sees the exit.
+    private static List<double> StopTimes(PrivateContainerd containerd, int count, Func<int, string[]> run)
+    {
+        var times = new List<double>();
+        for (var i = 0; i < count; i++)
+        {
+            var args = run(i);
+            var id = args[Array.IndexOf(args, args.First(a => a.StartsWith("example.local/", StringComparison.Ordinal))) + 1];
+            var started = containerd.Ctr(args);
+            if (started.ExitCode != 0) throw new InvalidOperationException($"cannot start {id}:\n{started}");
+            using var attach = containerd.StartCtr(TimeSpan.FromSeconds(30), ["tasks", "attach", id]);
+            Thread.Sleep(300); // the guest reaches its blocking call; attach reaches Wait
+            var clock = Stopwatch.StartNew();
+            containerd.Ctr("tasks", "kill", "--signal", "SIGTERM", id);
+            attach.Wait();
+            times.Add(clock.Elapsed.TotalMilliseconds);
+            containerd.Ctr("tasks", "delete", id);
+            containerd.Ctr("containers", "delete", id);
+        }
+        return times;
     }
 
     private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
