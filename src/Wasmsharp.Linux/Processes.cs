@@ -33,6 +33,26 @@ public static partial class Processes
     [LibraryImport("libc")]
     private static partial int malloc_trim(nuint pad);
 
+    private const int F_DUPFD_CLOEXEC_ = 1030;
+    private const int WNOHANG_ = 1;
+
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static partial int fcntl_int(int fd, int cmd, int arg);
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int sys_kill(int pid, int signal);
+    [LibraryImport("libc")]
+    private static unsafe partial int posix_spawnattr_setsigdefault(void* attr, void* sigset);
+    [LibraryImport("libc")]
+    private static unsafe partial int posix_spawnattr_setsigmask(void* attr, void* sigset);
+    [LibraryImport("libc")]
+    private static unsafe partial int sigfillset(void* sigset);
+    [LibraryImport("libc")]
+    private static unsafe partial int sigemptyset(void* sigset);
+    private const short POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08;
+
+    [LibraryImport("libc", EntryPoint = "waitpid", SetLastError = true)]
+    private static unsafe partial int sys_waitpid(int pid, int* status, int options);
+
     /// <summary>
     /// Returns freed native heap (e.g. what Cranelift used while compiling a module) to the kernel, so
     /// an idle shim does not keep its peak.
@@ -57,28 +77,60 @@ public static partial class Processes
     /// Starts <paramref name="path"/> detached from us: its own session, stdio on /dev/null, and
     /// <paramref name="inheritFd"/> as its fd 3 — how a shim hands its listening socket to its daemon.
     /// </summary>
-    public static unsafe int SpawnDaemon(string path, IReadOnlyList<string> args, int inheritFd)
+    public static int SpawnDaemon(string path, IReadOnlyList<string> args, int inheritFd) =>
+        Spawn(path, args, EnvironmentStrings().ToList(), new Dictionary<int, int> { [3] = inheritFd }, newSession: true);
+
+    /// <summary>
+    /// Starts <paramref name="path"/> with exactly <paramref name="env"/> ("K=V" strings) and the
+    /// descriptors of <paramref name="fds"/> (child fd → our fd) open in it; fds 0–2 not in the map are
+    /// /dev/null, and nothing else of ours is inherited (all our descriptors are close-on-exec).
+    /// <paramref name="resetSignals"/>: every signal at its default action and none blocked, as a Go
+    /// parent's exec gives (the .NET runtime ignores SIGPIPE, which a child would otherwise inherit).
+    /// </summary>
+    public static unsafe int Spawn(string path, IReadOnlyList<string> args, IReadOnlyList<string> env,
+        IReadOnlyDictionary<int, int> fds, bool newSession = false, bool resetSignals = false)
     {
+        var sigsets = stackalloc byte[256];   // two sigset_t (128 bytes each on glibc)
         // glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336: leave headroom.
         var actions = stackalloc byte[512];
         var attr = stackalloc byte[1024];
         var devNull = Mounts.Encode("/dev/null");
         var file = Mounts.Encode(path);
         var argv = ToCStrings(args, out var argHandles);
-        var envp = ToCStrings(EnvironmentStrings(), out var envHandles);
+        var envp = ToCStrings(env, out var envHandles);
+        // dup2 in the child could overwrite a source that is also a target (our fd 4 → child fd 3
+        // while our fd 3 → child fd 4): first copy every source above the highest target.
+        var above = fds.Count == 0 ? 3 : Math.Max(3, fds.Keys.Max() + 1);
+        var copies = new List<(int Target, int Copy)>();
         try
         {
+            foreach (var (target, source) in fds)
+            {
+                var copy = fcntl_int(source, F_DUPFD_CLOEXEC_, above);
+                if (copy < 0) throw new LinuxException($"fcntl(F_DUPFD_CLOEXEC, {source})", Marshal.GetLastPInvokeError());
+                copies.Add((target, copy));
+            }
             posix_spawn_file_actions_init(actions);
             posix_spawnattr_init(attr);
-            posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSID);
+            short flags = 0;
+            if (newSession) flags |= POSIX_SPAWN_SETSID;
+            if (resetSignals)
+            {
+                flags |= POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+                sigfillset(sigsets);
+                sigemptyset(sigsets + 128);
+                posix_spawnattr_setsigdefault(attr, sigsets);
+                posix_spawnattr_setsigmask(attr, sigsets + 128);
+            }
+            if (flags != 0) posix_spawnattr_setflags(attr, flags);
             fixed (byte* dn = devNull)
             {
-                posix_spawn_file_actions_addopen(actions, 0, dn, O_RDONLY, 0);
-                posix_spawn_file_actions_addopen(actions, 1, dn, O_WRONLY, 0);
-                posix_spawn_file_actions_addopen(actions, 2, dn, O_WRONLY, 0);
+                if (!fds.ContainsKey(0)) posix_spawn_file_actions_addopen(actions, 0, dn, O_RDONLY, 0);
+                if (!fds.ContainsKey(1)) posix_spawn_file_actions_addopen(actions, 1, dn, O_WRONLY, 0);
+                if (!fds.ContainsKey(2)) posix_spawn_file_actions_addopen(actions, 2, dn, O_WRONLY, 0);
             }
-            // dup2 clears close-on-exec on the new descriptor, so fd 3 survives exec.
-            posix_spawn_file_actions_adddup2(actions, inheritFd, 3);
+            // dup2 clears close-on-exec on the new descriptor, so the targets survive exec.
+            foreach (var (target, copy) in copies) posix_spawn_file_actions_adddup2(actions, copy, target);
             fixed (byte* f = file)
             fixed (byte** a = argv)
             fixed (byte** e = envp)
@@ -92,8 +144,30 @@ public static partial class Processes
         {
             posix_spawn_file_actions_destroy(actions);
             posix_spawnattr_destroy(attr);
+            foreach (var (_, copy) in copies) close(copy);
             foreach (var h in argHandles) h.Free();
             foreach (var h in envHandles) h.Free();
+        }
+    }
+
+    /// <summary>Sends <paramref name="signal"/> to <paramref name="pid"/>; false if it no longer exists.</summary>
+    public static bool Signal(int pid, int signal) => sys_kill(pid, signal) == 0;
+
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for our child <paramref name="pid"/> to end and reaps it.
+    /// True when it ended (or is not our child any more).
+    /// </summary>
+    public static unsafe bool WaitForExit(int pid, TimeSpan timeout)
+    {
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            int status;
+            var r = sys_waitpid(pid, &status, WNOHANG_);
+            if (r == pid) return true;
+            if (r < 0 && Marshal.GetLastPInvokeError() != EINTR) return true;   // ECHILD: reaped elsewhere
+            if (Environment.TickCount64 >= deadline) return false;
+            Thread.Sleep(10);
         }
     }
 

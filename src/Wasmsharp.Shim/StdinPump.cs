@@ -7,24 +7,35 @@ namespace Wasmsharp.Shim;
 /// Feeds the client's stdin FIFO into a pipe the guest reads. We own the pipe, so we decide when the
 /// guest sees end-of-file: when the client's writer closes, when it sends CloseIO (after what it wrote
 /// has been passed on), or at once when the process is killed (a guest blocked reading stdin must wake
-/// up to be stopped).
+/// up to be stopped). With a terminal it feeds the pty master instead, which it never closes.
 /// </summary>
 internal sealed class StdinPump : IDisposable
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
 
     private readonly FifoReader _fifo;
-    private readonly SafeFileHandle _pipeRead;
+    private readonly SafeFileHandle? _pipeRead;
     private readonly SafeFileHandle _pipeWrite;
+    private readonly bool _ownsTarget;
     private volatile bool _closeRequested;
+    private volatile bool _stopped;
 
-    /// <summary>What the guest opens as its stdin.</summary>
-    public string GuestPath => Files.ProcPath(_pipeRead);
+    /// <summary>What the guest opens as its stdin (null when feeding a terminal).</summary>
+    public string? GuestPath => _pipeRead is null ? null : Files.ProcPath(_pipeRead);
 
     public StdinPump(string fifoPath)
     {
         _fifo = new FifoReader(fifoPath);
         (_pipeRead, _pipeWrite) = Files.CreatePipe();
+        _ownsTarget = true;
+        new Thread(Run, maxStackSize: 128 * 1024) { IsBackground = true, Name = "stdin" }.Start();
+    }
+
+    /// <summary>Feeds <paramref name="target"/> (a pty master), which stays the caller's.</summary>
+    public StdinPump(string fifoPath, SafeFileHandle target)
+    {
+        _fifo = new FifoReader(fifoPath);
+        _pipeWrite = target;
         new Thread(Run, maxStackSize: 128 * 1024) { IsBackground = true, Name = "stdin" }.Start();
     }
 
@@ -34,7 +45,7 @@ internal sealed class StdinPump : IDisposable
         try
         {
             if (!_fifo.Open()) return;
-            while (!_pipeWrite.IsClosed)
+            while (!_stopped && !_pipeWrite.IsClosed)
             {
                 var n = _fifo.Read(buffer, PollInterval);
                 if (n == 0) break;                          // every writer closed
@@ -53,7 +64,7 @@ internal sealed class StdinPump : IDisposable
         finally
         {
             _fifo.Close();
-            _pipeWrite.Dispose();
+            if (_ownsTarget) _pipeWrite.Dispose();
         }
     }
 
@@ -64,13 +75,14 @@ internal sealed class StdinPump : IDisposable
     public void CloseGuestEnd()
     {
         _closeRequested = true;
-        _pipeWrite.Dispose();
+        if (_ownsTarget) _pipeWrite.Dispose();
     }
 
     public void Dispose()
     {
+        _stopped = true;
         CloseGuestEnd();
         _fifo.Dispose();
-        _pipeRead.Dispose();
+        _pipeRead?.Dispose();
     }
 }

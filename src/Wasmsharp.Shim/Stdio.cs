@@ -1,17 +1,39 @@
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Wasmsharp.Linux;
 
 namespace Wasmsharp.Shim;
 
 /// <summary>
-/// A process's stdio as containerd names it (FIFO paths made by the client), opened so
-/// that the guest never blocks on a missing reader. We keep the handles for the process's life; the
-/// guest's WASI files are opened through /proc/self/fd paths to them.
+/// A process's stdio as containerd names it, set up so the guest never blocks on a missing reader.
+/// Wasmtime opens the guest's stdio by path (stdout/stderr with O_TRUNC), so we hand it paths to
+/// descriptors we own (/proc/self/fd/N) or the pty's slave:
+/// <list type="bullet">
+/// <item>FIFO paths (made by the client): stdout/stderr opened O_RDWR and given to the guest directly;
+/// stdin fed through a pipe by <see cref="StdinPump"/>.</item>
+/// <item><c>file:///path</c> (decided by stdout, as in containerd's shim): the file is created with its
+/// parent directories and never truncated; the guest writes into pipes that <see cref="OutputPump"/>s
+/// append to it.</item>
+/// <item><c>binary:///logger?k=v</c>: a <see cref="BinaryLogger"/> reads the pipes the guest writes to.</item>
+/// <item>terminal: a pty; the slave is the guest's stdin, stdout and stderr; the master is copied to the
+/// stdout FIFO and the stdin FIFO into the master; the stderr FIFO is unused (as with runc).</item>
+/// </list>
+/// Dispose (at Delete, after the guest has ended) waits up to 2 s for output still being copied, as
+/// runc's shim does.
 /// </summary>
 internal sealed class Stdio : IDisposable
 {
-    private readonly List<SafeFileHandle> _handles = [];
+    private static readonly TimeSpan CopyTimeout = TimeSpan.FromSeconds(2);
+    private static readonly object SighupGate = new();
+    private static PosixSignalRegistration? s_sighup;
+
+    private readonly List<SafeFileHandle> _handles = [];      // closed last
+    private readonly List<SafeFileHandle> _guestEnds = [];    // our copies of what the guest writes to
+    private readonly List<OutputPump> _pumps = [];
     private StdinPump? _stdin;
+    private BinaryLogger? _logger;
+    private Pty? _pty;
+    private int _disposed;
 
     public string Stdin { get; }
     public string Stdout { get; }
@@ -22,26 +44,43 @@ internal sealed class Stdio : IDisposable
     public string? GuestStdout { get; private set; }
     public string? GuestStderr { get; private set; }
 
-    public Stdio(string stdin, string stdout, string stderr, bool terminal)
+    public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "")
     {
         Stdin = stdin;
         Stdout = stdout;
         Stderr = stderr;
         Terminal = terminal;
-        if (terminal)
-        {
-            throw new NotSupportedException("terminal (tty) mode is not supported yet; run without -t");
-        }
         try
         {
+            if (terminal)
+            {
+                OpenTerminal();
+                return;
+            }
             if (!string.IsNullOrEmpty(stdin))
             {
                 RejectUri(stdin);
                 _stdin = new StdinPump(stdin);
                 GuestStdin = _stdin.GuestPath;
             }
-            GuestStdout = Open(stdout);
-            GuestStderr = Open(stderr);
+            var output = string.IsNullOrEmpty(stdout) ? null : StdioUri.Parse(stdout);
+            switch (output?.Scheme)
+            {
+                case StdioUri.File:
+                    OpenFile(output.Path, withStderr: !string.IsNullOrEmpty(stderr));
+                    break;
+                case StdioUri.Binary:
+                    _logger = new BinaryLogger(output, containerId, ShimNamespace.Value);
+                    GuestStdout = _logger.GuestStdout;
+                    GuestStderr = _logger.GuestStderr;
+                    break;
+                default:
+                    GuestStdout = OpenFifo(output?.Path);
+                    GuestStderr = OpenFifo(string.IsNullOrEmpty(stderr) ? null : StdioUri.Parse(stderr) is { Scheme: StdioUri.Fifo } e
+                        ? e.Path
+                        : throw new NotSupportedException($"stderr {stderr}: a URI for stderr needs the same URI for stdout"));
+                    break;
+            }
         }
         catch
         {
@@ -50,34 +89,152 @@ internal sealed class Stdio : IDisposable
         }
     }
 
-    private string? Open(string path)
+    private string? OpenFifo(string? path)
     {
         if (string.IsNullOrEmpty(path)) return null;
-        RejectUri(path);
         var fifo = Files.OpenFifoReadWrite(path);
         _handles.Add(fifo);
         return Files.ProcPath(fifo);
+    }
+
+    // containerd: MkdirAll(dir, 0755), then OpenFile(O_WRONLY|O_CREATE|O_APPEND, 0644); stdout and stderr
+    // both go to that file.
+    private void OpenFile(string path, bool withStderr)
+    {
+        var dir = System.IO.Path.GetDirectoryName(path);
+        if (!string.IsNullOrEmpty(dir))
+        {
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+                UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        }
+        var file = Descriptors.OpenAppend(path);
+        _handles.Add(file);
+        GuestStdout = PumpInto(file, "stdout");
+        if (withStderr) GuestStderr = PumpInto(file, "stderr");
+    }
+
+    private string PumpInto(SafeFileHandle target, string name)
+    {
+        var (read, write) = Files.CreatePipe();
+        _guestEnds.Add(write);
+        _pumps.Add(new OutputPump(read, target, name));
+        return Files.ProcPath(write);
+    }
+
+    private void OpenTerminal()
+    {
+        if (!string.IsNullOrEmpty(Stdout) && StdioUri.Parse(Stdout).Scheme != StdioUri.Fifo)
+        {
+            throw new NotSupportedException($"stdout {Stdout}: a terminal needs a FIFO for its output");
+        }
+        if (!string.IsNullOrEmpty(Stdin)) RejectUri(Stdin);
+        IgnoreHangups();
+        _pty = Pty.Open();
+        GuestStdin = GuestStdout = GuestStderr = _pty.SlavePath;
+        // Without a stdout the output is discarded, so a guest never blocks on a full terminal.
+        var output = string.IsNullOrEmpty(Stdout) ? Descriptors.OpenAppend("/dev/null") : Files.OpenFifoReadWrite(StdioUri.Parse(Stdout).Path);
+        _handles.Add(output);
+        _pumps.Add(new OutputPump(Dup(_pty.Master), output, "pty-out"));
+        if (!string.IsNullOrEmpty(Stdin))
+        {
+            _stdin = new StdinPump(Stdin, _pty.Master);
+        }
+    }
+
+    // The shim is a session leader without a controlling terminal, and Wasmtime opens the slave without
+    // O_NOCTTY: the pty becomes our controlling terminal, and closing its master sends us SIGHUP.
+    // The default action would end the shim.
+    private static void IgnoreHangups()
+    {
+        lock (SighupGate)
+        {
+            s_sighup ??= PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
+        }
+    }
+
+    private static SafeFileHandle Dup(SafeFileHandle handle)
+    {
+        var fd = Tmds.Linux.LibC.fcntl((int)handle.DangerousGetHandle(), Tmds.Linux.LibC.F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) throw new LinuxException("fcntl(F_DUPFD_CLOEXEC)", Marshal.GetLastPInvokeError());
+        return new SafeFileHandle(fd, ownsHandle: true);
     }
 
     private static void RejectUri(string path)
     {
         if (path.Contains("://", StringComparison.Ordinal))
         {
-            throw new NotSupportedException($"stdio URI {path} is not supported yet");
+            throw new NotSupportedException($"stdin {path}: a URI is not supported for stdin");
         }
+    }
+
+    /// <summary>ResizePty: false when this process has no terminal.</summary>
+    public bool Resize(uint columns, uint rows)
+    {
+        if (_pty is null) return false;
+        try
+        {
+            _pty.Resize((ushort)Math.Min(columns, ushort.MaxValue), (ushort)Math.Min(rows, ushort.MaxValue));
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;   // being deleted: nothing left to size
+        }
+        return true;
     }
 
     /// <summary>CloseIO: the client has no more input.</summary>
     public void CloseStdin() => _stdin?.CloseInput();
 
     /// <summary>On kill: a guest blocked reading stdin must wake up to be stopped.</summary>
-    public void InterruptStdin() => _stdin?.CloseGuestEnd();
+    public void InterruptStdin()
+    {
+        _stdin?.CloseGuestEnd();
+        if (_pty is { } pty)
+        {
+            // End-of-file (VEOF, ^D) in canonical mode ends a read blocked on the terminal.
+            try
+            {
+                Pipes.WriteAll(pty.Master, [4]);
+            }
+            catch (Exception e) when (e is LinuxException or ObjectDisposedException)
+            {
+            }
+        }
+    }
 
     public void Dispose()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stdin?.Dispose();
         _stdin = null;
+        // The guest has ended: closing our write ends (our slave) lets the pumps reach end-of-file
+        // once they have copied everything.
+        foreach (var h in _guestEnds) h.Dispose();
+        _pty?.Slave.Dispose();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        foreach (var pump in _pumps)
+        {
+            var left = CopyTimeout - clock.Elapsed;
+            pump.Finish(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+        }
+        _logger?.Dispose();
+        _logger = null;
+        _pty?.Dispose();
         foreach (var h in _handles) h.Dispose();
         _handles.Clear();
     }
+
+    /// <summary>The shim's namespace (its -namespace flag), for a logging binary's CONTAINER_NAMESPACE.</summary>
+    internal static readonly Lazy<string> ShimNamespace = new(() =>
+    {
+        try
+        {
+            var ns = ShimOptions.Parse(Environment.GetCommandLineArgs().Skip(1).ToList()).Namespace;
+            if (ns.Length > 0) return ns;
+        }
+        catch (ArgumentException)
+        {
+        }
+        return Environment.GetEnvironmentVariable("NAMESPACE") ?? "";
+    });
 }

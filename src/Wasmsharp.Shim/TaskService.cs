@@ -16,7 +16,7 @@ namespace Wasmsharp.Shim;
 /// containerd's task API over Wasm instances. Every RPC not overridden here answers Unimplemented
 /// (the generated base class does that).
 /// </summary>
-internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger log, Action requestShutdown)
+internal sealed partial class TaskService(WasmHost host, EventPublisher events, ILogger log, Action requestShutdown)
     : TaskApi.Task.TaskBase
 {
     private static readonly Empty EmptyReply = new();
@@ -89,7 +89,7 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
         {
             using var entrypoint = bundle.OpenEntrypoint(process);
             var module = host.LoadModule(entrypoint.HostPath);
-            stdio = new Stdio(stdin, stdout, stderr, terminal);
+            stdio = new Stdio(stdin, stdout, stderr, terminal, containerId);
             var instance = host.Prepare(module, new WasiSpec
             {
                 Args = process.Args.ToList(),
@@ -231,6 +231,8 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
         {
             case Status.Running:
                 throw Error(StatusCode.Unknown, "cannot delete a running process");
+            case Status.Paused:
+                throw Error(StatusCode.Unknown, "cannot delete a paused process");
             case Status.Created:
                 // Never started: end it the way runc does (SIGKILL) so waiters are released.
                 init.Instance.Kill(9);
@@ -313,13 +315,20 @@ internal sealed class TaskService(WasmHost host, EventPublisher events, ILogger 
         return Task.FromResult(EmptyReply);
     }
 
+    public override Task<Empty> ResizePty(TaskApi.ResizePtyRequest request, ServerCallContext context)
+    {
+        // Like runc's shim: a process without a terminal ignores it; an unknown one is NotFound.
+        Process(request.Id, request.ExecId).Stdio.Resize(request.Width, request.Height);
+        return Task.FromResult(EmptyReply);
+    }
+
     public override Task<TaskApi.PidsResponse> Pids(TaskApi.PidsRequest request, ServerCallContext context)
     {
         var container = Find(request.Id);
         var response = new TaskApi.PidsResponse();
         foreach (var process in container.All)
         {
-            if (process.Status is Status.Created or Status.Running)
+            if (process.Status is Status.Created or Status.Running or Status.Paused)
             {
                 response.Processes.Add(new ProcessInfo { Pid = process.Pid });
             }

@@ -46,6 +46,17 @@ internal sealed class WasmProcess : IDisposable
         }
     }
 
+    /// <summary>Moves between RUNNING and PAUSED; false if the process is not in <paramref name="from"/>.</summary>
+    public bool Transition(Status from, Status to)
+    {
+        lock (_gate)
+        {
+            if (_status != from) return false;
+            _status = to;
+            return true;
+        }
+    }
+
     /// <summary>Records the exit; returns false if it was already recorded.</summary>
     public bool RecordExit(int exitCode)
     {

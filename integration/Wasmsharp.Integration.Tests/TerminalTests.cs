@@ -1,0 +1,99 @@
+using Wasmsharp.Integration;
+
+namespace Wasmsharp.Integration.Tests;
+
+// `ctr run -t`: the shim gives the guest a pty (stdin, stdout and stderr on its slave) and copies the
+// master to ctr's stdout FIFO, ctr's stdin FIFO into the master. ctr needs a terminal of its own for -t:
+// `script` gives it one, and what ctr prints to that terminal comes out on script's stdout.
+[Collection(ContainerdCollection.Name)]
+public sealed class TerminalTests(ContainerdFixture f)
+{
+    private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
+
+    private ProcessResult RunInTerminal(string input, string[] ctrArgs)
+    {
+        var ctr = $"{RepoLayout.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(ctrArgs).Select(Quote))}";
+        // script forwards its stdin to the terminal ctr runs in; `sleep` keeps that input open until the
+        // guest has had time to start and read it.
+        var command = $"{{ {input}; sleep 2; }} | script -qec {Quote(ctr)} /dev/null";
+        return ProcessRunner.Run("/bin/sh", ["-c", command], ContainerdFixture.RunTimeout);
+    }
+
+    private static string Escaped(string s) => s.Replace("\r", "\\r").Replace("\n", "\\n\n");
+
+    // Known limitation: isatty() is false in the guest even on the pty. wasi-libc's isatty needs
+    // fd_fdstat_get to say character_device, and Wasmtime (50) reports a file-backed stdio stream
+    // (wasi_config_set_stdout_file & co.) as not a terminal whatever the file is (OutputFile/InputFile
+    // is_terminal() == false). The pty is still there: output passes its line discipline (\n → \r\n)
+    // and input is echoed and cooked (\r → \n), as these tests check. script's own terminal adds one
+    // more \r (its ONLCR), so a guest line ends "\r\r\n" on script's stdout; without our pty it would
+    // end "\r\n".
+    [Fact]
+    public void Guest_output_reaches_ctr_through_the_pty()
+    {
+        var id = f.NewId("tty");
+        var run = RunInTerminal("true", ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm"]);
+        f.Check(run.ExitCode == 0 && run.Stdout.Contains("stdin tty=0 stdout tty=0 stderr tty=0\r\r\n", StringComparison.Ordinal),
+            $"with -t the guest's output should reach ctr through a terminal (our ONLCR, then script's: \\r\\r\\n); got:\n{Escaped(run.Stdout)}", id, run);
+        f.AssertNothingLeft(id, run);
+    }
+
+    [Fact]
+    public void Typed_input_reaches_the_guest()
+    {
+        var id = f.NewId("tty-input");
+        var run = RunInTerminal("sleep 1; printf 'typed line\\r'", ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]);
+        f.Check(run.ExitCode == 0 && run.Stdout.Contains("typed line\r\r\ngot: typed line\r\r\n", StringComparison.Ordinal),
+            $"a line typed into ctr's terminal should be echoed by the pty and reach the guest (\\r becomes \\n by ICRNL); got:\n{Escaped(run.Stdout)}", id, run);
+        f.AssertNothingLeft(id, run);
+    }
+
+    [Fact]
+    public void Guest_blocked_reading_the_terminal_can_be_killed()
+    {
+        // The input stays open and empty (a FIFO script holds open itself): the guest blocks reading
+        // the pty until the kill wakes it (the shim sends the terminal an end-of-file).
+        var id = f.NewId("tty-kill");
+        var fifo = Path.Combine(f.HostDir(id), "in");
+        var ctr = $"{RepoLayout.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]).Select(Quote))}";
+        using var running = ProcessRunner.Start("/bin/sh", ["-c", $"mkfifo {Quote(fifo)} && exec 3<>{Quote(fifo)} && exec script -qec {Quote(ctr)} /dev/null <&3"], ContainerdFixture.RunTimeout);
+        var started = ContainerdFixture.Eventually(() => f.Containerd.Task(id)?.Status == "RUNNING", TimeSpan.FromSeconds(10));
+        Thread.Sleep(300);   // let the guest reach its read
+        var kill = f.Ctr("task", "kill", id);
+        var run = running.Wait();
+        f.Check(started && kill.ExitCode == 0, "the task should run and accept the kill", id, kill, run);
+        f.Check(!run.TimedOut && run.ExitCode == 143, "ctr run -t should end with the guest's SIGTERM status (143)", id, kill, run);
+        f.AssertNothingLeft(id, run);
+    }
+
+    [Fact]
+    public void Exec_with_t_gets_its_own_terminal()
+    {
+        var id = f.NewId("tty-exec");
+        var start = f.Ctr(["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/sleep.wasm", "1000"]);
+        f.Check(start.ExitCode == 0, "ctr run -d should succeed", id, start);
+        try
+        {
+            var run = RunInTerminal("true", ["tasks", "exec", "-t", "--exec-id", "t1", id, "/tty.wasm"]);
+            f.Check(run.ExitCode == 0 && run.Stdout.Contains("stdout tty=0 stderr tty=0\r\r\n", StringComparison.Ordinal),
+                $"ctr task exec -t should show the exec's output through its pty; got:\n{Escaped(run.Stdout)}", id, run);
+            f.Check(f.Containerd.Task(id) is { Status: "RUNNING" }, "the container keeps running after its exec ends", id, run);
+        }
+        finally
+        {
+            f.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id);
+            ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null or { Status: "STOPPED" }, TimeSpan.FromSeconds(5));
+            f.Ctr("tasks", "delete", id);
+            f.Ctr("containers", "delete", id);
+        }
+        f.AssertNothingLeft(id);
+    }
+
+    [Fact]
+    public void Without_t_the_guest_has_no_terminal()
+    {
+        var id = f.NewId("no-tty");
+        var run = f.RunWasm(id, "/tty.wasm");
+        f.Check(run.ExitCode == 0 && run.Stdout == "stdin tty=0 stdout tty=0 stderr tty=0\n", "without -t nothing is a terminal", id, run);
+    }
+}

@@ -1,0 +1,64 @@
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace Wasmsharp.Linux;
+
+public static class Descriptors
+{
+    /// <summary>
+    /// Waits up to <paramref name="wait"/> for data and reads it. Returns the count, 0 at end-of-file
+    /// (EIO counts as end-of-file: what a pty master reports once no slave is open), or -1 when nothing
+    /// arrived in time.
+    /// </summary>
+    public static unsafe int Read(SafeFileHandle handle, Span<byte> buffer, TimeSpan wait)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            var fd = (int)handle.DangerousGetHandle();
+            var pfd = new pollfd { fd = fd, events = POLLIN };
+            // Signals (the runtime uses them to suspend threads for GC) interrupt poll and read: retry,
+            // so -1 only ever means "nothing arrived in time".
+            var deadline = Environment.TickCount64 + (long)wait.TotalMilliseconds;
+            while (true)
+            {
+                var left = (int)Math.Max(0, deadline - Environment.TickCount64);
+                var ready = poll(&pfd, 1, left);
+                if (ready < 0)
+                {
+                    if (errno == EINTR) continue;
+                    throw LinuxException.Last("poll");
+                }
+                if (ready == 0) return -1;
+                fixed (byte* b = buffer)
+                {
+                    var n = (long)read(fd, b, (size_t)buffer.Length);
+                    if (n >= 0) return (int)n;
+                    var e = errno;
+                    if (e == EINTR) continue;
+                    if (e == EAGAIN) return -1;
+                    if (e == EIO) return 0;
+                    throw new LinuxException("read", e);
+                }
+            }
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
+    /// <summary>Opens (creating it, and never truncating) a file to append to, with mode 0644.</summary>
+    public static unsafe SafeFileHandle OpenAppend(string path)
+    {
+        var p = Mounts.Encode(path);
+        fixed (byte* pp = p)
+        {
+            var fd = open(pp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 420 /* 0644 */);
+            if (fd < 0) throw LinuxException.Last($"open {path}");
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+    }
+}
