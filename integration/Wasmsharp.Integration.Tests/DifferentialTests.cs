@@ -1,0 +1,101 @@
+using Wasmsharp.Integration;
+
+namespace Wasmsharp.Integration.Tests;
+
+// The same verbs against runc (busybox) and our runtime (a wasm program with the same behaviour),
+// through the same containerd: what a user observes must agree.
+[Collection(ContainerdCollection.Name)]
+public sealed class DifferentialTests(ContainerdFixture f)
+{
+    private static readonly TimeSpan Shortly = TimeSpan.FromSeconds(5);
+
+    private IReadOnlyList<string> Topics(string id) =>
+        f.Events.For(id).Select(l => l.Split(' ').FirstOrDefault(w => w.StartsWith("/tasks/", StringComparison.Ordinal)) ?? "?").ToList();
+
+    private IReadOnlyList<string> TopicsWhenSettled(string id, int expected)
+    {
+        ContainerdFixture.Eventually(() => Topics(id).Count >= expected, Shortly);
+        Thread.Sleep(100); // nothing further should trail in
+        return Topics(id);
+    }
+
+    [Fact]
+    public void Run_rm_publishes_the_same_event_sequence()
+    {
+        var wasmId = f.NewId("diff-events");
+        var wasm = f.RunWasm(wasmId, "/exit.wasm", "3");
+        var runcId = f.NewId("diff-events-runc");
+        var runc = f.RunRunc(runcId, [], "/bin/busybox", "sh", "-c", "exit 3");
+        f.Check(wasm.ExitCode == 3 && runc.ExitCode == 3, "both exit 3", wasmId, wasm, runc);
+        var expected = new[] { "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete" };
+        var runcTopics = TopicsWhenSettled(runcId, expected.Length);
+        var wasmTopics = TopicsWhenSettled(wasmId, expected.Length);
+        f.Check(runcTopics.SequenceEqual(expected), $"runc's events: {string.Join(", ", runcTopics)}", runcId, runc);
+        f.Check(wasmTopics.SequenceEqual(runcTopics), $"our events {string.Join(", ", wasmTopics)} should be runc's {string.Join(", ", runcTopics)}", wasmId, wasm);
+    }
+
+    [Fact]
+    public void Exec_publishes_the_same_event_sequence()
+    {
+        var wasmId = f.NewId("diff-exec");
+        var runcId = f.NewId("diff-exec-runc");
+        try
+        {
+            f.Ctr("run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, wasmId, "/sleep.wasm", "1000");
+            f.Ctr("run", "-d", Images.Busybox, runcId, "/bin/busybox", "sleep", "1000");
+            var wasm = f.Ctr("tasks", "exec", "--exec-id", "x", wasmId, "/exit.wasm", "4");
+            var runc = f.Ctr("tasks", "exec", "--exec-id", "x", runcId, "/bin/busybox", "sh", "-c", "exit 4");
+            f.Check(wasm.ExitCode == 4 && runc.ExitCode == 4, "both execs exit 4", wasmId, wasm, runc);
+            var runcTopics = TopicsWhenSettled(runcId, 5);
+            var wasmTopics = TopicsWhenSettled(wasmId, 5);
+            f.Check(runcTopics.Contains("/tasks/exec-added") && runcTopics.Contains("/tasks/exec-started"), $"runc's events: {string.Join(", ", runcTopics)}", runcId, runc);
+            f.Check(wasmTopics.SequenceEqual(runcTopics), $"our events {string.Join(", ", wasmTopics)} should be runc's {string.Join(", ", runcTopics)}", wasmId, wasm, runc);
+        }
+        finally
+        {
+            foreach (var id in new[] { wasmId, runcId })
+            {
+                f.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id);
+                ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null or { Status: "STOPPED" }, Shortly);
+                f.Ctr("tasks", "delete", id);
+                f.Ctr("containers", "delete", id);
+            }
+        }
+    }
+
+    [Fact]
+    public void Errors_agree_delete_running_and_kill_exited()
+    {
+        var wasmId = f.NewId("diff-errors");
+        var runcId = f.NewId("diff-errors-runc");
+        try
+        {
+            f.Ctr("run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, wasmId, "/sleep.wasm", "1000");
+            f.Ctr(["run", "-d", .. f.HostPidNamespace, Images.Busybox, runcId, "/bin/busybox", "sleep", "1000"]);
+
+            var wasmDelete = f.Ctr("tasks", "delete", wasmId);
+            var runcDelete = f.Ctr("tasks", "delete", runcId);
+            f.Check(runcDelete.ExitCode != 0 && wasmDelete.ExitCode != 0, "deleting a running task fails for both", wasmId, wasmDelete, runcDelete);
+            f.Check(wasmDelete.Stderr.Contains("cannot delete a running process", StringComparison.Ordinal) == runcDelete.Stderr.Contains("cannot delete a running process", StringComparison.Ordinal),
+                "with the same message", wasmId, wasmDelete, runcDelete);
+            f.Check(f.Containerd.Task(wasmId) is { Status: "RUNNING" }, "and the task keeps running", wasmId, wasmDelete);
+
+            foreach (var id in new[] { wasmId, runcId }) f.Ctr("tasks", "kill", "--signal", "SIGKILL", id);
+            ContainerdFixture.Eventually(() => f.Containerd.Task(wasmId) is { Status: "STOPPED" } && f.Containerd.Task(runcId) is { Status: "STOPPED" }, Shortly);
+            var wasmKill = f.Ctr("tasks", "kill", wasmId);
+            var runcKill = f.Ctr("tasks", "kill", runcId);
+            f.Check(runcKill.ExitCode != 0 && runcKill.Stderr.Contains("not found", StringComparison.Ordinal), "runc: killing an exited task is NotFound", runcId, runcKill);
+            f.Check(wasmKill.ExitCode != 0 && wasmKill.Stderr.Contains("not found", StringComparison.Ordinal), "ours too", wasmId, wasmKill, runcKill);
+        }
+        finally
+        {
+            foreach (var id in new[] { wasmId, runcId })
+            {
+                f.Ctr("tasks", "kill", "--signal", "SIGKILL", id);
+                ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null or { Status: "STOPPED" }, Shortly);
+                f.Ctr("tasks", "delete", id);
+                f.Ctr("containers", "delete", id);
+            }
+        }
+    }
+}
