@@ -47,6 +47,15 @@ public sealed class ContainerdFixture : IDisposable
         Containerd.Dispose();
     }
 
+    // Test clean-up, as a user would: kill everything in the container, then delete task and container.
+    public void RemoveContainer(string id)
+    {
+        Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id);
+        Eventually(() => Containerd.Task(id) is null or { Status: "STOPPED" }, TimeSpan.FromSeconds(5));
+        Ctr("tasks", "delete", id);
+        Ctr("containers", "delete", id);
+    }
+
     // Unique per test and readable in the containerd log.
     public string NewId(string what) => $"{what}-{Interlocked.Increment(ref _ids)}";
 

@@ -53,13 +53,8 @@ public sealed class DifferentialTests(ContainerdFixture f)
         }
         finally
         {
-            foreach (var id in new[] { wasmId, runcId })
-            {
-                f.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id);
-                ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null or { Status: "STOPPED" }, Shortly);
-                f.Ctr("tasks", "delete", id);
-                f.Ctr("containers", "delete", id);
-            }
+            f.RemoveContainer(wasmId);
+            f.RemoveContainer(runcId);
         }
     }
 
@@ -89,13 +84,8 @@ public sealed class DifferentialTests(ContainerdFixture f)
         }
         finally
         {
-            foreach (var id in new[] { wasmId, runcId })
-            {
-                f.Ctr("tasks", "kill", "--signal", "SIGKILL", id);
-                ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null or { Status: "STOPPED" }, Shortly);
-                f.Ctr("tasks", "delete", id);
-                f.Ctr("containers", "delete", id);
-            }
+            f.RemoveContainer(wasmId);
+            f.RemoveContainer(runcId);
         }
     }
 }

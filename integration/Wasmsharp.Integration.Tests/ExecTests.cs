@@ -15,14 +15,6 @@ public sealed class ExecTests(ContainerdFixture f)
         return id;
     }
 
-    private void Remove(string id)
-    {
-        f.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id);
-        ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null or { Status: "STOPPED" }, TimeSpan.FromSeconds(5));
-        f.Ctr("tasks", "delete", id);
-        f.Ctr("containers", "delete", id);
-    }
-
     [Fact]
     public void Exec_exit_status_matches_runc()
     {
@@ -40,8 +32,8 @@ public sealed class ExecTests(ContainerdFixture f)
         }
         finally
         {
-            Remove(id);
-            Remove(runcId);
+            f.RemoveContainer(id);
+            f.RemoveContainer(runcId);
         }
     }
 
@@ -60,7 +52,7 @@ public sealed class ExecTests(ContainerdFixture f)
         }
         finally
         {
-            Remove(id);
+            f.RemoveContainer(id);
         }
     }
 
@@ -82,7 +74,7 @@ public sealed class ExecTests(ContainerdFixture f)
         }
         finally
         {
-            Remove(id);
+            f.RemoveContainer(id);
         }
     }
 
@@ -99,7 +91,7 @@ public sealed class ExecTests(ContainerdFixture f)
         }
         finally
         {
-            Remove(id);
+            f.RemoveContainer(id);
         }
     }
 
@@ -123,7 +115,7 @@ public sealed class ExecTests(ContainerdFixture f)
         }
         finally
         {
-            Remove(id);
+            f.RemoveContainer(id);
         }
     }
 }

@@ -47,13 +47,8 @@ public sealed class PauseTests(ContainerdFixture f)
         }
         finally
         {
-            foreach (var c in new[] { id, runcId })
-            {
-                f.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", c);
-                ContainerdFixture.Eventually(() => f.Containerd.Task(c) is null or { Status: "STOPPED" }, TimeSpan.FromSeconds(5));
-                f.Ctr("tasks", "delete", c);
-                f.Ctr("containers", "delete", c);
-            }
+            f.RemoveContainer(id);
+            f.RemoveContainer(runcId);
         }
     }
 

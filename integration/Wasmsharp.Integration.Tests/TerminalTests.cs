@@ -81,10 +81,7 @@ public sealed class TerminalTests(ContainerdFixture f)
         }
         finally
         {
-            f.Ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id);
-            ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null or { Status: "STOPPED" }, TimeSpan.FromSeconds(5));
-            f.Ctr("tasks", "delete", id);
-            f.Ctr("containers", "delete", id);
+            f.RemoveContainer(id);
         }
         f.AssertNothingLeft(id);
     }
