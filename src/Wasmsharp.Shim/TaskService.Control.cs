@@ -19,47 +19,39 @@ internal sealed partial class TaskService
 
     public override Task<Empty> Pause(TaskApi.PauseRequest request, ServerCallContext context)
     {
-        var container = Find(request.Id);
-        if (!container.Init.Transition(Status.Running, Status.Paused))
-        {
-            throw Error(StatusCode.FailedPrecondition, $"cannot pause {request.Id}: it is {container.Init.Status.ToString().ToLowerInvariant()}");
-        }
-        // Like a frozen cgroup: every running process of the container stops, execs included.
-        foreach (var process in container.All.Where(p => p == container.Init || p.Transition(Status.Running, Status.Paused)))
-        {
-            Try(request.Id, process, "pause", p => p.Instance.Pause());
-        }
+        SetPaused(request.Id, paused: true);
         events.Publish("/tasks/paused", new TaskPaused { ContainerId = request.Id });
-        log.Information("{Id}: paused", request.Id);
         return Task.FromResult(EmptyReply);
     }
 
     public override Task<Empty> Resume(TaskApi.ResumeRequest request, ServerCallContext context)
     {
-        var container = Find(request.Id);
-        if (!container.Init.Transition(Status.Paused, Status.Running))
-        {
-            throw Error(StatusCode.FailedPrecondition, $"cannot resume {request.Id}: it is {container.Init.Status.ToString().ToLowerInvariant()}");
-        }
-        foreach (var process in container.All.Where(p => p == container.Init || p.Transition(Status.Paused, Status.Running)))
-        {
-            Try(request.Id, process, "resume", p => p.Instance.Resume());
-        }
+        SetPaused(request.Id, paused: false);
         events.Publish("/tasks/resumed", new TaskResumed { ContainerId = request.Id });
-        log.Information("{Id}: resumed", request.Id);
         return Task.FromResult(EmptyReply);
     }
 
-    // A process that ended (or is being killed) meanwhile cannot be paused or resumed: nothing to do.
-    private void Try(string id, WasmProcess process, string what, Action<WasmProcess> action)
+    // Like a frozen cgroup: every live process of the container stops (or continues), execs included.
+    private void SetPaused(string id, bool paused)
     {
-        try
+        var container = Find(id);
+        var (from, to, verb) = paused ? (Status.Running, Status.Paused, "pause") : (Status.Paused, Status.Running, "resume");
+        if (!container.Init.Transition(from, to))
         {
-            action(process);
+            throw Error(StatusCode.FailedPrecondition, $"cannot {verb} {id}: it is {container.Init.Status.ToString().ToLowerInvariant()}");
         }
-        catch (InvalidOperationException e)
+        foreach (var process in container.All.Where(p => p == container.Init || p.Transition(from, to)))
         {
-            log.Debug("{Id}: {Process} not {What}d: {Reason}", id, process.Id, what, e.Message);
+            try
+            {
+                if (paused) process.Instance.Pause(); else process.Instance.Resume();
+            }
+            catch (InvalidOperationException e)
+            {
+                // It ended (or is being killed) meanwhile: nothing to hold or release.
+                log.Debug("{Id}: {Process} not {Verb}d: {Reason}", id, process.Id, verb, e.Message);
+            }
         }
+        log.Information("{Id}: {Verb}d", id, verb);
     }
 }
