@@ -88,4 +88,33 @@ public sealed class DifferentialTests(ContainerdFixture f)
             f.RemoveContainer(runcId);
         }
     }
+
+    [Fact]
+    public void Pause_resume_kill_delete_publish_the_same_event_sequence()
+    {
+        var wasmId = f.NewId("diff-pause");
+        var runcId = f.NewId("diff-pause-runc");
+        try
+        {
+            f.Ctr("run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, wasmId, "/sleep.wasm", "1000");
+            f.Ctr("run", "-d", Images.Busybox, runcId, "/bin/busybox", "sleep", "1000");
+            foreach (var id in new[] { wasmId, runcId })
+            {
+                f.Check(f.Ctr("tasks", "pause", id).ExitCode == 0, "pause", id);
+                f.Check(f.Ctr("tasks", "resume", id).ExitCode == 0, "resume", id);
+                f.Check(f.Ctr("tasks", "kill", "--signal", "SIGKILL", id).ExitCode == 0, "kill", id);
+                ContainerdFixture.Eventually(() => f.Containerd.Task(id) is { Status: "STOPPED" }, Shortly);
+                f.Check(f.Ctr("tasks", "delete", id).ExitCode == 0, "delete", id);
+            }
+            var runcTopics = TopicsWhenSettled(runcId, 6);
+            var wasmTopics = TopicsWhenSettled(wasmId, 6);
+            f.Check(runcTopics.Contains("/tasks/paused") && runcTopics.Contains("/tasks/resumed"), $"runc's events: {string.Join(", ", runcTopics)}", runcId);
+            f.Check(wasmTopics.SequenceEqual(runcTopics), $"our events {string.Join(", ", wasmTopics)} should be runc's {string.Join(", ", runcTopics)}", wasmId);
+        }
+        finally
+        {
+            f.RemoveContainer(wasmId);
+            f.RemoveContainer(runcId);
+        }
+    }
 }
