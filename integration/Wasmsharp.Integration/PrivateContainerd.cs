@@ -75,6 +75,8 @@ public sealed class PrivateContainerd : IDisposable
         var path = Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin";
         psi.Environment["PATH"] = string.Join(':', new[] { shimDir, RepoLayout.ContainerdDir, path }.Where(p => p is not null));
         psi.Environment[HostEnvMarker] = "leaked";
+        // The shim's compiled-module cache stays inside the base dir, so runs neither share nor leave it.
+        psi.Environment["WASMSHARP_CACHE_DIR"] = Path.Combine(baseDir, "cache");
         var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start containerd");
         File.WriteAllText(Path.Combine(baseDir, "containerd.pid"), process.Id.ToString(CultureInfo.InvariantCulture));
         return process;

@@ -29,7 +29,7 @@ internal static class Daemon
         var socketPath = listener.LocalEndPoint?.ToString() ?? "";
         var ttrpcAddress = Environment.GetEnvironmentVariable("TTRPC_ADDRESS") is { Length: > 0 } t ? t : options.Address + ".ttrpc";
 
-        using var host = new WasmHost();
+        using var host = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDirectory(log) });
         var events = new EventPublisher(ttrpcAddress, options.Namespace, log);
         using var stop = new CancellationTokenSource();
         // A short grace period lets the Shutdown reply reach containerd before the server closes.
@@ -51,6 +51,29 @@ internal static class Daemon
         log.Information("shim {Pid} exiting", Environment.ProcessId);
         (log as IDisposable)?.Dispose();
         return 0;
+    }
+
+    private const string DefaultCacheDirectory = "/var/lib/wasmsharp/cache";
+
+    /// <summary>
+    /// Where compiled modules are kept between shim processes: $WASMSHARP_CACHE_DIR (set in containerd's
+    /// environment), "off" to disable, else /var/lib/wasmsharp/cache. Root-only: entries are native code.
+    /// </summary>
+    private static string? CacheDirectory(ILogger log)
+    {
+        var dir = Environment.GetEnvironmentVariable("WASMSHARP_CACHE_DIR") is { Length: > 0 } d ? d : DefaultCacheDirectory;
+        if (dir == "off") return null;
+        try
+        {
+            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            return Path.GetFullPath(dir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            log.Warning("module cache {Dir} unusable, compiling every time: {Error}", dir, e.Message);
+            return null;
+        }
     }
 
     private static void TryDelete(string path)

@@ -89,6 +89,9 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         {
             using var entrypoint = bundle.OpenEntrypoint(process);
             var module = host.LoadModule(entrypoint.HostPath);
+            log.Information("{Id}: module {Module} {Origin} in {LoadMs:0.0} ms (compile {CompileMs:0.0} ms)",
+                processId, entrypoint.GuestPath, module.Origin, module.LoadTime.TotalMilliseconds, module.CompileTime.TotalMilliseconds);
+            if (module.CacheProblem is { } problem) log.Warning("{Id}: module cache: {Problem}", processId, problem);
             stdio = new Stdio(stdin, stdout, stderr, terminal, containerId);
             var instance = host.Prepare(module, new WasiSpec
             {

@@ -21,4 +21,45 @@ internal static partial class Native
             return int.Parse(link[(link.LastIndexOf('/') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
         }
     }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int open(string path, int flags, int mode);
+
+    [LibraryImport("libc", EntryPoint = "flock", SetLastError = true)]
+    private static partial int flock(int fd, int operation);
+
+    private const int O_RDWR = 2, O_CREAT = 0x40, O_CLOEXEC = 0x80000; // same on x86_64 and aarch64 Linux
+    private const int LOCK_EX = 2, LOCK_NB = 4;
+    private const int EINTR = 4, EAGAIN = 11;
+
+    /// <summary>Opens (creating it 0600) <paramref name="path"/> and takes an exclusive flock on it, polling until
+    /// <paramref name="timeout"/>. Returns null on timeout; the lock is released when the handle is closed.</summary>
+    /// <exception cref="IOException">the file cannot be opened or locked.</exception>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle? LockFile(string path, TimeSpan timeout)
+    {
+        var fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0b110_000_000);
+        if (fd < 0)
+            throw new IOException($"cannot open lock file {path}: errno {Marshal.GetLastPInvokeError()}");
+        var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        var pause = 1;
+        while (true)
+        {
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                return handle;
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != EAGAIN && errno != EINTR)
+            {
+                handle.Dispose();
+                throw new IOException($"cannot lock {path}: errno {errno}");
+            }
+            if (Environment.TickCount64 >= deadline)
+            {
+                handle.Dispose();
+                return null;
+            }
+            Thread.Sleep(pause);
+            pause = Math.Min(pause * 2, 50);
+        }
+    }
 }

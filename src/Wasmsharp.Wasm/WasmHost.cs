@@ -19,6 +19,7 @@ public sealed class WasmHost : IDisposable
     private readonly ConcurrentDictionary<string, Lazy<WasmModule>> modules = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<WasmInstance, byte> live = new();
     private readonly Lazy<OriginalWasi> originalWasi;
+    private readonly ModuleDiskCache? diskCache;
     private int disposed;
 
     /// <summary>WAT of the trampoline through which our poll_oneoff calls Wasmtime's (see <see cref="WasiPoll"/>).</summary>
@@ -41,10 +42,11 @@ public sealed class WasmHost : IDisposable
         this.options = options ?? new WasmHostOptions();
         this.options.Validate();
 
-        var config = new Config().WithEpochInterruption(true);
-        if (this.options.MaxWasmStackBytes is int maxStack)
-            config.WithMaximumStackSize(maxStack);
+        var config = this.options.CreateEngineConfig(out var fingerprint);
+        EngineFingerprint = fingerprint;
         engine = new Engine(config); // takes (and releases) the config
+        if (this.options.CacheDirectory is { } cacheDirectory)
+            diskCache = new ModuleDiskCache(cacheDirectory, fingerprint, this.options.CacheMaxBytes);
 
         linker = new Linker(engine);
         linker.DefineWasi();
@@ -85,6 +87,12 @@ public sealed class WasmHost : IDisposable
 
     public WasmHostOptions Options => options;
 
+    /// <summary>Digest of the Wasmtime version and every engine setting that affects compiled code; names the
+    /// disk cache's subdirectory.</summary>
+    public string EngineFingerprint { get; }
+
+    internal ModuleDiskCache? DiskCache => diskCache;
+
     internal Engine Engine => engine;
     internal Linker Linker => linker;
 
@@ -109,7 +117,8 @@ public sealed class WasmHost : IDisposable
     /// <summary>
     /// Reads and compiles a module file. Compiled modules are cached by the SHA-256 of the bytes: loading the
     /// same bytes again returns the same <see cref="WasmModule"/> (a new wrapper sharing the compiled code when
-    /// the path differs).
+    /// the path differs). With <see cref="WasmHostOptions.CacheDirectory"/>, the compiled code is also taken from
+    /// (or written to) the disk cache; <see cref="WasmModule.Origin"/> tells which.
     /// </summary>
     /// <exception cref="WasmModuleException">missing/unreadable file, not a core wasm module, compile error.</exception>
     public WasmModule LoadModule(string path)
@@ -148,7 +157,7 @@ public sealed class WasmHost : IDisposable
             modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha, lazy)); // let a later call retry
             throw;
         }
-        return module.Path == fullPath ? module : new WasmModule(fullPath, sha, module.Inner);
+        return module.Path == fullPath ? module : module.WithPath(fullPath);
     }
 
     private static void CheckHeader(string path, ReadOnlySpan<byte> bytes)
@@ -162,9 +171,22 @@ public sealed class WasmHost : IDisposable
 
     private WasmModule Compile(string fullPath, string sha, byte[] bytes)
     {
+        var name = Path.GetFileName(fullPath);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        if (diskCache is not null)
+        {
+            var result = diskCache.Load(engine, name, sha, () => CompileBytes(fullPath, name, bytes));
+            return new WasmModule(fullPath, sha, result.Module, result.Origin, result.CompileTime, watch.Elapsed, result.EntryPath, result.Problem);
+        }
+        var module = CompileBytes(fullPath, name, bytes);
+        return new WasmModule(fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, watch.Elapsed);
+    }
+
+    private Module CompileBytes(string fullPath, string name, byte[] bytes)
+    {
         try
         {
-            return new WasmModule(fullPath, sha, Module.FromBytes(engine, Path.GetFileName(fullPath), bytes));
+            return Module.FromBytes(engine, name, bytes);
         }
         catch (WasmtimeException e)
         {

@@ -22,10 +22,42 @@ public sealed record WasmHostOptions
     /// <summary>Native stack size of each guest thread.</summary>
     public int GuestThreadStackBytes { get; init; } = DefaultGuestThreadStackBytes;
 
-    // Room for later: compilation cache directory, pooling allocator, memory limits.
+    /// <summary>Default <see cref="CacheMaxBytes"/> (512 MiB).</summary>
+    public const long DefaultCacheMaxBytes = 512L * 1024 * 1024;
+
+    /// <summary>
+    /// Directory of the on-disk cache of compiled modules (created 0700, entries 0600), shared by all shim
+    /// processes; null = no disk cache (modules are compiled in every process). Entries are
+    /// <c>&lt;dir&gt;/&lt;engine fingerprint&gt;/&lt;module sha256&gt;.&lt;entry digest&gt;.cwasm</c>. The directory must be
+    /// writable only by the shim's user: its files are loaded as native code.
+    /// </summary>
+    public string? CacheDirectory { get; init; }
+
+    /// <summary>Bound on the total size of the cached *.cwasm files; least recently used entries are evicted past it.</summary>
+    public long CacheMaxBytes { get; init; } = DefaultCacheMaxBytes;
+
+    // Room for later: pooling allocator, memory limits.
+
+    /// <summary>
+    /// The single place where the engine configuration is derived from the options: every setting is applied
+    /// through <see cref="EngineSettings.Set"/>, which also records it in the fingerprint that keys the disk cache.
+    /// </summary>
+    internal Wasmtime.Config CreateEngineConfig(out string fingerprint)
+    {
+        var settings = new EngineSettings();
+        settings.Set("epoch_interruption", true, static (c, v) => c.WithEpochInterruption(v));
+        if (MaxWasmStackBytes is int maxStack)
+            settings.Set("max_wasm_stack", maxStack, static (c, v) => c.WithMaximumStackSize(v));
+        fingerprint = settings.Fingerprint();
+        return settings.Config;
+    }
 
     internal void Validate()
     {
+        if (CacheMaxBytes <= 0)
+            throw new ArgumentOutOfRangeException(nameof(CacheMaxBytes), CacheMaxBytes, "must be positive");
+        if (CacheDirectory is { } dir && !Path.IsPathFullyQualified(dir))
+            throw new ArgumentException($"must be an absolute path: {dir}", nameof(CacheDirectory));
         if (GuestThreadStackBytes < 1024 * 1024)
             throw new ArgumentOutOfRangeException(nameof(GuestThreadStackBytes), GuestThreadStackBytes, "must be at least 1 MiB");
         if (MaxWasmStackBytes is int max)
@@ -37,5 +69,30 @@ public sealed record WasmHostOptions
                 throw new ArgumentOutOfRangeException(nameof(MaxWasmStackBytes), max,
                     $"must be at least 512 KiB smaller than GuestThreadStackBytes ({GuestThreadStackBytes})");
         }
+    }
+}
+
+/// <summary>Applies settings to a Wasmtime <see cref="Wasmtime.Config"/> and records them for the cache fingerprint.</summary>
+internal sealed class EngineSettings
+{
+    private readonly System.Text.StringBuilder description = new();
+
+    public Wasmtime.Config Config { get; } = new();
+
+    public void Set<T>(string name, T value, Action<Wasmtime.Config, T> apply) where T : notnull
+    {
+        apply(Config, value);
+        description.Append(name).Append('=').Append(Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)).Append('\n');
+    }
+
+    /// <summary>Hex digest of the Wasmtime binding version, the process architecture and the settings.</summary>
+    public string Fingerprint()
+    {
+        var wasmtime = typeof(Wasmtime.Engine).Assembly;
+        var version = wasmtime.GetName().Version?.ToString() ?? "?";
+        var informational = System.Reflection.CustomAttributeExtensions
+            .GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(wasmtime)?.InformationalVersion ?? "";
+        var text = $"wasmtime={version};{informational}\narch={System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}\n{description}";
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..32];
     }
 }

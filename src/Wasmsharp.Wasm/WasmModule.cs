@@ -1,13 +1,32 @@
 namespace Wasmsharp.Wasm;
 
+/// <summary>Where the compiled code of a <see cref="WasmModule"/> came from.</summary>
+public enum ModuleOrigin
+{
+    /// <summary>Compiled; no disk cache configured, or the disk cache could not be used (see <see cref="WasmModule.CacheProblem"/>).</summary>
+    Compiled,
+    /// <summary>Not in the disk cache: compiled and written to it.</summary>
+    CacheMiss,
+    /// <summary>Deserialised from the disk cache; nothing compiled.</summary>
+    CacheHit,
+    /// <summary>The disk cache held a corrupt or incompatible entry: it was deleted, the module compiled and the entry rewritten.</summary>
+    CacheReplaced,
+}
+
 /// <summary>A compiled WebAssembly module. Owned by its <see cref="WasmHost"/>; shareable across instances and threads.</summary>
 public sealed class WasmModule
 {
-    internal WasmModule(string path, string sha256, Wasmtime.Module inner)
+    internal WasmModule(string path, string sha256, Wasmtime.Module inner, ModuleOrigin origin = ModuleOrigin.Compiled,
+        TimeSpan compileTime = default, TimeSpan loadTime = default, string? cacheEntryPath = null, string? cacheProblem = null)
     {
         Path = path;
         Sha256 = sha256;
         Inner = inner;
+        Origin = origin;
+        CompileTime = compileTime;
+        LoadTime = loadTime;
+        CacheEntryPath = cacheEntryPath;
+        CacheProblem = cacheProblem;
     }
 
     /// <summary>Full path of the file the module was loaded from.</summary>
@@ -16,7 +35,25 @@ public sealed class WasmModule
     /// <summary>SHA-256 of the file's bytes, lower-case hex.</summary>
     public string Sha256 { get; }
 
+    /// <summary>Whether the code was compiled or deserialised from the disk cache (of the first load in this host).</summary>
+    public ModuleOrigin Origin { get; }
+
+    /// <summary>Time spent compiling (Cranelift); zero on a <see cref="ModuleOrigin.CacheHit"/>.</summary>
+    public TimeSpan CompileTime { get; }
+
+    /// <summary>Time to obtain the compiled module: compile (+ cache write) or cache verification and deserialisation.</summary>
+    public TimeSpan LoadTime { get; }
+
+    /// <summary>The disk cache entry read or written, if any.</summary>
+    public string? CacheEntryPath { get; }
+
+    /// <summary>Why a cache entry was discarded or the disk cache could not be used; null when all went well. For logging.</summary>
+    public string? CacheProblem { get; }
+
     internal Wasmtime.Module Inner { get; }
+
+    internal WasmModule WithPath(string path) =>
+        new(path, Sha256, Inner, Origin, CompileTime, LoadTime, CacheEntryPath, CacheProblem);
 
     public override string ToString() => $"{Path} (sha256:{Sha256})";
 }

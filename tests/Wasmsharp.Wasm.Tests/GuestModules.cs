@@ -7,6 +7,7 @@ public sealed class GuestModules : IDisposable
 {
     private static readonly Dictionary<string, string> CSources = new()
     {
+        ["big"] = BigSource(),
         ["hello"] = """
             #include <stdio.h>
             int main(void) {
@@ -242,6 +243,18 @@ public sealed class GuestModules : IDisposable
             }
             """,
     };
+
+    /// <summary>A ~100 KB guest (many distinct functions) for compile-time measurements; prints "big &lt;n&gt;".</summary>
+    private static string BigSource()
+    {
+        const int count = 150;
+        var c = new System.Text.StringBuilder("#include <stdio.h>\n");
+        for (var i = 0; i < count; i++)
+            c.AppendLine($"__attribute__((noinline)) unsigned f{i}(unsigned x) {{ for (int k = 0; k < (int)(x & 7); k++) x = x * {i * 2 + 3}u + (x >> {i % 13 + 1}) ^ {i * 7919}u; return x; }}");
+        c.AppendLine("unsigned (*tab[])(unsigned) = {" + string.Join(',', Enumerable.Range(0, count).Select(i => $"f{i}")) + "};");
+        c.AppendLine($"int main(void) {{ unsigned acc = 1; for (int i = 0; i < {count}; i++) acc = tab[i](acc); printf(\"big %u\\n\", acc); return 0; }}");
+        return c.ToString();
+    }
 
     private static readonly Dictionary<string, string> WatSources = new()
     {

@@ -182,7 +182,8 @@ public sealed class SleepPauseTests(GuestModules guests, ITestOutputHelper outpu
     [Fact]
     public async Task Pause_HoldsABusyGuest_AndResumeLetsItFinish()
     {
-        var (instance, stdout) = Prepare("busy", "60", "10"); // a line every 10 ms, 60 lines
+        // A line every 10 ms for 2 s: long enough that a loaded machine still pauses it mid-run.
+        var (instance, stdout) = Prepare("busy", "200", "10");
         instance.Start();
         await WaitForOutput(stdout, s => s.Count(c => c == '\n') >= 5);
 
@@ -203,7 +204,7 @@ public sealed class SleepPauseTests(GuestModules guests, ITestOutputHelper outpu
         await WaitForOutput(stdout, s => s.Count(c => c == '\n') > before);
         var exit = await instance.Completion.WaitAsync(Timeout);
         Assert.Equal(new WasmExit(0, null), exit);
-        Assert.Equal(string.Concat(Enumerable.Range(0, 60).Select(i => $"{i}\n")), Read(stdout));
+        Assert.Equal(string.Concat(Enumerable.Range(0, 200).Select(i => $"{i}\n")), Read(stdout));
         Assert.False(instance.IsPaused);
     }
 

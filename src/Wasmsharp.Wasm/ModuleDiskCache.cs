@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Wasmtime;
+
+namespace Wasmsharp.Wasm;
+
+/// <summary>
+/// On-disk cache of compiled modules shared by processes: <c>&lt;root&gt;/&lt;fingerprint&gt;/&lt;sha256&gt;.&lt;digest&gt;.cwasm</c>,
+/// where digest is the start of the SHA-256 of the entry itself, verified before every deserialisation (a flipped
+/// byte in the code would not be noticed by Wasmtime). Files are written to a temporary file, fsynced and renamed,
+/// never modified in place (they are mapped by the processes using them); eviction unlinks. Check-compile-write is
+/// done under an exclusive flock on <c>&lt;sha256&gt;.lock</c> so that concurrent loaders compile once.
+/// </summary>
+internal sealed class ModuleDiskCache(string root, string fingerprint, long maxBytes)
+{
+    internal const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+    internal const UnixFileMode EntryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    internal const string Extension = ".cwasm";
+    private const string TempPrefix = ".tmp-";
+    private static readonly TimeSpan LockTimeout = TimeSpan.FromMinutes(5);
+    private static readonly TimeSpan StaleTemp = TimeSpan.FromHours(1);
+
+    public string Root { get; } = root;
+    public string Directory { get; } = Path.Combine(root, fingerprint);
+
+    internal string EntryPath(string sha, string digest) => Path.Combine(Directory, $"{sha}.{digest}{Extension}");
+
+    internal static string Digest(ReadOnlySpan<byte> entry) => Convert.ToHexStringLower(SHA256.HashData(entry))[..32];
+
+    public sealed record Result(Module Module, ModuleOrigin Origin, TimeSpan CompileTime, string? EntryPath, string? Problem);
+
+    /// <param name="compile">Compiles the module; its exceptions propagate.</param>
+    public Result Load(Engine engine, string name, string sha, Func<Module> compile)
+    {
+        Microsoft.Win32.SafeHandles.SafeFileHandle? held;
+        try
+        {
+            System.IO.Directory.CreateDirectory(Root, DirectoryMode);
+            System.IO.Directory.CreateDirectory(Directory, DirectoryMode);
+            held = Native.LockFile(Path.Combine(Directory, sha + ".lock"), LockTimeout);
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+            return CompileOnly(compile, $"disk cache {Directory} unusable: {e.Message}");
+        }
+        if (held is null)
+            return CompileOnly(compile, $"disk cache: timed out waiting for the lock of {sha}");
+
+        using var _ = held;
+        string? problem = null;
+        string[] candidates;
+        try
+        {
+            candidates = System.IO.Directory.GetFiles(Directory, sha + ".*" + Extension);
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+            return CompileOnly(compile, $"disk cache {Directory} unreadable: {e.Message}");
+        }
+        foreach (var entry in candidates)
+        {
+            var why = Verify(entry);
+            if (why is null)
+            {
+                try
+                {
+                    var module = Module.DeserializeFile(engine, name, entry);
+                    Touch(entry);
+                    return new Result(module, ModuleOrigin.CacheHit, TimeSpan.Zero, entry, null);
+                }
+                catch (WasmtimeException e)
+                {
+                    why = "incompatible: " + e.Message;
+                }
+            }
+            problem = $"discarded cache entry {entry} ({why})";
+            TryDelete(entry);
+        }
+
+        var watch = Stopwatch.StartNew();
+        var compiled = compile();
+        var compileTime = watch.Elapsed;
+        try
+        {
+            var bytes = compiled.Serialize();
+            var path = EntryPath(sha, Digest(bytes));
+            WriteAtomically(path, bytes);
+            Evict(path);
+            return new Result(compiled, problem is null ? ModuleOrigin.CacheMiss : ModuleOrigin.CacheReplaced, compileTime, path, problem);
+        }
+        catch (Exception e) when (IsIoError(e) || e is WasmtimeException)
+        {
+            return new Result(compiled, ModuleOrigin.Compiled, compileTime, null,
+                (problem is null ? "" : problem + "; ") + $"cannot write disk cache entry: {e.Message}");
+        }
+    }
+
+    private static Result CompileOnly(Func<Module> compile, string problem)
+    {
+        var watch = Stopwatch.StartNew();
+        var module = compile();
+        return new Result(module, ModuleOrigin.Compiled, watch.Elapsed, null, problem);
+    }
+
+    /// <summary>Null when the entry's content matches the digest in its name, else why not.</summary>
+    private static string? Verify(string entry)
+    {
+        var name = Path.GetFileName(entry);
+        var parts = name.Split('.');
+        if (parts.Length != 3)
+            return "unexpected name";
+        try
+        {
+            using var stream = new FileStream(entry, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
+            var digest = Convert.ToHexStringLower(SHA256.HashData(stream))[..32];
+            return digest == parts[1] ? null : "content does not match its digest";
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+            return e.Message;
+        }
+    }
+
+    private void WriteAtomically(string path, byte[] bytes)
+    {
+        var temp = Path.Combine(Directory, TempPrefix + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var file = new FileStream(temp, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+                UnixCreateMode = EntryMode,
+                BufferSize = 0,
+            }))
+            {
+                file.Write(bytes);
+                file.Flush(flushToDisk: true);
+            }
+            File.Move(temp, path, overwrite: true); // rename(2): atomic, never rewrites a mapped file
+        }
+        catch
+        {
+            TryDelete(temp);
+            throw;
+        }
+    }
+
+    /// <summary>Hits refresh the entry's mtime: the LRU clock. Changes no content.</summary>
+    private static void Touch(string entry)
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(entry, DateTime.UtcNow);
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+        }
+    }
+
+    /// <summary>Deletes least recently used entries (all fingerprints) until the total is within the bound; never <paramref name="keep"/>.</summary>
+    private void Evict(string keep)
+    {
+        var entries = new List<FileInfo>();
+        long total = 0;
+        foreach (var file in new DirectoryInfo(Root).EnumerateFiles("*", SearchOption.AllDirectories))
+        {
+            try
+            {
+                if (file.Name.StartsWith(TempPrefix, StringComparison.Ordinal))
+                {
+                    if (DateTime.UtcNow - file.LastWriteTimeUtc > StaleTemp)
+                        TryDelete(file.FullName); // left by a crashed writer
+                    continue;
+                }
+                if (!file.Name.EndsWith(Extension, StringComparison.Ordinal))
+                    continue;
+                total += file.Length;
+                if (file.FullName != keep)
+                    entries.Add(file);
+            }
+            catch (Exception e) when (IsIoError(e))
+            {
+                // vanished meanwhile (another process evicting)
+            }
+        }
+        if (total <= maxBytes)
+            return;
+        foreach (var file in entries.OrderBy(f => f.LastWriteTimeUtc))
+        {
+            if (total <= maxBytes)
+                break;
+            TryDelete(file.FullName);
+            total -= file.Length;
+        }
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+        }
+    }
+
+    private static bool IsIoError(Exception e) => e is IOException or UnauthorizedAccessException;
+}

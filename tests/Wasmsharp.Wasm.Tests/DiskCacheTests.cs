@@ -1,0 +1,276 @@
+using System.Diagnostics;
+using Xunit.Abstractions;
+
+namespace Wasmsharp.Wasm.Tests;
+
+[Collection(GuestCollection.Name)]
+public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output) : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private readonly string work = Directory.CreateTempSubdirectory("wasmsharp-cache-case-").FullName;
+    private readonly List<WasmHost> hosts = [];
+
+    private string CacheDir => Path.Combine(work, "cache");
+
+    public void Dispose()
+    {
+        foreach (var h in hosts)
+            h.Dispose();
+        Directory.Delete(work, recursive: true);
+    }
+
+    private WasmHost NewHost(long maxBytes = WasmHostOptions.DefaultCacheMaxBytes, int? maxWasmStack = null)
+    {
+        var host = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, CacheMaxBytes = maxBytes, MaxWasmStackBytes = maxWasmStack });
+        hosts.Add(host);
+        return host;
+    }
+
+    private async Task<string> RunToStdout(WasmHost host, WasmModule module, params string[] args)
+    {
+        var stdout = Path.Combine(work, Guid.NewGuid().ToString("N") + ".out");
+        using var instance = host.Prepare(module, new WasiSpec { Args = ["guest", .. args], StdoutPath = stdout });
+        instance.Start();
+        var exit = await instance.Completion.WaitAsync(Timeout);
+        Assert.Equal(new WasmExit(0, null), exit);
+        return File.ReadAllText(stdout);
+    }
+
+    private static string[] Entries(string dir) =>
+        Directory.Exists(dir) ? Directory.GetFiles(dir, "*.cwasm", SearchOption.AllDirectories) : [];
+
+    [Fact]
+    public async Task MissThenHit_AcrossHosts_RunsFromCachedModule()
+    {
+        var first = NewHost().LoadModule(guests.Wasm("args_env"));
+        Assert.Equal(ModuleOrigin.CacheMiss, first.Origin);
+        Assert.True(first.CompileTime > TimeSpan.Zero);
+        Assert.NotNull(first.CacheEntryPath);
+        Assert.True(File.Exists(first.CacheEntryPath));
+        Assert.Null(first.CacheProblem);
+        Assert.Single(Entries(CacheDir));
+
+        var host2 = NewHost();
+        var second = host2.LoadModule(guests.Wasm("args_env"));
+        Assert.Equal(ModuleOrigin.CacheHit, second.Origin);
+        Assert.Equal(TimeSpan.Zero, second.CompileTime);
+        Assert.Equal(first.CacheEntryPath, second.CacheEntryPath);
+        Assert.Equal("argc=2\narg[0]=guest\narg[1]=cached\n", await RunToStdout(host2, second, "cached"));
+
+        // The in-memory cache still answers within a host.
+        Assert.Same(second, host2.LoadModule(guests.Wasm("args_env")));
+    }
+
+    [Fact]
+    public void NoCacheDirectory_CompilesAndWritesNothing()
+    {
+        using var host = new WasmHost();
+        var module = host.LoadModule(guests.Wasm("hello"));
+        Assert.Equal(ModuleOrigin.Compiled, module.Origin);
+        Assert.Null(module.CacheEntryPath);
+        Assert.Null(new WasmHostOptions().CacheDirectory);
+    }
+
+    [Theory]
+    [InlineData("flip")]
+    [InlineData("truncate")]
+    [InlineData("empty")]
+    public async Task CorruptEntry_IsDiscardedRecompiledAndRewritten(string damage)
+    {
+        var entry = NewHost().LoadModule(guests.Wasm("args_env")).CacheEntryPath!;
+        var bytes = File.ReadAllBytes(entry);
+        // Written as a new file and renamed over, like a corruption on disk would look to a reader.
+        var damaged = damage switch
+        {
+            "flip" => Flip(bytes, bytes.Length / 2),
+            "truncate" => bytes[..(bytes.Length / 2)],
+            _ => [],
+        };
+        File.WriteAllBytes(entry, damaged);
+
+        var host = NewHost();
+        var module = host.LoadModule(guests.Wasm("args_env"));
+        Assert.Equal(ModuleOrigin.CacheReplaced, module.Origin);
+        Assert.Contains("discarded", module.CacheProblem);
+        Assert.Equal(bytes, File.ReadAllBytes(module.CacheEntryPath!));
+        Assert.Single(Entries(CacheDir));
+        Assert.Equal("argc=1\narg[0]=guest\n", await RunToStdout(host, module));
+
+        Assert.Equal(ModuleOrigin.CacheHit, NewHost().LoadModule(guests.Wasm("args_env")).Origin);
+    }
+
+    private static byte[] Flip(byte[] bytes, int at)
+    {
+        var copy = (byte[])bytes.Clone();
+        for (var i = at; i < at + 16 && i < copy.Length; i++)
+            copy[i] ^= 0xFF;
+        return copy;
+    }
+
+    [Fact]
+    public async Task IncompatibleEntry_WithValidDigest_IsDiscardedByWasmtime()
+    {
+        // An artifact of an engine with a different code-affecting setting (no epoch interruption) placed under
+        // our fingerprint, with a correct content digest: only Wasmtime's own check can reject it.
+        var host = NewHost();
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(guests.Wasm("args_env"))));
+        byte[] foreign;
+        using (var config = new Wasmtime.Config())
+        {
+            config.WithEpochInterruption(false);
+            using var engine = new Wasmtime.Engine(config);
+            using var m = Wasmtime.Module.FromFile(engine, guests.Wasm("args_env"));
+            foreign = m.Serialize();
+        }
+        Directory.CreateDirectory(host.DiskCache!.Directory);
+        var planted = host.DiskCache.EntryPath(sha, ModuleDiskCache.Digest(foreign));
+        File.WriteAllBytes(planted, foreign);
+
+        var module = host.LoadModule(guests.Wasm("args_env"));
+        Assert.Equal(ModuleOrigin.CacheReplaced, module.Origin);
+        Assert.Contains("incompatible", module.CacheProblem);
+        Assert.NotEqual(planted, module.CacheEntryPath);
+        Assert.False(File.Exists(planted));
+        Assert.Equal("argc=1\narg[0]=guest\n", await RunToStdout(host, module));
+    }
+
+    [Fact]
+    public void DifferentEngineSettings_UseSeparateEntries()
+    {
+        var a = NewHost();
+        var b = NewHost(maxWasmStack: 1024 * 1024);
+        Assert.NotEqual(a.EngineFingerprint, b.EngineFingerprint);
+        Assert.Equal(a.EngineFingerprint, NewHost().EngineFingerprint);
+
+        var ma = a.LoadModule(guests.Wasm("hello"));
+        var mb = b.LoadModule(guests.Wasm("hello"));
+        Assert.Equal(ModuleOrigin.CacheMiss, ma.Origin);
+        Assert.Equal(ModuleOrigin.CacheMiss, mb.Origin);
+        Assert.NotEqual(Path.GetDirectoryName(ma.CacheEntryPath), Path.GetDirectoryName(mb.CacheEntryPath));
+        Assert.Equal(2, Entries(CacheDir).Length);
+        Assert.Equal(ModuleOrigin.CacheHit, NewHost(maxWasmStack: 1024 * 1024).LoadModule(guests.Wasm("hello")).Origin);
+    }
+
+    [Fact]
+    public async Task EntryInAnotherFingerprintDirectory_IsNotUsed()
+    {
+        // B's engine settings differ: A's entry is neither used nor disturbed; B writes its own.
+        var a = NewHost();
+        var entry = a.LoadModule(guests.Wasm("hello")).CacheEntryPath!;
+        var b = NewHost(maxWasmStack: 1024 * 1024);
+        var module = b.LoadModule(guests.Wasm("hello"));
+        Assert.Equal(ModuleOrigin.CacheMiss, module.Origin);
+        Assert.StartsWith(b.DiskCache!.Directory, module.CacheEntryPath);
+        Assert.True(File.Exists(entry));
+        Assert.Equal("hello stdout\n", await RunToStdout(b, module));
+    }
+
+    [Fact]
+    public void ConcurrentLoads_FromTwoHosts_CompileOnce()
+    {
+        for (var round = 0; round < 3; round++)
+        {
+            var dir = Path.Combine(work, $"round{round}");
+            var hostA = new WasmHost(new WasmHostOptions { CacheDirectory = dir });
+            var hostB = new WasmHost(new WasmHostOptions { CacheDirectory = dir });
+            hosts.Add(hostA);
+            hosts.Add(hostB);
+            using var barrier = new Barrier(2);
+            WasmModule? ma = null, mb = null;
+            var ta = new Thread(() => { barrier.SignalAndWait(); ma = hostA.LoadModule(guests.Wasm("big")); });
+            var tb = new Thread(() => { barrier.SignalAndWait(); mb = hostB.LoadModule(guests.Wasm("big")); });
+            ta.Start();
+            tb.Start();
+            ta.Join();
+            tb.Join();
+            var origins = new[] { ma!.Origin, mb!.Origin }.Order().ToArray();
+            Assert.Equal([ModuleOrigin.CacheMiss, ModuleOrigin.CacheHit], origins);
+            Assert.Single(Entries(dir));
+        }
+    }
+
+    [Fact]
+    public void TinyBound_EvictsOlderEntries_KeepsNewest()
+    {
+        var host = NewHost(maxBytes: 1);
+        var hello = host.LoadModule(guests.Wasm("hello"));
+        Assert.True(File.Exists(hello.CacheEntryPath)); // over the bound, but never the entry just written
+        var args = host.LoadModule(guests.Wasm("args_env"));
+        Assert.False(File.Exists(hello.CacheEntryPath));
+        Assert.Equal([args.CacheEntryPath!], Entries(CacheDir));
+    }
+
+    [Fact]
+    public void Eviction_IsLeastRecentlyUsed_HitsRefreshTheClock()
+    {
+        var sizer = NewHost();
+        var a = sizer.LoadModule(guests.Wasm("hello")).CacheEntryPath!;
+        var b = sizer.LoadModule(guests.Wasm("args_env")).CacheEntryPath!;
+        var c = sizer.LoadModule(guests.Wasm("exit")).CacheEntryPath!;
+        var sizes = new[] { a, b, c }.Sum(p => new FileInfo(p).Length);
+        File.Delete(c);
+        File.SetLastWriteTimeUtc(a, DateTime.UtcNow.AddHours(-2)); // a older than b...
+        File.SetLastWriteTimeUtc(b, DateTime.UtcNow.AddHours(-1));
+
+        var host = NewHost(maxBytes: sizes - 1);
+        Assert.Equal(ModuleOrigin.CacheHit, host.LoadModule(guests.Wasm("hello")).Origin); // ...until a is used
+        Assert.True(File.GetLastWriteTimeUtc(a) > DateTime.UtcNow.AddMinutes(-1));
+
+        Assert.Equal(ModuleOrigin.CacheMiss, host.LoadModule(guests.Wasm("exit")).Origin);
+        Assert.True(File.Exists(a));
+        Assert.False(File.Exists(b));
+        Assert.True(File.Exists(c));
+    }
+
+    [Fact]
+    public void Permissions_Directory0700_Files0600()
+    {
+        var host = NewHost();
+        var entry = host.LoadModule(guests.Wasm("hello")).CacheEntryPath!;
+        const UnixFileMode rwx = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        const UnixFileMode rw = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        Assert.Equal(rwx, File.GetUnixFileMode(CacheDir));
+        Assert.Equal(rwx, File.GetUnixFileMode(host.DiskCache!.Directory));
+        Assert.Equal(rw, File.GetUnixFileMode(entry));
+        foreach (var file in Directory.GetFiles(host.DiskCache.Directory))
+            Assert.Equal(rw, File.GetUnixFileMode(file));
+    }
+
+    [Fact]
+    public void UnusableCacheDirectory_FallsBackToCompiling()
+    {
+        File.WriteAllText(CacheDir, "not a directory");
+        var module = NewHost().LoadModule(guests.Wasm("hello"));
+        Assert.Equal(ModuleOrigin.Compiled, module.Origin);
+        Assert.NotNull(module.CacheProblem);
+    }
+
+    [Fact]
+    public void Options_Validated()
+    {
+        Assert.Throws<ArgumentException>(() => new WasmHost(new WasmHostOptions { CacheDirectory = "relative/dir" }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, CacheMaxBytes = 0 }));
+    }
+
+    [Fact]
+    public async Task Measure_BigModule_MissVersusHit()
+    {
+        Assert.InRange(new FileInfo(guests.Wasm("big")).Length, 60_000, 200_000);
+        var misses = new List<double>();
+        var hits = new List<double>();
+        for (var i = 0; i < 3; i++)
+        {
+            var dir = Path.Combine(work, $"measure{i}");
+            foreach (var list in new[] { misses, hits })
+            {
+                using var host = new WasmHost(new WasmHostOptions { CacheDirectory = dir });
+                var watch = Stopwatch.StartNew();
+                var module = host.LoadModule(guests.Wasm("big"));
+                list.Add(watch.Elapsed.TotalMilliseconds);
+                Assert.Equal(list == misses ? ModuleOrigin.CacheMiss : ModuleOrigin.CacheHit, module.Origin);
+                Assert.StartsWith("big ", await RunToStdout(host, module));
+            }
+        }
+        output.WriteLine($"big.wasm {new FileInfo(guests.Wasm("big")).Length} bytes; LoadModule miss ms: {string.Join(", ", misses.Select(m => m.ToString("F1")))}; hit ms: {string.Join(", ", hits.Select(m => m.ToString("F1")))}");
+    }
+}
