@@ -62,3 +62,34 @@ public static class Descriptors
         }
     }
 }
+
+public static class Pipes
+{
+    /// <summary>Writes all of <paramref name="data"/>, blocking while the pipe is full.</summary>
+    public static unsafe void WriteAll(SafeFileHandle handle, ReadOnlySpan<byte> data)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            fixed (byte* b = data)
+            {
+                var done = 0;
+                while (done < data.Length)
+                {
+                    var n = (long)write((int)handle.DangerousGetHandle(), b + done, (size_t)(data.Length - done));
+                    if (n < 0)
+                    {
+                        if (errno == EINTR) continue;
+                        throw LinuxException.Last("write pipe");
+                    }
+                    done += (int)n;
+                }
+            }
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+}

@@ -62,4 +62,12 @@ public static class Files
         if (pipe2(fds, O_CLOEXEC) != 0) throw LinuxException.Last("pipe2");
         return (new SafeFileHandle(fds[0], ownsHandle: true), new SafeFileHandle(fds[1], ownsHandle: true));
     }
+
+    /// <summary>A second descriptor for the same open file (close-on-exec, above stdio).</summary>
+    public static SafeFileHandle Duplicate(SafeFileHandle handle)
+    {
+        var fd = fcntl((int)handle.DangerousGetHandle(), F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) throw LinuxException.Last("fcntl(F_DUPFD_CLOEXEC)");
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
 }

@@ -33,7 +33,7 @@ internal static class Daemon
         var events = new EventPublisher(ttrpcAddress, options.Namespace, log);
         using var stop = new CancellationTokenSource();
         // A short grace period lets the Shutdown reply reach containerd before the server closes.
-        var service = new TaskService(host, events, log, () => _ = Task.Delay(50).ContinueWith(_ => stop.Cancel(), TaskScheduler.Default));
+        var service = new TaskService(host, events, log, options.Namespace, () => _ = Task.Delay(50).ContinueWith(_ => stop.Cancel(), TaskScheduler.Default));
         var registry = new TtrpcServiceRegistry();
         TaskApi.Task.BindService(registry, service);
         await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));

@@ -44,7 +44,7 @@ internal sealed class Stdio : IDisposable
     public string? GuestStdout { get; private set; }
     public string? GuestStderr { get; private set; }
 
-    public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "")
+    public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "", string ns = "")
     {
         Stdin = stdin;
         Stdout = stdout;
@@ -70,7 +70,7 @@ internal sealed class Stdio : IDisposable
                     OpenFile(output.Path, withStderr: !string.IsNullOrEmpty(stderr));
                     break;
                 case StdioUri.Binary:
-                    _logger = new BinaryLogger(output, containerId, ShimNamespace.Value);
+                    _logger = new BinaryLogger(output, containerId, ns);
                     GuestStdout = _logger.GuestStdout;
                     GuestStderr = _logger.GuestStderr;
                     break;
@@ -134,7 +134,7 @@ internal sealed class Stdio : IDisposable
         // Without a stdout the output is discarded, so a guest never blocks on a full terminal.
         var output = string.IsNullOrEmpty(Stdout) ? Descriptors.OpenAppend("/dev/null") : Files.OpenFifoReadWrite(StdioUri.Parse(Stdout).Path);
         _handles.Add(output);
-        _pumps.Add(new OutputPump(Dup(_pty.Master), output, "pty-out"));
+        _pumps.Add(new OutputPump(Files.Duplicate(_pty.Master), output, "pty-out"));
         if (!string.IsNullOrEmpty(Stdin))
         {
             _stdin = new StdinPump(Stdin, _pty.Master);
@@ -150,13 +150,6 @@ internal sealed class Stdio : IDisposable
         {
             s_sighup ??= PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => c.Cancel = true);
         }
-    }
-
-    private static SafeFileHandle Dup(SafeFileHandle handle)
-    {
-        var fd = Tmds.Linux.LibC.fcntl((int)handle.DangerousGetHandle(), Tmds.Linux.LibC.F_DUPFD_CLOEXEC, 3);
-        if (fd < 0) throw new LinuxException("fcntl(F_DUPFD_CLOEXEC)", Marshal.GetLastPInvokeError());
-        return new SafeFileHandle(fd, ownsHandle: true);
     }
 
     private static void RejectUri(string path)
@@ -223,18 +216,4 @@ internal sealed class Stdio : IDisposable
         foreach (var h in _handles) h.Dispose();
         _handles.Clear();
     }
-
-    /// <summary>The shim's namespace (its -namespace flag), for a logging binary's CONTAINER_NAMESPACE.</summary>
-    internal static readonly Lazy<string> ShimNamespace = new(() =>
-    {
-        try
-        {
-            var ns = ShimOptions.Parse(Environment.GetCommandLineArgs().Skip(1).ToList()).Namespace;
-            if (ns.Length > 0) return ns;
-        }
-        catch (ArgumentException)
-        {
-        }
-        return Environment.GetEnvironmentVariable("NAMESPACE") ?? "";
-    });
 }

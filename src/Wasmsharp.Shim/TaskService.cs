@@ -16,7 +16,7 @@ namespace Wasmsharp.Shim;
 /// containerd's task API over Wasm instances. Every RPC not overridden here answers Unimplemented
 /// (the generated base class does that).
 /// </summary>
-internal sealed partial class TaskService(WasmHost host, EventPublisher events, ILogger log, Action requestShutdown)
+internal sealed partial class TaskService(WasmHost host, EventPublisher events, ILogger log, string ns, Action requestShutdown)
     : TaskApi.Task.TaskBase
 {
     private static readonly Empty EmptyReply = new();
@@ -92,7 +92,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             log.Information("{Id}: module {Module} {Origin} in {LoadMs:0.0} ms (compile {CompileMs:0.0} ms)",
                 processId, entrypoint.GuestPath, module.Origin, module.LoadTime.TotalMilliseconds, module.CompileTime.TotalMilliseconds);
             if (module.CacheProblem is { } problem) log.Warning("{Id}: module cache: {Problem}", processId, problem);
-            stdio = new Stdio(stdin, stdout, stderr, terminal, containerId);
+            stdio = new Stdio(stdin, stdout, stderr, terminal, containerId, ns);
             var instance = host.Prepare(module, new WasiSpec
             {
                 Args = process.Args.ToList(),

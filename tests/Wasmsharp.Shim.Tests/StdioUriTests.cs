@@ -107,7 +107,7 @@ public class StdioOutputTests
                 wait
                 """);
             File.SetUnixFileMode(script, (UnixFileMode)0b111_101_101);
-            using (var stdio = new Stdio("", $"binary://{script}?dir={dir}", $"binary://{script}?dir={dir}", terminal: false, "c7"))
+            using (var stdio = new Stdio("", $"binary://{script}?dir={dir}", $"binary://{script}?dir={dir}", terminal: false, "c7", "ns7"))
             {
                 // Readiness was awaited: the logger is running and has set up its copies.
                 Assert.True(File.Exists(Path.Combine(dir, "env")));
@@ -119,6 +119,7 @@ public class StdioOutputTests
             Assert.Equal("to stderr\n", File.ReadAllText(Path.Combine(dir, "err")));
             var env = File.ReadAllText(Path.Combine(dir, "env")).Trim().Split(' ');
             Assert.Equal("c7", env[0]);
+            Assert.Equal("ns7", env[1]);
             Assert.Equal(["2", "dir", dir], env[2..5]);
             // No standard signal ignored (the .NET runtime ignores SIGPIPE; the logger must not inherit
             // that; an ignored disposition survives fork and exec, so grep sees it). glibc's internal
