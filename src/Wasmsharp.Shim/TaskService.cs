@@ -29,13 +29,14 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
     {
         if (string.IsNullOrEmpty(request.Id)) throw Error(StatusCode.InvalidArgument, "container id is required");
         if (!string.IsNullOrEmpty(request.Checkpoint)) throw Error(StatusCode.Unimplemented, "checkpoint/restore is not supported for Wasm containers");
+        Container container;
         lock (_createGate)
         {
             if (_containers.ContainsKey(request.Id)) throw Error(StatusCode.AlreadyExists, $"container {request.Id}: already exists");
-            var container = CreateContainer(request);
+            container = CreateContainer(request);
             _containers[request.Id] = container;
         }
-        var init = _containers[request.Id].Init;
+        var init = container.Init;
         events.Publish("/tasks/create", new TaskCreate
         {
             ContainerId = request.Id,
@@ -52,19 +53,12 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
 
     private Container CreateContainer(TaskApi.CreateTaskRequest request)
     {
-        Bundle bundle;
-        try
-        {
-            bundle = Bundle.Load(request.Bundle);
-        }
-        catch (OciSpecException e)
-        {
-            throw Error(StatusCode.InvalidArgument, e.Message);
-        }
-        var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
+        Bundle? bundle = null;
         var mounted = false;
         try
         {
+            bundle = Bundle.Load(request.Bundle);
+            var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
             if (request.Rootfs.Count > 0)
             {
                 bundle.MountRootfs(request.Rootfs);
@@ -75,7 +69,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         }
         catch (Exception e)
         {
-            if (mounted) TryUnmount(bundle);
+            if (mounted) TryUnmount(bundle!);
             throw ToRpc(e);
         }
     }
