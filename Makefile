@@ -17,7 +17,7 @@ DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-was
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps build publish install test unit-test integration-test bench demo clean
+.PHONY: all deps runtimes build publish install test unit-test integration-test bench demo clean
 
 all: publish
 
@@ -28,6 +28,10 @@ deps:
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+
+# containerd 1.7 / 2.1 and Docker 26 / 28 from Debian 13 / unstable, extracted privately into out/runtimes.
+runtimes:
+	integration/scripts/fetch-runtimes.sh out/runtimes
 
 build:
 	$(DOTNET) build ContainerdShim.sln -c $(CONFIGURATION)

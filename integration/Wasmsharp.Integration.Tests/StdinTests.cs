@@ -13,7 +13,7 @@ public sealed class StdinTests(ContainerdFixture f)
     private ProcessResult Piped(string input, string[] ctrArgs)
     {
         // The shell feeds ctr's stdin, as a user's pipeline would.
-        var command = $"{input} | {RepoLayout.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(ctrArgs).Select(Quote))}";
+        var command = $"{input} | {f.Containerd.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(ctrArgs).Select(Quote))}";
         return ProcessRunner.Run("/bin/sh", ["-c", command], ContainerdFixture.RunTimeout);
     }
 

@@ -12,7 +12,7 @@ public sealed class TerminalTests(ContainerdFixture f)
 
     private ProcessResult RunInTerminal(string input, string[] ctrArgs)
     {
-        var ctr = $"{RepoLayout.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(ctrArgs).Select(Quote))}";
+        var ctr = $"{f.Containerd.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(ctrArgs).Select(Quote))}";
         // script forwards its stdin to the terminal ctr runs in; `sleep` keeps that input open until the
         // guest has had time to start and read it.
         var command = $"{{ {input}; sleep 2; }} | script -qec {Quote(ctr)} /dev/null";
@@ -55,7 +55,7 @@ public sealed class TerminalTests(ContainerdFixture f)
         // the pty until the kill wakes it (the shim sends the terminal an end-of-file).
         var id = f.NewId("tty-kill");
         var fifo = Path.Combine(f.HostDir(id), "in");
-        var ctr = $"{RepoLayout.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]).Select(Quote))}";
+        var ctr = $"{f.Containerd.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]).Select(Quote))}";
         using var running = ProcessRunner.Start("/bin/sh", ["-c", $"mkfifo {Quote(fifo)} && exec 3<>{Quote(fifo)} && exec script -qec {Quote(ctr)} /dev/null <&3"], ContainerdFixture.RunTimeout);
         var started = ContainerdFixture.Eventually(() => f.Containerd.Task(id)?.Status == "RUNNING", TimeSpan.FromSeconds(10));
         Thread.Sleep(300);   // let the guest reach its read

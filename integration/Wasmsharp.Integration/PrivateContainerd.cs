@@ -28,16 +28,27 @@ public sealed class PrivateContainerd : IDisposable
     public string ShimDir { get; }
     public int Pid => _containerd.Id;
 
-    private PrivateContainerd(string baseDir, string ns, string shimDir, Process containerd)
+    /// <summary>Directory holding this containerd's containerd and ctr (null: the system's /usr/bin).</summary>
+    public string? BinDir { get; }
+    public string ContainerdExe => Path.Combine(BinDir ?? "/usr/bin", "containerd");
+    public string CtrExe => Path.Combine(BinDir ?? "/usr/bin", "ctr");
+
+    private PrivateContainerd(string baseDir, string ns, string shimDir, string? binDir, Process containerd)
     {
         BaseDir = baseDir;
         Namespace = ns;
         ShimDir = shimDir;
+        BinDir = binDir;
         _containerd = containerd;
     }
 
-    public static PrivateContainerd Start(string ns)
+    /// <summary>
+    /// Starts a private containerd. <paramref name="binDir"/> picks its binaries (e.g. an extracted newer
+    /// release); by default WASMSHARP_CONTAINERD_DIR, else the system's.
+    /// </summary>
+    public static PrivateContainerd Start(string ns, string? binDir = null)
     {
+        binDir ??= RepoLayout.ContainerdDir;
         if (ProcFs.GetEuid() != 0)
             throw new InvalidOperationException("a private containerd needs root: run the suite as root");
         SweepStale();
@@ -49,8 +60,8 @@ public sealed class PrivateContainerd : IDisposable
         var config = Path.Combine(baseDir, "config.toml");
         File.WriteAllText(config, Config(baseDir));
 
-        var process = Launch(baseDir, shimDir, config);
-        var containerd = new PrivateContainerd(baseDir, ns, shimDir, process);
+        var process = Launch(baseDir, shimDir, binDir, config);
+        var containerd = new PrivateContainerd(baseDir, ns, shimDir, binDir, process);
         try
         {
             containerd.WaitReady(TimeSpan.FromSeconds(30));
@@ -63,17 +74,17 @@ public sealed class PrivateContainerd : IDisposable
         }
     }
 
-    private static Process Launch(string baseDir, string shimDir, string config)
+    private static Process Launch(string baseDir, string shimDir, string? binDir, string config)
     {
         // Through sh so containerd's output goes straight to a file that outlives us if we crash.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add("exec \"$0\" --config \"$1\" </dev/null >>\"$2\" 2>&1");
-        psi.ArgumentList.Add(RepoLayout.ContainerdExe);
+        psi.ArgumentList.Add(Path.Combine(binDir ?? "/usr/bin", "containerd"));
         psi.ArgumentList.Add(config);
         psi.ArgumentList.Add(Path.Combine(baseDir, "containerd.log"));
         var path = Environment.GetEnvironmentVariable("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin";
-        psi.Environment["PATH"] = string.Join(':', new[] { shimDir, RepoLayout.ContainerdDir, path }.Where(p => p is not null));
+        psi.Environment["PATH"] = string.Join(':', new[] { shimDir, binDir, path }.Where(p => p is not null));
         psi.Environment[HostEnvMarker] = "leaked";
         // The shim's compiled-module cache stays inside the base dir, so runs neither share nor leave it.
         psi.Environment["WASMSHARP_CACHE_DIR"] = Path.Combine(baseDir, "cache");
@@ -91,7 +102,7 @@ public sealed class PrivateContainerd : IDisposable
     {
         StopProcess(_containerd);
         _containerd.Dispose();
-        _containerd = Launch(BaseDir, ShimDir, Path.Combine(BaseDir, "config.toml"));
+        _containerd = Launch(BaseDir, ShimDir, BinDir, Path.Combine(BaseDir, "config.toml"));
         WaitReady(TimeSpan.FromSeconds(30));
     }
 
@@ -144,11 +155,11 @@ public sealed class PrivateContainerd : IDisposable
     public ProcessResult Ctr(params string[] args) => Ctr(ProcessRunner.DefaultTimeout, args);
 
     public ProcessResult Ctr(TimeSpan timeout, params string[] args) =>
-        ProcessRunner.Run(RepoLayout.CtrExe, CtrArgs(args), timeout);
+        ProcessRunner.Run(CtrExe, CtrArgs(args), timeout);
 
     // For commands that block (ctr task attach, ctr events): started now, awaited or killed later.
     public RunningProcess StartCtr(TimeSpan timeout, string[] args, Action<string>? onLine = null) =>
-        ProcessRunner.Start(RepoLayout.CtrExe, CtrArgs(args), timeout, onLine: onLine);
+        ProcessRunner.Start(CtrExe, CtrArgs(args), timeout, onLine: onLine);
 
     public sealed record TaskRow(string Id, int Pid, string Status);
 
@@ -226,12 +237,12 @@ public sealed class PrivateContainerd : IDisposable
     {
         if (_containerd.HasExited) return;
         var timeout = TimeSpan.FromSeconds(10);
-        var namespaces = ProcessRunner.Run(RepoLayout.CtrExe, ["-a", Address, "namespaces", "ls", "-q"], timeout)
+        var namespaces = ProcessRunner.Run(CtrExe, ["-a", Address, "namespaces", "ls", "-q"], timeout)
             .Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         foreach (var ns in namespaces)
         {
             ProcessResult Run(params string[] args) =>
-                ProcessRunner.Run(RepoLayout.CtrExe, ["-a", Address, "-n", ns, .. args], timeout);
+                ProcessRunner.Run(CtrExe, ["-a", Address, "-n", ns, .. args], timeout);
             var tasks = Run("tasks", "ls", "-q").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
             foreach (var id in tasks)
             {

@@ -26,9 +26,17 @@ public static class RepoLayout
     // A directory holding containerd and ctr (another version for the version matrix); default: the system's.
     public static string? ContainerdDir => Env("WASMSHARP_CONTAINERD_DIR");
 
-    public static string ContainerdExe => ContainerdDir is { } d ? Path.Combine(d, "containerd") : "/usr/bin/containerd";
+    // Newer containerd and Docker releases extracted by `make runtimes` (integration/scripts/fetch-runtimes.sh):
+    // "trixie" = containerd 1.7 + Docker 26, "sid" = containerd 2.1 + Docker 28.
+    public static string RuntimesDir => Env("WASMSHARP_RUNTIMES_DIR") ?? Path.Combine(Root, "out", "runtimes");
 
-    public static string CtrExe => ContainerdDir is { } d ? Path.Combine(d, "ctr") : "/usr/bin/ctr";
+    /// <summary>Directory of containerd, ctr and docker-init from a fetched suite (null when not fetched).</summary>
+    public static string? SuiteBinDir(string suite) =>
+        Path.Combine(RuntimesDir, suite, "root", "usr", "bin") is var d && File.Exists(Path.Combine(d, "containerd")) ? d : null;
+
+    /// <summary>dockerd from a fetched suite (null when not fetched).</summary>
+    public static string? SuiteDockerd(string suite) =>
+        Path.Combine(RuntimesDir, suite, "root", "usr", "sbin", "dockerd") is var d && File.Exists(d) ? d : null;
 
     // The image tool is a project reference: its dll and runtimeconfig are copied next to ours.
     public static string ImageToolDll

@@ -1,0 +1,32 @@
+#!/bin/bash
+# Newer containerd and Docker Engine for the version matrix, from Debian 13 (trixie) and unstable (sid).
+# They run on Debian 12 when extracted into a private directory (dpkg -x); installing them system-wide
+# would pull a newer libc. Result: DEST/<suite>/root/usr/bin/{containerd,ctr,containerd-shim-runc-v2,dockerd,...}
+# and DEST/<suite>/versions. Idempotent: a suite already fetched is left alone.
+set -euo pipefail
+DEST=${1:-out/runtimes}
+SUITES=${SUITES:-trixie sid}
+PACKAGES="containerd docker.io tini"
+mkdir -p "$DEST"
+DEST=$(cd "$DEST" && pwd)
+
+for suite in $SUITES; do
+  dir=$DEST/$suite
+  [ -x "$dir/root/usr/bin/containerd" ] && [ -x "$dir/root/usr/sbin/dockerd" ] && continue
+  rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/lists/partial"
+  # The machine's own first Debian source stanza, pointed at $suite (deb822 needs the .sources name).
+  awk 'NF==0{exit} {print}' /etc/apt/sources.list.d/debian.sources | sed "s/^Suites:.*/Suites: $suite/" > "$dir/apt.sources"
+  apt_opts=(-o "Dir::Etc::sourcelist=$dir/apt.sources" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$dir/lists"
+            -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+  apt-get "${apt_opts[@]}" update -qq
+  (cd "$dir/debs" && apt-get "${apt_opts[@]}" download $PACKAGES -qq)
+  for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
+  # Keep bookworm's runc: newer ones need a newer glibc.
+  rm -f "$dir/root/usr/bin/runc" "$dir/root/usr/sbin/runc"
+  {
+    "$dir/root/usr/bin/containerd" --version
+    "$dir/root/usr/sbin/dockerd" --version
+  } > "$dir/versions"
+  rm -rf "$dir/debs" "$dir/lists"
+done
+for suite in $SUITES; do echo "$suite:"; sed 's/^/  /' "$DEST/$suite/versions"; done
