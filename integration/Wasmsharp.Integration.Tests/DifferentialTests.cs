@@ -30,6 +30,7 @@ public sealed class DifferentialTests(ContainerdFixture f)
         var expected = new[] { "/tasks/create", "/tasks/start", "/tasks/exit", "/tasks/delete" };
         var runcTopics = TopicsWhenSettled(runcId, expected.Length);
         var wasmTopics = TopicsWhenSettled(wasmId, expected.Length);
+        ScenarioTable.Record("events of `ctr run --rm` (exit 3)", string.Join(", ", runcTopics), string.Join(", ", wasmTopics));
         f.Check(runcTopics.SequenceEqual(expected), $"runc's events: {string.Join(", ", runcTopics)}", runcId, runc);
         f.Check(wasmTopics.SequenceEqual(runcTopics), $"our events {string.Join(", ", wasmTopics)} should be runc's {string.Join(", ", runcTopics)}", wasmId, wasm);
     }
@@ -48,6 +49,7 @@ public sealed class DifferentialTests(ContainerdFixture f)
             f.Check(wasm.ExitCode == 4 && runc.ExitCode == 4, "both execs exit 4", wasmId, wasm, runc);
             var runcTopics = TopicsWhenSettled(runcId, 5);
             var wasmTopics = TopicsWhenSettled(wasmId, 5);
+            ScenarioTable.Record("events of `ctr task exec` (exit 4) in a running task", string.Join(", ", runcTopics), string.Join(", ", wasmTopics));
             f.Check(runcTopics.Contains("/tasks/exec-added") && runcTopics.Contains("/tasks/exec-started"), $"runc's events: {string.Join(", ", runcTopics)}", runcId, runc);
             f.Check(wasmTopics.SequenceEqual(runcTopics), $"our events {string.Join(", ", wasmTopics)} should be runc's {string.Join(", ", runcTopics)}", wasmId, wasm, runc);
         }
@@ -108,6 +110,7 @@ public sealed class DifferentialTests(ContainerdFixture f)
             }
             var runcTopics = TopicsWhenSettled(runcId, 6);
             var wasmTopics = TopicsWhenSettled(wasmId, 6);
+            ScenarioTable.Record("events of run -d, pause, resume, kill, delete", string.Join(", ", runcTopics), string.Join(", ", wasmTopics));
             f.Check(runcTopics.Contains("/tasks/paused") && runcTopics.Contains("/tasks/resumed"), $"runc's events: {string.Join(", ", runcTopics)}", runcId);
             f.Check(wasmTopics.SequenceEqual(runcTopics), $"our events {string.Join(", ", wasmTopics)} should be runc's {string.Join(", ", runcTopics)}", wasmId);
         }

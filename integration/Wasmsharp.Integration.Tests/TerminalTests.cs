@@ -10,14 +10,7 @@ public sealed class TerminalTests(ContainerdFixture f)
 {
     private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
 
-    private ProcessResult RunInTerminal(string input, string[] ctrArgs)
-    {
-        var ctr = $"{f.Containerd.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(ctrArgs).Select(Quote))}";
-        // script forwards its stdin to the terminal ctr runs in; `sleep` keeps that input open until the
-        // guest has had time to start and read it.
-        var command = $"{{ {input}; sleep 2; }} | script -qec {Quote(ctr)} /dev/null";
-        return ProcessRunner.Run("/bin/sh", ["-c", command], ContainerdFixture.RunTimeout);
-    }
+    private ProcessResult RunInTerminal(string id, string? keys, string[] ctrArgs) => InTerminal.Run(f, id, keys, ctrArgs);
 
     private static string Escaped(string s) => s.Replace("\r", "\\r").Replace("\n", "\\n\n");
 
@@ -32,7 +25,7 @@ public sealed class TerminalTests(ContainerdFixture f)
     public void Guest_output_reaches_ctr_through_the_pty()
     {
         var id = f.NewId("tty");
-        var run = RunInTerminal("true", ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm"]);
+        var run = RunInTerminal(id, null, ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm"]);
         f.Check(run.ExitCode == 0 && run.Stdout.Contains("stdin tty=0 stdout tty=0 stderr tty=0\r\r\n", StringComparison.Ordinal),
             $"with -t the guest's output should reach ctr through a terminal (our ONLCR, then script's: \\r\\r\\n); got:\n{Escaped(run.Stdout)}", id, run);
         f.AssertNothingLeft(id, run);
@@ -42,7 +35,7 @@ public sealed class TerminalTests(ContainerdFixture f)
     public void Typed_input_reaches_the_guest()
     {
         var id = f.NewId("tty-input");
-        var run = RunInTerminal("sleep 1; printf 'typed line\\r'", ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]);
+        var run = RunInTerminal(id, "typed line\r", ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]);
         f.Check(run.ExitCode == 0 && run.Stdout.Contains("typed line\r\r\ngot: typed line\r\r\n", StringComparison.Ordinal),
             $"a line typed into ctr's terminal should be echoed by the pty and reach the guest (\\r becomes \\n by ICRNL); got:\n{Escaped(run.Stdout)}", id, run);
         f.AssertNothingLeft(id, run);
@@ -74,7 +67,7 @@ public sealed class TerminalTests(ContainerdFixture f)
         f.Check(start.ExitCode == 0, "ctr run -d should succeed", id, start);
         try
         {
-            var run = RunInTerminal("true", ["tasks", "exec", "-t", "--exec-id", "t1", id, "/tty.wasm"]);
+            var run = RunInTerminal(id, null, ["tasks", "exec", "-t", "--exec-id", "t1", id, "/tty.wasm"]);
             f.Check(run.ExitCode == 0 && run.Stdout.Contains("stdout tty=0 stderr tty=0\r\r\n", StringComparison.Ordinal),
                 $"ctr task exec -t should show the exec's output through its pty; got:\n{Escaped(run.Stdout)}", id, run);
             f.Check(f.Containerd.Task(id) is { Status: "RUNNING" }, "the container keeps running after its exec ends", id, run);

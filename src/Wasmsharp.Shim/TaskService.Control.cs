@@ -38,7 +38,8 @@ internal sealed partial class TaskService
         var (from, to, verb) = paused ? (Status.Running, Status.Paused, "pause") : (Status.Paused, Status.Running, "resume");
         if (!container.Init.Transition(from, to))
         {
-            throw Error(StatusCode.FailedPrecondition, $"cannot {verb} {id}: it is {container.Init.Status.ToString().ToLowerInvariant()}");
+            // Unknown, as runc's "cannot pause a paused container" reaches clients.
+            throw Error(StatusCode.Unknown, $"cannot {verb} {id}: it is {container.Init.Status.ToString().ToLowerInvariant()}");
         }
         foreach (var process in container.All.Where(p => p == container.Init || p.Transition(from, to)))
         {

@@ -109,10 +109,12 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         }
     }
 
+    // runc reports a process it cannot start (missing, not executable, bad spec) as Unknown ("OCI
+    // runtime create failed: ...: unknown"); clients see the same code from us, with our message.
     private static RpcException ToRpc(Exception e) => e switch
     {
         RpcException rpc => rpc,
-        BundleException or WasmModuleException or OciSpecException => Error(StatusCode.InvalidArgument, e.Message),
+        BundleException or WasmModuleException or OciSpecException => Error(StatusCode.Unknown, e.Message),
         NotSupportedException => Error(StatusCode.Unimplemented, e.Message),
         LinuxException => Error(StatusCode.Internal, e.Message),
         _ => Error(StatusCode.Unknown, e.Message),
