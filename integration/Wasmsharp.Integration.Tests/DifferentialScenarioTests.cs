@@ -97,6 +97,41 @@ public sealed class DifferentialScenarioTests(ContainerdFixture f)
     }
 
     [Fact]
+    public void Kill_of_a_task_blocked_writing_to_a_client_that_stopped_reading()
+    {
+        // The client (`ctr run`) is stopped, so the task's stdout FIFO fills and the task blocks inside
+        // a write: out of reach of a Wasm epoch check. The kill must still stop it.
+        var (runc, ours) = Sides("blocked-write");
+        var seen = new Dictionary<string, string>();
+        try
+        {
+            foreach (var s in new[] { runc, ours })
+            {
+                string[] flood = s.Name == "runc" ? ["/bin/busybox", "yes"] : ["/output.wasm", "1000000000"];
+                using var client = f.Containerd.StartCtr(ContainerdFixture.RunTimeout, ["run", "--rm", .. s.RunOptions, s.Image, s.Id, .. flood], onLine: _ => { });
+                var running = ContainerdFixture.Eventually(() => f.Containerd.Task(s.Id) is { Status: "RUNNING" }, Shortly);
+                ProcFs.Signal(client.Pid, ProcFs.SIGSTOP);
+                var pid = f.Containerd.Task(s.Id)?.Pid ?? 0;
+                Thread.Sleep(500); // the FIFO fills up
+                var kill = f.Ctr("tasks", "kill", s.Id);
+                var stopped = ContainerdFixture.Eventually(() => f.Containerd.Task(s.Id) is null or { Status: "STOPPED" }, Shortly);
+                var status = ExitStatus(s.Id);
+                // Our task's pid is the guest thread's id: /proc/<tid> exists while the thread does.
+                var gone = ContainerdFixture.Eventually(() => pid > 0 && !Directory.Exists($"/proc/{pid}"), Shortly);
+                ProcFs.Signal(client.Pid, ProcFs.SIGCONT);
+                var result = client.Wait();
+                seen[s.Name] = $"running {running}; kill {Outcome(kill)}; stopped {stopped}, {status}; its process/thread gone before delete: {gone}; ctr run then ends with {(result.TimedOut ? "a timeout" : result.ExitCode)}";
+            }
+            Agree("`ctr task kill` of a task blocked writing to a stopped `ctr run`", seen["runc"], seen["ours"], ours.Id);
+        }
+        finally
+        {
+            f.RemoveContainer(runc.Id);
+            f.RemoveContainer(ours.Id);
+        }
+    }
+
+    [Fact]
     public void Task_status_follows_the_same_states()
     {
         var (runc, ours) = Sides("states");

@@ -111,7 +111,7 @@ public static partial class ProcFs
         return sb.ToString();
     }
 
-    public const int SIGKILL = 9, SIGTERM = 15;
+    public const int SIGKILL = 9, SIGTERM = 15, SIGCONT = 18, SIGSTOP = 19;
 
     public static bool Signal(int pid, int signal) => Kill(pid, signal) == 0;
 

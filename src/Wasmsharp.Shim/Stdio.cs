@@ -30,6 +30,8 @@ internal sealed class Stdio : IDisposable
     private readonly List<SafeFileHandle> _handles = [];      // closed last
     private readonly List<SafeFileHandle> _guestEnds = [];    // our copies of what the guest writes to
     private readonly List<OutputPump> _pumps = [];
+    private readonly List<SafeFileHandle> _outputFifos = [];  // the client's stdout/stderr FIFOs (O_RDWR)
+    private int _discarding;
     private StdinPump? _stdin;
     private BinaryLogger? _logger;
     private Pty? _pty;
@@ -94,6 +96,7 @@ internal sealed class Stdio : IDisposable
         if (string.IsNullOrEmpty(path)) return null;
         var fifo = Files.OpenFifoReadWrite(path);
         _handles.Add(fifo);
+        _outputFifos.Add(fifo);
         return Files.ProcPath(fifo);
     }
 
@@ -134,6 +137,7 @@ internal sealed class Stdio : IDisposable
         // Without a stdout the output is discarded, so a guest never blocks on a full terminal.
         var output = string.IsNullOrEmpty(Stdout) ? Descriptors.OpenAppend("/dev/null") : Files.OpenFifoReadWrite(StdioUri.Parse(Stdout).Path);
         _handles.Add(output);
+        if (!string.IsNullOrEmpty(Stdout)) _outputFifos.Add(output);
         _pumps.Add(new OutputPump(Files.Duplicate(_pty.Master), output, "pty-out"));
         if (!string.IsNullOrEmpty(Stdin))
         {
@@ -177,6 +181,34 @@ internal sealed class Stdio : IDisposable
 
     /// <summary>CloseIO: the client has no more input.</summary>
     public void CloseStdin() => _stdin?.CloseInput();
+
+    /// <summary>
+    /// On a kill the guest does not obey: it may be blocked writing to a FIFO its client no longer reads
+    /// (a stopped `ctr`, a full log pipe). We hold the FIFOs' read side too, so we empty them until
+    /// Dispose: the write completes, the guest reaches its next epoch check and stops. What the client
+    /// had not read by then is lost, as it would be had the client never come back.
+    /// </summary>
+    public void DiscardUnreadOutput()
+    {
+        if (_outputFifos.Count == 0 || Interlocked.Exchange(ref _discarding, 1) != 0 || Volatile.Read(ref _disposed) != 0) return;
+        new Thread(() =>
+        {
+            var buffer = new byte[64 * 1024];
+            try
+            {
+                while (Volatile.Read(ref _disposed) == 0)
+                {
+                    var any = false;
+                    foreach (var fifo in _outputFifos)
+                        any |= Descriptors.Read(fifo, buffer, TimeSpan.FromMilliseconds(any ? 0 : 50)) > 0;
+                }
+            }
+            catch (Exception e) when (e is LinuxException or ObjectDisposedException)
+            {
+                // closed by Dispose
+            }
+        }, maxStackSize: 128 * 1024) { IsBackground = true, Name = "discard-output" }.Start();
+    }
 
     /// <summary>On kill: a guest blocked reading stdin must wake up to be stopped.</summary>
     public void InterruptStdin()

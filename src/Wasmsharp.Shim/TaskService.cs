@@ -210,6 +210,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             {
                 target.Instance.Kill(signal);
                 target.Stdio.InterruptStdin();
+                _ = ReleaseIfBlocked(target);
             }
         }
         else
@@ -219,6 +220,18 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             log.Debug("{Id}: signal {Signal} has no effect on a Wasm guest", request.Id, signal);
         }
         return Task.FromResult(EmptyReply);
+    }
+
+    // A killed guest normally stops within milliseconds; one still running after this is blocked in a
+    // host call, most likely writing to output nobody reads.
+    private static readonly TimeSpan BlockedAfter = TimeSpan.FromMilliseconds(150);
+
+    private async Task ReleaseIfBlocked(WasmProcess process)
+    {
+        await Task.Delay(BlockedAfter).ConfigureAwait(false);
+        if (process.Status == Status.Stopped) return;
+        log.Warning("{Id}: still running {Ms} ms after the kill: discarding its unread output so it can stop", process.Id, BlockedAfter.TotalMilliseconds);
+        process.Stdio.DiscardUnreadOutput();
     }
 
     public override async Task<TaskApi.DeleteResponse> Delete(TaskApi.DeleteRequest request, ServerCallContext context)

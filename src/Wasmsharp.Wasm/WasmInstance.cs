@@ -22,10 +22,12 @@ namespace Wasmsharp.Wasm;
 /// <para><b>Pausing.</b> <see cref="Pause"/> sets a flag and ticks the epoch; the guest's next epoch check
 /// (or its sleep in <c>poll_oneoff</c>) then blocks the guest thread until <see cref="Resume"/> or a kill.
 /// See <see cref="Pause"/> for when it returns.</para>
-/// <para><b>Limitation.</b> A guest blocked inside another WASI call (fd_read on a stdin that never ends,
-/// <c>poll_oneoff</c> with fd subscriptions waiting on such a stdin) is not interrupted: it ends (or
-/// stops, when paused) at the first epoch check after the call returns. Completion stays pending until
-/// then, and its thread lives on (it is a background thread).</para>
+/// <para><b>Blocked host calls.</b> A guest blocked inside another WASI call (fd_read on a stdin that never
+/// ends, fd_write to a pipe nobody reads) cannot be interrupted: it ends at the first epoch check after
+/// the call returns. So that a kill is still reported promptly, <see cref="Completion"/> completes with the
+/// kill status after <see cref="KillGrace"/> anyway (<see cref="Abandoned"/> is then true); the thread
+/// (a background thread) frees the store itself when the call returns. The caller's part is to make the
+/// call return (close or drain the descriptors it is blocked on).</para>
 /// </remarks>
 public sealed class WasmInstance : IDisposable
 {
@@ -33,7 +35,10 @@ public sealed class WasmInstance : IDisposable
 
     /// <summary>How long <see cref="Pause"/> waits for the guest to reach a safe point.</summary>
     internal static readonly TimeSpan PauseHoldTimeout = TimeSpan.FromSeconds(1);
-    private static readonly int[] KillNudgesMs = [10, 100, 1000];
+    private static readonly int[] KillNudgesMs = [10, 100];
+
+    /// <summary>How long a killed guest may take to stop before its exit is reported without it.</summary>
+    public static readonly TimeSpan KillGrace = TimeSpan.FromMilliseconds(500);
 
     private readonly WasmHost host;
     private readonly WasmModule module;
@@ -135,17 +140,24 @@ public sealed class WasmInstance : IDisposable
         go.Set();
         TickEpoch();
         if (first)
-            _ = NudgeUntilEnded();
+            _ = NudgeUntilEnded(signal);
         return true;
     }
+
+    /// <summary>
+    /// True when a kill was reported while the guest thread was still blocked in a host call (see the
+    /// remarks); the thread ends by itself once that call returns.
+    /// </summary>
+    public bool Abandoned { get; private set; }
 
     /// <summary>
     /// Re-ticks the epoch a few times while the kill is pending: an epoch callback that ran for another
     /// instance's tick may have read the kill flag just before it was set and armed its next deadline
     /// after our tick. Costs nothing to other guests beyond a callback each.
     /// </summary>
-    private async Task NudgeUntilEnded()
+    private async Task NudgeUntilEnded(int signal)
     {
+        var clock = Stopwatch.StartNew();
         foreach (var delay in KillNudgesMs)
         {
             await Task.Delay(delay).ConfigureAwait(false);
@@ -153,6 +165,18 @@ public sealed class WasmInstance : IDisposable
                 return;
             TickEpoch();
         }
+        var left = KillGrace - clock.Elapsed;
+        if (left > TimeSpan.Zero)
+            await Task.Delay(left).ConfigureAwait(false);
+        lock (gate)
+        {
+            if (finished)
+                return;
+            Abandoned = true;
+        }
+        TickEpoch();
+        completion.TrySetResult(new WasmExit(128 + signal,
+            $"killed by signal {signal}; the guest was blocked in a host call and is reported ended without waiting for it"));
     }
 
     private void TickEpoch()

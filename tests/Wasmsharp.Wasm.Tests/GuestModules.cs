@@ -35,6 +35,16 @@ public sealed class GuestModules : IDisposable
             __attribute__((noinline)) void crash_here(void) { __builtin_trap(); }
             int main(void) { puts("about to trap"); fflush(stdout); crash_here(); return 0; }
             """,
+        ["flood"] = """
+            #include <stdio.h>
+            #include <string.h>
+            /* Writes to stdout forever, in 64 KiB writes: blocks in fd_write once nobody reads. */
+            static char block[65536];
+            int main(void) {
+                memset(block, 'x', sizeof block);
+                for (;;) fwrite(block, 1, sizeof block, stdout);
+            }
+            """,
         ["loop"] = """
             #include <stdio.h>
             volatile unsigned long counter;

@@ -248,6 +248,37 @@ public sealed class WasmHostTests(GuestModules guests) : IDisposable
     }
 
     [Fact]
+    public async Task Kill_OfAGuestBlockedWritingToAnUnreadPipe_IsReportedAfterTheGrace_AndTheThreadEndsOnceItCanWrite()
+    {
+        using var stdoutPipe = new AnonymousPipeServerStream(PipeDirection.In);
+        var instance = Prepare("flood", new WasiSpec
+        {
+            Args = ["flood"],
+            StdoutPath = $"/proc/self/fd/{stdoutPipe.ClientSafePipeHandle.DangerousGetHandle()}",
+        });
+        stdoutPipe.DisposeLocalCopyOfClientHandle();
+        var liveBefore = guests.Host.LiveInstances;
+        instance.Start();
+        await Task.Delay(300); // the pipe fills; the guest blocks inside fd_write, out of the epoch's reach
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.True(instance.Kill(15));
+        var exit = await instance.Completion.WaitAsync(Timeout);
+        Assert.Equal(143, exit.ExitCode);
+        Assert.True(instance.Abandoned, "the guest could not stop by itself: its exit is reported without it");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"reported after {clock.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.Equal(liveBefore, guests.Host.LiveInstances); // its thread still holds the store
+
+        // Once its write can complete, the guest reaches the epoch check and its thread frees the store.
+        var drain = stdoutPipe.CopyToAsync(Stream.Null);
+        var ended = System.Diagnostics.Stopwatch.StartNew();
+        while (guests.Host.LiveInstances >= liveBefore && ended.Elapsed < Timeout)
+            await Task.Delay(10);
+        Assert.Equal(liveBefore - 1, guests.Host.LiveInstances);
+        await drain.WaitAsync(Timeout); // and closed its end of the pipe
+    }
+
+    [Fact]
     public async Task DeepRecursion_TrapsWithStackOverflow()
     {
         var instance = Prepare("recurse", new WasiSpec { Args = ["recurse"] });
