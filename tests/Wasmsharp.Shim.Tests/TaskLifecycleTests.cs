@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using Grpc.Core;
+using Serilog;
+using Status = Wasmsharp.Containerd.Api.Types.Status;
+using Wasmsharp.Wasm;
+using TaskApi = Wasmsharp.Containerd.Api.Task;
+
+namespace Wasmsharp.Shim.Tests;
+
+// The task service in process, without containerd: the Wait/State/Kill/Delete semantics containerd and
+// CRI rely on but ctr cannot show (Wait before Start, concurrent Waits, kill of a never-started task).
+public sealed class TaskLifecycleTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private readonly string _dir = Directory.CreateTempSubdirectory("wasmsharp-lifecycle-").FullName;
+    private readonly WasmHost _host = new(new WasmHostOptions());
+    private readonly ServerCallContext _context = new TestContext();
+    private EventPublisher _events = null!;
+    private TaskService _service = null!;
+
+    public Task InitializeAsync()
+    {
+        // Events go to a socket nobody serves: the publisher keeps retrying in the background.
+        _events = new EventPublisher($"unix://{Path.Combine(_dir, "none.sock")}", "test", Log.Logger);
+        _service = new TaskService(_host, _events, Log.Logger, "test", () => { });
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _events.DisposeAsync();
+        _host.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    // proc_exit(7), or a loop that never ends (stopped only by a kill).
+    private const string Exit7 = """
+        (module
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1)
+          (func (export "_start") (call $exit (i32.const 7))))
+        """;
+    private const string Spin = """
+        (module
+          (memory (export "memory") 1)
+          (func (export "_start") (loop $l (br $l))))
+        """;
+
+    private string Bundle(string id, string wat)
+    {
+        var bundle = Directory.CreateDirectory(Path.Combine(_dir, id)).FullName;
+        var rootfs = Directory.CreateDirectory(Path.Combine(bundle, "rootfs")).FullName;
+        File.WriteAllText(Path.Combine(bundle, "m.wat"), wat);
+        var wat2wasm = Process.Start(new ProcessStartInfo("wat2wasm", [Path.Combine(bundle, "m.wat"), "-o", Path.Combine(rootfs, "m.wasm")]) { RedirectStandardError = true })!;
+        wat2wasm.WaitForExit();
+        Assert.True(wat2wasm.ExitCode == 0, wat2wasm.StandardError.ReadToEnd());
+        File.WriteAllText(Path.Combine(bundle, "config.json"),
+            """{"ociVersion":"1.0.2","process":{"args":["/m.wasm"],"env":["A=1"],"cwd":"/"},"root":{"path":"rootfs"}}""");
+        return bundle;
+    }
+
+    private async Task<string> Created(string id, string wat)
+    {
+        await _service.Create(new TaskApi.CreateTaskRequest { Id = id, Bundle = Bundle(id, wat) }, _context);
+        return id;
+    }
+
+    private Task<TaskApi.StateResponse> State(string id) => _service.State(new TaskApi.StateRequest { Id = id }, _context);
+    private Task<TaskApi.WaitResponse> Wait(string id) => _service.Wait(new TaskApi.WaitRequest { Id = id }, _context);
+    private Task Start(string id) => _service.Start(new TaskApi.StartRequest { Id = id }, _context);
+    private Task Kill(string id, uint signal) => _service.Kill(new TaskApi.KillRequest { Id = id, Signal = signal }, _context);
+
+    [Fact]
+    public async Task Waits_before_start_block_until_the_exit_and_everyone_sees_one_exit()
+    {
+        var id = await Created("wait-early", Exit7);
+        var waits = Enumerable.Range(0, 3).Select(_ => Wait(id)).ToList();
+        await Task.Delay(100);
+        Assert.All(waits, w => Assert.False(w.IsCompleted));
+        Assert.Equal(Status.Created, (await State(id)).Status);
+
+        await Start(id);
+        var results = await Task.WhenAll(waits).WaitAsync(Timeout);
+        Assert.All(results, r => Assert.Equal(7u, r.ExitStatus));
+        var exitedAt = results[0].ExitedAt;
+        Assert.All(results, r => Assert.Equal(exitedAt, r.ExitedAt));
+
+        var state = await State(id);
+        Assert.Equal((Status.Stopped, 7u, exitedAt), (state.Status, state.ExitStatus, state.ExitedAt));
+        var again = await Wait(id);
+        Assert.Equal((7u, exitedAt), (again.ExitStatus, again.ExitedAt));
+        var deleted = await _service.Delete(new TaskApi.DeleteRequest { Id = id }, _context);
+        Assert.Equal((7u, exitedAt), (deleted.ExitStatus, deleted.ExitedAt));
+        var gone = await Assert.ThrowsAsync<RpcException>(() => State(id));
+        Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+    }
+
+    [Fact]
+    public async Task State_goes_created_running_paused_running_stopped()
+    {
+        var id = await Created("states", Spin);
+        Assert.Equal(Status.Created, (await State(id)).Status);
+        await Start(id);
+        Assert.Equal(Status.Running, (await State(id)).Status);
+        await _service.Pause(new TaskApi.PauseRequest { Id = id }, _context);
+        Assert.Equal(Status.Paused, (await State(id)).Status);
+        await _service.Resume(new TaskApi.ResumeRequest { Id = id }, _context);
+        Assert.Equal(Status.Running, (await State(id)).Status);
+
+        var wait = Wait(id);
+        await Kill(id, 15);
+        Assert.Equal(143u, (await wait.WaitAsync(Timeout)).ExitStatus);
+        var state = await State(id);
+        Assert.Equal((Status.Stopped, 143u), (state.Status, state.ExitStatus));
+        var again = await Assert.ThrowsAsync<RpcException>(() => Kill(id, 9));
+        Assert.Equal(StatusCode.NotFound, again.StatusCode);
+    }
+
+    [Fact]
+    public async Task Kill_of_a_task_never_started_releases_its_waiters()
+    {
+        var id = await Created("never-started", Spin);
+        var wait = Wait(id);
+        await Kill(id, 9);
+        var exit = await wait.WaitAsync(Timeout);
+        Assert.Equal(137u, exit.ExitStatus);
+        Assert.Equal(Status.Stopped, (await State(id)).Status);
+        await _service.Delete(new TaskApi.DeleteRequest { Id = id }, _context);
+    }
+
+    [Fact]
+    public async Task Delete_of_a_running_task_is_refused_without_not_found()
+    {
+        var id = await Created("delete-running", Spin);
+        await Start(id);
+        var refused = await Assert.ThrowsAsync<RpcException>(() => _service.Delete(new TaskApi.DeleteRequest { Id = id }, _context));
+        Assert.NotEqual(StatusCode.NotFound, refused.StatusCode);
+        Assert.Contains("cannot delete a running process", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(Status.Running, (await State(id)).Status);
+        await Kill(id, 9);
+        await Wait(id).WaitAsync(Timeout);
+        await _service.Delete(new TaskApi.DeleteRequest { Id = id }, _context);
+    }
+
+    private sealed class TestContext : ServerCallContext
+    {
+        protected override string MethodCore => "test";
+        protected override string HostCore => "localhost";
+        protected override string PeerCore => "test";
+        protected override DateTime DeadlineCore => DateTime.MaxValue;
+        protected override Metadata RequestHeadersCore { get; } = [];
+        protected override CancellationToken CancellationTokenCore => CancellationToken.None;
+        protected override Metadata ResponseTrailersCore { get; } = [];
+        protected override Grpc.Core.Status StatusCore { get; set; }
+        protected override WriteOptions? WriteOptionsCore { get; set; }
+        protected override AuthContext AuthContextCore => new(null, []);
+        protected override ContextPropagationToken CreatePropagationTokenCore(ContextPropagationOptions? options) => throw new NotSupportedException();
+        protected override Task WriteResponseHeadersAsyncCore(Metadata responseHeaders) => Task.CompletedTask;
+    }
+}
