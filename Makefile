@@ -19,7 +19,7 @@ DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-was
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes build publish install test unit-test integration-test bench demo clean
+.PHONY: all deps runtimes build publish install deb test unit-test integration-test bench demo clean
 
 all: publish
 
@@ -45,6 +45,11 @@ install: publish
 	install -d $(PREFIX)/bin
 	install -m 0755 $(OUT)/$(SHIM) $(PREFIX)/bin/$(SHIM)
 	install -m 0644 $(OUT)/libwasmtime.so $(PREFIX)/bin/libwasmtime.so
+
+# A Debian package (out/deb/wasmsharp_VERSION_ARCH.deb): shim, libwasmtime.so, image tool, install.sh, doctor.
+deb: publish
+	$(DOTNET) build src/Wasmsharp.ImageTool -c $(CONFIGURATION)
+	packaging/deb/build-deb.sh $(OUT) src/Wasmsharp.ImageTool/bin/$(CONFIGURATION)/net10.0 out/deb
 
 # Unit tests, then the integration suite against a private containerd driving the published shim.
 # The last line is the plain "N passed, N failed" summary.

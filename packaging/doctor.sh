@@ -7,7 +7,7 @@ set -uo pipefail
 SHIM=containerd-shim-wasmsharp-v1
 RUNTIME_TYPE=io.containerd.wasmsharp.v1
 HANDLER=wasmsharp
-HERE=$(cd "$(dirname "$0")" && pwd)
+HERE=$(cd "$(dirname "$(readlink -f "$0")")" && pwd)
 INSTALL=$HERE/install.sh
 [ -x "$INSTALL" ] || INSTALL=/usr/share/wasmsharp/install.sh
 
@@ -73,8 +73,8 @@ if [ -n "$shim" ]; then
   else
     fail "shim runs" "$shim --version failed: $(echo "$version" | tail -1)" "reinstall it: sudo $INSTALL --binaries-only"
   fi
-  # The shim loads libwasmtime.so from its own directory first, then the loader's search path.
-  lib=$(dirname "$shim")/libwasmtime.so
+  # The shim loads libwasmtime.so from the directory of its real file (symlinks resolved), then the loader's path.
+  lib=$(dirname "$(readlink -f "$shim")")/libwasmtime.so
   [ -f "$lib" ] || lib=$(ldconfig -p 2>/dev/null | awk '/libwasmtime\.so / { print $NF; exit }')
   if [ -z "$lib" ]; then
     fail libwasmtime.so "not next to $shim nor known to the dynamic loader" "copy libwasmtime.so next to the shim: sudo $INSTALL --binaries-only"

@@ -265,3 +265,85 @@ public sealed class DoctorTests
         }
     }
 }
+
+// `make deb` (packaging/deb/build-deb.sh): the package's metadata and layout, and its shim, unpacked
+// (dpkg-deb -x, the machine is not changed), serving a private containerd found through /usr/bin.
+public sealed class DebPackageTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("wasmsharp-deb-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    // Built once for the class: both tests look at the same package.
+    private static readonly Lazy<string> Deb = new(() =>
+    {
+        var dir = Directory.CreateTempSubdirectory("wasmsharp-deb-out-").FullName;
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(dir, true); } catch (IOException) { } };
+        return BuildDebInto(dir);
+    });
+
+    private static string BuildDeb() => Deb.Value;
+
+    private static string BuildDebInto(string outDir)
+    {
+        Assert.True(RepoLayout.ShimPublished, $"publish the shim first ({RepoLayout.ShimDir})");
+        var build = ProcessRunner.Run(Path.Combine(RepoLayout.Root, "packaging", "deb", "build-deb.sh"),
+            [RepoLayout.ShimDir, Path.GetDirectoryName(RepoLayout.ImageToolDll)!, outDir], TimeSpan.FromMinutes(2));
+        Assert.True(build.ExitCode == 0, build.ToString());
+        var deb = build.Stdout.Trim();
+        Assert.True(File.Exists(deb), build.ToString());
+        return deb;
+    }
+
+    [Fact]
+    public void Package_declares_itself_and_holds_the_shim_library_tools_and_snippets()
+    {
+        var deb = BuildDeb();
+        var info = ProcessRunner.RunChecked("dpkg-deb", ["--field", deb, "Package", "Version", "Architecture", "Depends"]).Stdout;
+        Assert.Contains("Package: wasmsharp", info, StringComparison.Ordinal);
+        Assert.Matches(@"Version: \d+\.\d+\.\d+", info);
+        Assert.Contains("Architecture: " + ProcessRunner.RunChecked("dpkg", ["--print-architecture"]).Stdout.Trim(), info, StringComparison.Ordinal);
+        Assert.Contains("containerd (>= 1.6)", info, StringComparison.Ordinal);
+
+        var contents = ProcessRunner.RunChecked("dpkg-deb", ["--contents", deb]).Stdout;
+        foreach (var path in new[]
+        {
+            "./usr/lib/wasmsharp/containerd-shim-wasmsharp-v1", "./usr/lib/wasmsharp/libwasmtime.so",
+            "./usr/bin/containerd-shim-wasmsharp-v1 -> ../lib/wasmsharp/containerd-shim-wasmsharp-v1",
+            "./usr/bin/wasmsharp-image", "./usr/lib/wasmsharp/image-tool/wasmsharp-image.dll",
+            "./usr/sbin/wasmsharp-doctor -> ../share/wasmsharp/doctor.sh", "./usr/share/wasmsharp/install.sh",
+            "./usr/share/wasmsharp/docker/daemon.json", "./usr/share/wasmsharp/kubernetes/runtimeclass.yaml",
+            "./usr/share/doc/wasmsharp/copyright",
+        })
+            Assert.Contains(path, contents, StringComparison.Ordinal);
+        var postinst = ProcessRunner.RunChecked("dpkg-deb", ["--info", deb, "postinst"]).Stdout;
+        Assert.Contains("install.sh --config-only", postinst, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unpacked_package_runs_containers_through_its_usr_bin_symlink_and_its_doctor_agrees()
+    {
+        var root = Path.Combine(_dir, "root");
+        ProcessRunner.RunChecked("dpkg-deb", ["-x", BuildDeb(), root]);
+        var bin = Path.Combine(root, "usr", "bin");
+        // The private containerd puts WASMSHARP_SHIM_DIR first on its PATH: here the package's /usr/bin.
+        var saved = Environment.GetEnvironmentVariable("WASMSHARP_SHIM_DIR");
+        Environment.SetEnvironmentVariable("WASMSHARP_SHIM_DIR", bin);
+        try
+        {
+            using var containerd = PrivateContainerd.Start("wasmsharp-deb");
+            Images.Import(containerd, Images.BuildHello(WasmPrograms.Get(), containerd.BaseDir));
+            var run = containerd.Ctr(TimeSpan.FromSeconds(30), "run", "--rm", "--runtime", RepoLayout.Runtime, Images.Hello, "deb-hello", "/hello.wasm", "from-the-package");
+            Assert.True(run.ExitCode == 0 && run.Stdout.Contains("from-the-package", StringComparison.Ordinal), $"{run}\n{containerd.LogTail(30)}");
+
+            var doctor = ProcessRunner.Run(Path.Combine(root, "usr", "sbin", "wasmsharp-doctor"),
+                ["--pid", containerd.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(60));
+            Assert.Contains($"OK    shim on PATH           {bin}/containerd-shim-wasmsharp-v1", doctor.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"OK    libwasmtime.so         {root}/usr/lib/wasmsharp/libwasmtime.so loads", doctor.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("WASMSHARP_SHIM_DIR", saved);
+        }
+    }
+}
