@@ -223,12 +223,18 @@ public sealed class DoctorTests
     public void Doctor_names_the_missing_runtime_config_and_passes_once_install_added_it(string binDir)
     {
         using var containerd = PrivateContainerd.Start("wasmsharp-doctor", binDir);
+        // A cache directory others may write to: the shim would run native code anyone could plant.
+        var cache = Directory.CreateDirectory(Path.Combine(containerd.BaseDir, "cache")).FullName;
+        File.SetUnixFileMode(cache, (UnixFileMode)0b111_111_111);
         var before = ProcessRunner.Run(Doctor, ["--pid", containerd.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(60));
         Assert.True(before.ExitCode == 1, before.ToString());
+        Assert.Contains("2 check(s) failed", before.Stdout, StringComparison.Ordinal);
         Assert.StartsWith("OK", Line(before, "shim on PATH"));
         Assert.Contains(containerd.ShimDir, Line(before, "shim on PATH"), StringComparison.Ordinal);
         Assert.StartsWith("OK", Line(before, "libwasmtime.so"));
-        Assert.StartsWith("OK", Line(before, "module cache"));
+        Assert.StartsWith("FAIL", Line(before, "module cache"));
+        Assert.Contains($"chmod 0700 {cache}", before.Stdout, StringComparison.Ordinal);
+        File.SetUnixFileMode(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var config = Path.Combine(containerd.BaseDir, "config.toml");
         Assert.StartsWith("FAIL", Line(before, "runtime in config"));
         Assert.Contains($"install.sh --config-only --config {config}", before.Stdout, StringComparison.Ordinal);
@@ -316,8 +322,20 @@ public sealed class DebPackageTests : IDisposable
             "./usr/share/doc/wasmsharp/copyright",
         })
             Assert.Contains(path, contents, StringComparison.Ordinal);
-        var postinst = ProcessRunner.RunChecked("dpkg-deb", ["--info", deb, "postinst"]).Stdout;
-        Assert.Contains("install.sh --config-only", postinst, StringComparison.Ordinal);
+        // What a user sees at `apt install`: how to wire containerd, nothing changed unless asked.
+        var control = Directory.CreateTempSubdirectory("wasmsharp-deb-control-").FullName;
+        try
+        {
+            ProcessRunner.RunChecked("dpkg-deb", ["--control", deb, control]);
+            var postinst = ProcessRunner.Run("/bin/sh", [Path.Combine(control, "postinst"), "configure"]);
+            Assert.True(postinst.ExitCode == 0, postinst.ToString());
+            Assert.Contains("sudo /usr/share/wasmsharp/install.sh --config-only", postinst.Stdout, StringComparison.Ordinal);
+            Assert.Contains("wasmsharp-doctor", postinst.Stdout, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(control, recursive: true);
+        }
     }
 
     [Fact]
