@@ -11,13 +11,15 @@ export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
 
 # Debian packages: containerd + runc (the real thing we plug into), clang-16 + wasi-libc (test programs
-# in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image).
-DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static
+# in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image),
+# dpkg-dev + tcl (SQLite's source via apt-get source, its amalgamation), sqlite3 (the native reference).
+DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static \
+                dpkg-dev tcl sqlite3
 
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes build publish install test unit-test integration-test bench demo clean
+.PHONY: all deps runtimes build publish install deb test unit-test integration-test bench demo clean
 
 all: publish
 
@@ -43,6 +45,11 @@ install: publish
 	install -d $(PREFIX)/bin
 	install -m 0755 $(OUT)/$(SHIM) $(PREFIX)/bin/$(SHIM)
 	install -m 0644 $(OUT)/libwasmtime.so $(PREFIX)/bin/libwasmtime.so
+
+# A Debian package (out/deb/wasmsharp_VERSION_ARCH.deb): shim, libwasmtime.so, image tool, install.sh, doctor.
+deb: publish
+	$(DOTNET) build src/Wasmsharp.ImageTool -c $(CONFIGURATION)
+	packaging/deb/build-deb.sh $(OUT) src/Wasmsharp.ImageTool/bin/$(CONFIGURATION)/net10.0 out/deb
 
 # Unit tests, then the integration suite against a private containerd driving the published shim.
 # The last line is the plain "N passed, N failed" summary.

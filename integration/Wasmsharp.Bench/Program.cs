@@ -118,6 +118,8 @@ public static class Bench
             runc.Add(Timed(containerd, Runc()));
         }
 
+        var cold = ColdStart.Measure(containerd, programs, warmRuns: 10, coldRuns: 3, ref n);
+
         var wasmMb = IdleMemory(containerd, "mw", i => ["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"mw{i}", "/sleep.wasm", "3600"]);
         var runcMb = IdleMemory(containerd, "mr", i => ["run", "-d", Images.Busybox, $"mr{i}", "sleep", "3600"]);
 
@@ -137,7 +139,21 @@ public static class Bench
         Console.WriteLine(F($"| — of which shim / container process | {wasmMb.Shim:0.00} / {wasmMb.Process:0.00} MB | {runcMb.Shim:0.00} / {runcMb.Process:0.00} MB | |"));
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest sleeping, median of {stops} | {stopSleep:0.0} ms | {stopRunc:0.0} ms (busybox sleep) | {stopSleep / stopRunc:0.00} |"));
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest blocked reading stdin, median of {stops} | {stopStdin:0.0} ms | | {stopStdin / stopRunc:0.00} |"));
+        PrintColdStart(cold, wasmMedian, runcMedian, runs);
         return 0;
+    }
+
+    // Module cache miss vs hit: hello and a generated large module, against the hello and runc figures above.
+    private static void PrintColdStart(ColdStart.Figures cold, double helloWarm, double runcEcho, int runs)
+    {
+        var (helloCold, largeCold, largeWarm) = (Median(cold.HelloCold), Median(cold.LargeCold), Median(cold.LargeWarm));
+        Console.WriteLine();
+        Console.WriteLine(F($"| start time, module cache miss (cold) vs hit (warm) | wasmsharp | ratio |"));
+        Console.WriteLine("|---|---:|---:|");
+        Console.WriteLine(F($"| hello, cache hit (the row above), median of {runs} | {helloWarm:0.0} ms | {helloWarm / runcEcho:0.00} × runc busybox echo |"));
+        Console.WriteLine(F($"| hello, cache miss, median of {cold.HelloCold.Count} | {helloCold:0.0} ms | {helloCold / runcEcho:0.00} × runc busybox echo |"));
+        Console.WriteLine(F($"| large module ({cold.LargeMb:0.0} MB), cache hit, median of {cold.LargeWarm.Count} | {largeWarm:0.0} ms | {largeWarm / helloWarm:0.00} × hello (cache hit); shim's load {cold.LargeLoadMs:0} ms |"));
+        Console.WriteLine(F($"| large module ({cold.LargeMb:0.0} MB), cache miss, median of {cold.LargeCold.Count} | {largeCold:0.0} ms | {largeCold / largeWarm:0.0} × its cache hit; compile {cold.LargeCompileMs:0} ms |"));
     }
 
     // Time from `ctr task kill` until a waiting client (`ctr task attach`) sees the exit.

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using Wasmsharp.Integration;
+
+namespace Wasmsharp.Bench;
+
+// Start time with the shim's compiled-module cache empty for the module (cold: the shim compiles it) and
+// holding it (warm: the shim maps the compiled code), for hello and for a generated module of >= 15 MB.
+// The private containerd gives every shim WASMSHARP_CACHE_DIR=<base>/cache; a cold run first deletes that
+// module's entries there. Each run's shim log line ("module ... CacheMiss/CacheHit") is checked, so a run
+// that did not do what its column says fails the bench instead of skewing it.
+public static class ColdStart
+{
+    public const string LargeImage = "example.local/large:1";
+    public const long LargeMinBytes = 16L * 1024 * 1024;
+
+    public sealed record Figures(
+        double LargeMb, List<double> HelloCold, List<double> LargeCold, List<double> LargeWarm, double LargeCompileMs, double LargeLoadMs);
+
+    public static Figures Measure(PrivateContainerd containerd, WasmPrograms programs, int warmRuns, int coldRuns, ref int n)
+    {
+        var large = Path.Combine(containerd.BaseDir, "large.wasm");
+        var size = LargeModule.Write(large, LargeMinBytes);
+        var image = Path.Combine(containerd.BaseDir, "large-image.tar");
+        var built = Images.RunImageTool(["build", "--name", LargeImage, "--output", image, "--platform", Images.HostPlatform,
+            "--file", $"{large}:/large.wasm", "--entrypoint", "/large.wasm"]);
+        if (built.ExitCode != 0) throw new InvalidOperationException($"building {LargeImage} failed:\n{built}");
+        Images.Import(containerd, image);
+
+        var cache = Path.Combine(containerd.BaseDir, "cache");
+        var helloSha = Sha256(programs.Path("hello"));
+        var largeSha = Sha256(large);
+        var coldTimeout = TimeSpan.FromMinutes(3);
+
+        var helloCold = new List<double>();
+        var largeCold = new List<double>();
+        var largeWarm = new List<double>();
+        double compileMs = 0;
+        for (var i = 0; i < coldRuns; i++)
+        {
+            Evict(cache, largeSha);
+            var id = $"lc{n++}";
+            largeCold.Add(Run(containerd, id, LargeImage, "/large.wasm", "CacheMiss", coldTimeout));
+            compileMs += LoggedMs(containerd, id, "(compile ");
+        }
+        // The entry now exists: every run below loads it. Hello cold runs are interleaved with the warm large ones.
+        double loadMs = 0;
+        for (var i = 0; i < warmRuns; i++)
+        {
+            var id = $"lw{n++}";
+            largeWarm.Add(Run(containerd, id, LargeImage, "/large.wasm", "CacheHit", coldTimeout));
+            loadMs += LoggedMs(containerd, id, "CacheHit in ");
+            Evict(cache, helloSha);
+            helloCold.Add(Run(containerd, $"hc{n++}", Images.WasmTests, "/hello.wasm", "CacheMiss", coldTimeout));
+        }
+        return new Figures(size / 1024.0 / 1024.0, helloCold, largeCold, largeWarm, compileMs / coldRuns, loadMs / warmRuns);
+    }
+
+    // Deletes the module's compiled entries under every engine fingerprint directory.
+    private static void Evict(string cache, string sha)
+    {
+        if (!Directory.Exists(cache)) return;
+        foreach (var entry in Directory.EnumerateFiles(cache, sha + ".*", SearchOption.AllDirectories))
+            if (entry.EndsWith(".cwasm", StringComparison.Ordinal)) File.Delete(entry);
+    }
+
+    private static double Run(PrivateContainerd containerd, string id, string image, string module, string origin, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = containerd.Ctr(timeout, "run", "--rm", "--runtime", RepoLayout.Runtime, image, id, module);
+        var ms = clock.Elapsed.TotalMilliseconds;
+        if (result.ExitCode != 0 || !result.Stdout.Contains("hello", StringComparison.Ordinal))
+            throw new InvalidOperationException($"benchmark run failed:\n{result}\n{containerd.LogTail(30)}");
+        var line = ModuleLine(containerd, id);
+        if (!line.Contains($" {origin} ", StringComparison.Ordinal))
+            throw new InvalidOperationException($"{id} should have been a {origin}: {line}");
+        return ms;
+    }
+
+    private static string ModuleLine(PrivateContainerd containerd, string id) =>
+        File.ReadLines(containerd.LogPath).LastOrDefault(l => l.Contains($"{id}: module ", StringComparison.Ordinal)) ?? "(no module line in the log)";
+
+    // The shim's own timing: "... CacheMiss in 2922.2 ms (compile 2911.2 ms)", "... CacheHit in 41.0 ms".
+    private static double LoggedMs(PrivateContainerd containerd, string id, string before)
+    {
+        var line = ModuleLine(containerd, id);
+        var at = line.IndexOf(before, StringComparison.Ordinal);
+        if (at < 0) return 0;
+        var text = line[(at + before.Length)..].Split(' ')[0];
+        return double.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var ms) ? ms : 0;
+    }
+
+    private static string Sha256(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+}
