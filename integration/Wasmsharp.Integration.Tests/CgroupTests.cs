@@ -221,6 +221,11 @@ public sealed class CgroupTests(ContainerdFixture f)
             f.Check(run.ExitCode == 0, "starts", id, run);
             var before = f.Ctr("tasks", "exec", "--exec-id", "big1", id, "/alloc.wasm", "48");
             f.Check(before.ExitCode == 137, "48 MiB does not fit in 32 MiB: the exec is OOM-killed", id, before);
+            if (HasCgroups)
+            {
+                var oom = MetricsJson(f.Ctr("tasks", "metrics", "--format", "json", id)).GetProperty(V2 ? "memory_events" : "memory_oom_control");
+                f.Check(oom.TryGetProperty("oom_kill", out var kills) && kills.GetInt64() == 1, $"metrics count the OOM kill: {oom}", id, before);
+            }
 
             await UpdateMemory(id, 96 * MiB);
 

@@ -30,6 +30,8 @@ internal sealed class ContainerCgroup
     public string Path => cgroup.Path;
     public CgroupMode Mode => cgroup.Mode;
 
+    private long guestOomKills;
+
     /// <summary>The guest memory limit currently in force (null = none), reported as the container's limit.</summary>
     public long? MemoryLimit { get; private set; }
 
@@ -71,6 +73,9 @@ internal sealed class ContainerCgroup
         log.Information("cgroup {Path} ({Mode}) created", cgroup.Path, cgroup.Mode);
         return new ContainerCgroup(cgroup, resources.MemoryLimit, log);
     }
+
+    /// <summary>Counts a guest killed at its memory limit: the kernel's own OOM counters never see those.</summary>
+    public void RecordGuestOom() => Interlocked.Increment(ref guestOomKills);
 
     /// <summary>Moves the shim process into this cgroup unless it is already in another container's.</summary>
     public void JoinShim()
@@ -134,6 +139,14 @@ internal sealed class ContainerCgroup
     public Any Metrics()
     {
         var stats = cgroup.ReadStats();
+        var kills = (ulong)Interlocked.Read(ref guestOomKills);
+        if (kills > 0)
+        {
+            var events = new Dictionary<string, ulong>(stats.MemoryEvents);
+            events["oom_kill"] = events.GetValueOrDefault("oom_kill") + kills;
+            if (Mode == CgroupMode.V2) events["oom"] = events.GetValueOrDefault("oom") + kills;
+            stats = stats with { MemoryEvents = events };
+        }
         return Mode == CgroupMode.V2 ? Pack(V2Metrics(stats, MemoryLimit)) : Pack(V1Metrics(stats, MemoryLimit));
     }
 

@@ -72,6 +72,7 @@ internal sealed partial class TaskService
     private void PublishOom(string containerId)
     {
         log.Warning("{Id}: out of memory: a guest reached the container's memory limit and was killed", containerId);
+        if (_containers.TryGetValue(containerId, out var container)) container.Cgroup?.RecordGuestOom();
         events.Publish("/tasks/oom", new TaskOOM { ContainerId = containerId });
     }
 }
