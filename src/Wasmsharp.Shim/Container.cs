@@ -10,5 +10,11 @@ internal sealed class Container(string id, Bundle bundle, WasmProcess init)
     public WasmProcess Init { get; } = init;
     public ConcurrentDictionary<string, WasmProcess> Execs { get; } = new();
 
+    /// <summary>Its cgroup (null: the spec names none, or the host has none).</summary>
+    public ContainerCgroup? Cgroup { get; init; }
+
+    /// <summary>Memory limit of each of its guests (linux.resources.memory.limit, or the last Update); null = none.</summary>
+    public long? MemoryLimit { get; set; }
+
     public IEnumerable<WasmProcess> All => Execs.Values.Prepend(Init);
 }

@@ -26,6 +26,7 @@ internal static class DeleteCommand
         {
             log.Warning(e, "unmounting the rootfs of {Id} failed", options.Id);
         }
+        ContainerCgroup.RemoveLeftover(bundlePath, log);
         // As runc reports for a process it could not reap: killed (SIGKILL).
         var response = new TaskApi.DeleteResponse
         {

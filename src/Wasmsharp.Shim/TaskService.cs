@@ -54,29 +54,34 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
     private Container CreateContainer(TaskApi.CreateTaskRequest request)
     {
         Bundle? bundle = null;
+        ContainerCgroup? cgroup = null;
         var mounted = false;
         try
         {
             bundle = Bundle.Load(request.Bundle);
             var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
+            var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
+            cgroup = ContainerCgroup.Create(bundle.Spec, resources, log);
             if (request.Rootfs.Count > 0)
             {
                 bundle.MountRootfs(request.Rootfs);
                 mounted = true;
             }
-            var init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal);
-            return new Container(request.Id, bundle, init);
+            var init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit);
+            cgroup?.JoinShim(); // after compiling: the compiler's transient peak is not the container's
+            return new Container(request.Id, bundle, init) { Cgroup = cgroup, MemoryLimit = resources.MemoryLimit };
         }
         catch (Exception e)
         {
             if (mounted) TryUnmount(bundle!);
+            cgroup?.Release();
             throw ToRpc(e);
         }
     }
 
     /// <summary>Resolves, compiles and instantiates a process's module; the guest waits for Start.</summary>
     private WasmProcess PrepareProcess(string containerId, string processId, Bundle bundle, Oci.Process process,
-        string stdin, string stdout, string stderr, bool terminal)
+        string stdin, string stdout, string stderr, bool terminal, long? memoryLimit)
     {
         Stdio? stdio = null;
         try
@@ -97,6 +102,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
                 StdoutPath = stdio.GuestStdout,
                 StderrPath = stdio.GuestStderr,
                 Entrypoint = entrypoint.Export,
+                MemoryLimitBytes = memoryLimit,
             });
             var result = new WasmProcess(processId, instance, stdio);
             WatchExit(containerId, result);
@@ -135,6 +141,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             {
                 foreach (var exec in container.Execs.Values) exec.Instance.Kill(Signals.SIGKILL);
             }
+            if (exit.OutOfMemory) PublishOom(containerId); // before the exit, as runc's shim does
             events.Publish("/tasks/exit", new TaskExit
             {
                 ContainerId = containerId,
@@ -255,6 +262,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         foreach (var exec in container.Execs.Values) exec.Dispose();
         init.Dispose();
         TryUnmount(container.Bundle);
+        container.Cgroup?.Release();
         events.Publish("/tasks/delete", new TaskDelete
         {
             ContainerId = request.Id,
@@ -311,7 +319,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         WasmProcess exec;
         try
         {
-            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal);
+            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit);
         }
         catch (Exception e)
         {

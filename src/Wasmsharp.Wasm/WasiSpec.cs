@@ -31,6 +31,13 @@ public sealed record WasiSpec
     /// <summary>File opened (O_WRONLY|O_CREAT|O_TRUNC) for stderr; null → discarded. Must be openable without blocking.</summary>
     public string? StderrPath { get; init; }
 
+    /// <summary>
+    /// Most bytes the guest's linear memory may hold; null = no limit. A <c>memory.grow</c> past it fails and
+    /// kills the guest (SIGKILL, <see cref="WasmExit.OutOfMemory"/>), as the OOM killer ends a process at its
+    /// cgroup's limit. Can be changed while it runs (<see cref="WasmInstance.MemoryLimitBytes"/>).
+    /// </summary>
+    public long? MemoryLimitBytes { get; init; }
+
     /// <summary>Exported function of type () → () to run.</summary>
     public string Entrypoint { get; init; } = "_start";
 }

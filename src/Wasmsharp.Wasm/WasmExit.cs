@@ -6,7 +6,8 @@ namespace Wasmsharp.Wasm;
 /// <summary>How a guest ended.</summary>
 /// <param name="ExitCode">POSIX-style status: 0..255, 128+signal when killed, 134 for a trap.</param>
 /// <param name="Message">Trap text with backtrace, kill or host error description; null on a normal exit.</param>
-public readonly record struct WasmExit(int ExitCode, string? Message);
+/// <param name="OutOfMemory">Killed for growing its memory past its limit (ExitCode 137).</param>
+public readonly record struct WasmExit(int ExitCode, string? Message, bool OutOfMemory = false);
 
 /// <summary>Thrown by our <c>proc_exit</c> so the exact status survives (Wasmtime drops statuses ≥ 126).</summary>
 internal sealed class ProcExitException(int status) : Exception($"guest called proc_exit({status})")

@@ -36,8 +36,6 @@ public sealed record WasmHostOptions
     /// <summary>Bound on the total size of the cached *.cwasm files; least recently used entries are evicted past it.</summary>
     public long CacheMaxBytes { get; init; } = DefaultCacheMaxBytes;
 
-    // Room for later: pooling allocator, memory limits.
-
     /// <summary>
     /// The single place where the engine configuration is derived from the options: every setting is applied
     /// through <see cref="EngineSettings.Set"/>, which also records it in the fingerprint that keys the disk cache.
@@ -46,6 +44,8 @@ public sealed record WasmHostOptions
     {
         var settings = new EngineSettings();
         settings.Set("epoch_interruption", true, static (c, v) => c.WithEpochInterruption(v));
+        // Linear memories come from GuestMemory, which enforces each guest's memory limit.
+        settings.Set("host_memory_creator", "budgeted", static (c, _) => GuestMemory.Install(c));
         if (MaxWasmStackBytes is int maxStack)
             settings.Set("max_wasm_stack", maxStack, static (c, v) => c.WithMaximumStackSize(v));
         fingerprint = settings.Fingerprint();

@@ -59,12 +59,33 @@ public sealed class WasmInstance : IDisposable
     private Exception? prepareError;
     private Action? entrypoint;
     private Store? store;
+    private readonly MemoryBudget memoryBudget;
+    private volatile bool outOfMemory;
 
     internal WasmInstance(WasmHost host, WasmModule module, WasiSpec spec)
     {
         this.host = host;
         this.module = module;
         this.spec = spec;
+        memoryBudget = new MemoryBudget(spec.MemoryLimitBytes ?? long.MaxValue, OnMemoryLimitExceeded);
+    }
+
+    /// <summary>The guest's memory limit in bytes (null = none). Setting it takes effect at the guest's next
+    /// memory growth; lowering it below what the guest holds takes nothing away, further growth fails.</summary>
+    public long? MemoryLimitBytes
+    {
+        get => memoryBudget.Limit == long.MaxValue ? null : memoryBudget.Limit;
+        set => memoryBudget.Limit = value is > 0 ? value.Value : long.MaxValue;
+    }
+
+    /// <summary>Bytes of linear memory the guest holds now.</summary>
+    public long MemoryBytes => memoryBudget.Used;
+
+    // On the guest thread, inside memory.grow (which fails): end the guest as the OOM killer would.
+    private void OnMemoryLimitExceeded(long wanted)
+    {
+        outOfMemory = true;
+        Kill(SIGKILL);
     }
 
     public WasmModule Module => module;
@@ -348,6 +369,7 @@ public sealed class WasmInstance : IDisposable
         try
         {
             ThreadId = Native.CurrentThreadId();
+            GuestMemory.CurrentBudget = memoryBudget; // memories are created and grown on this thread
             if (!Instantiate())
                 return;
             go.Wait();
@@ -426,6 +448,8 @@ public sealed class WasmInstance : IDisposable
             Monitor.PulseAll(gate); // a Pause waiting for the guest to park
         }
         var exit = report ? ExitStatus.FromOutcome(error, signal) : new WasmExit(ExitStatus.HostError, error?.Message);
+        if (report && outOfMemory && signal == SIGKILL)
+            exit = exit with { OutOfMemory = true, Message = $"killed: memory limit of {memoryBudget.Limit} bytes reached" };
         try
         {
             store?.Dispose();

@@ -26,6 +26,26 @@ public sealed class GuestModules : IDisposable
                 return 0;
             }
             """,
+        ["alloc"] = """
+            #include <stdio.h>
+            #include <stdlib.h>
+            #include <string.h>
+            /* argv[1]: MiB to allocate (and touch) in 1 MiB blocks, kept in a chain so the compiler cannot drop
+               them. Prints the count; exit 3 if malloc fails. */
+            char *volatile head;
+            int main(int argc, char **argv) {
+                long mib = atol(argv[1]);
+                for (long i = 0; i < mib; i++) {
+                    char *p = malloc(1 << 20);
+                    if (!p) { printf("malloc failed after %ld MiB\n", i); return 3; }
+                    memset(p, 1, 1 << 20);
+                    *(char **)p = head;
+                    head = p;
+                }
+                printf("allocated %ld MiB\n", mib);
+                return 0;
+            }
+            """,
         ["exit"] = """
             #include <stdlib.h>
             int main(int argc, char **argv) { exit(argc > 1 ? atoi(argv[1]) : 0); }

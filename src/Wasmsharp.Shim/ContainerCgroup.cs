@@ -1,0 +1,234 @@
+using Google.Protobuf.WellKnownTypes;
+using Serilog;
+using Wasmsharp.Linux;
+using Wasmsharp.Oci;
+using V1 = Wasmsharp.Containerd.Api.Cgroups.V1;
+using V2 = Wasmsharp.Containerd.Api.Cgroups.V2;
+
+namespace Wasmsharp.Shim;
+
+/// <summary>
+/// A container's cgroup, made where runc would make it (the spec's linux.cgroupsPath: "/ns/id" from ctr,
+/// "slice:prefix:name" from the systemd driver — see <see cref="CgroupPath"/>), in the memory, cpu, cpuacct and
+/// pids hierarchies (v1) or the unified tree (v2), with the spec's limits written as runc writes them.
+/// </summary>
+/// <remarks>
+/// The guest runs inside the shim process, so the shim itself is what goes into the cgroup: the first container
+/// of a shim moves the whole process in at Create (after its module is compiled, so the compiler's transient
+/// peak is not charged to the container), and moves it back out at Delete before removing the directories.
+/// Further containers of a grouped shim get their cgroup and limits, but the process stays where it is (one
+/// process can be in one cgroup per hierarchy): their usage shows in the first container's cgroup.
+/// </remarks>
+internal sealed class ContainerCgroup
+{
+    private static readonly object HolderGate = new();
+    private static ContainerCgroup? holder; // the container whose cgroup the shim process is in
+
+    private readonly Cgroup cgroup;
+    private readonly ILogger log;
+
+    public string Path => cgroup.Path;
+    public CgroupMode Mode => cgroup.Mode;
+
+    private long guestOomKills;
+
+    /// <summary>The guest memory limit currently in force (null = none), reported as the container's limit.</summary>
+    public long? MemoryLimit { get; private set; }
+
+    private ContainerCgroup(Cgroup cgroup, long? memoryLimit, ILogger log)
+    {
+        this.cgroup = cgroup;
+        MemoryLimit = memoryLimit;
+        this.log = log;
+    }
+
+    /// <summary>
+    /// Creates the container's cgroup and writes its limits. Null when the spec names no cgroup or the host
+    /// has none; also null (with a warning) when it cannot be created — the guest's memory limit is still
+    /// enforced by the Wasm host, only cpu and pids limits are then lost.
+    /// </summary>
+    public static ContainerCgroup? Create(Spec spec, ContainerResources resources, ILogger log)
+    {
+        Cgroup? cgroup;
+        try
+        {
+            cgroup = Cgroup.Locate(CgroupLayout.Host(), spec.Linux?.CgroupsPath);
+        }
+        catch (ArgumentException e)
+        {
+            throw new BundleException($"linux.cgroupsPath: {e.Message}");
+        }
+        if (cgroup is null) return null;
+        try
+        {
+            cgroup.Create();
+            cgroup.Apply(resources.Cgroup);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.Warning("cgroup {Path}: cannot set up ({Error}); running without it", cgroup.Path, e.Message);
+            cgroup.Remove();
+            return null;
+        }
+        log.Information("cgroup {Path} ({Mode}) created", cgroup.Path, cgroup.Mode);
+        return new ContainerCgroup(cgroup, resources.MemoryLimit, log);
+    }
+
+    /// <summary>Counts a guest killed at its memory limit: the kernel's own OOM counters never see those.</summary>
+    public void RecordGuestOom() => Interlocked.Increment(ref guestOomKills);
+
+    /// <summary>Moves the shim process into this cgroup unless it is already in another container's.</summary>
+    public void JoinShim()
+    {
+        lock (HolderGate)
+        {
+            if (holder is not null) return;
+            try
+            {
+                cgroup.Join(Environment.ProcessId);
+                holder = this;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                log.Warning("cgroup {Path}: cannot move the shim in: {Error}", cgroup.Path, e.Message);
+            }
+        }
+    }
+
+    /// <summary>Applies new limits (an Update): to the cgroup, and the returned guest limit to the guests.</summary>
+    /// <exception cref="IOException">the kernel rejected a value (e.g. a limit below current usage).</exception>
+    public void Update(ContainerResources resources)
+    {
+        cgroup.Apply(resources.Cgroup);
+        if (resources.Cgroup.MemoryBytes is not null) MemoryLimit = resources.MemoryLimit;
+    }
+
+    /// <summary>Moves the shim out (if it is in) and removes the directories. Idempotent.</summary>
+    public void Release()
+    {
+        lock (HolderGate)
+        {
+            if (holder == this)
+            {
+                cgroup.Leave(Environment.ProcessId);
+                holder = null;
+            }
+        }
+        if (!cgroup.Remove()) log.Warning("cgroup {Path}: could not remove all of {Dirs}", cgroup.Path, string.Join(", ", cgroup.Directories));
+    }
+
+    /// <summary>
+    /// `shim delete` after a shim died: its container's cgroup directories, now without processes, are removed
+    /// (only those of this runtime's controllers; a live cgroup cannot be removed, so this is safe to try).
+    /// </summary>
+    public static void RemoveLeftover(string bundlePath, ILogger log)
+    {
+        try
+        {
+            var spec = Spec.Load(System.IO.Path.Combine(bundlePath, "config.json"));
+            if (Cgroup.Locate(CgroupLayout.Host(), spec.Linux?.CgroupsPath) is { } cgroup && !cgroup.Remove())
+                log.Warning("cgroup {Path} still busy", cgroup.Path);
+        }
+        catch (Exception e) when (e is OciSpecException or ArgumentException or IOException)
+        {
+            log.Debug("no cgroup to clean up: {Error}", e.Message);
+        }
+    }
+
+    /// <summary>The cgroup's counters as containerd's metrics message for this host (bare type URL in an Any).</summary>
+    public Any Metrics()
+    {
+        var stats = cgroup.ReadStats();
+        var kills = (ulong)Interlocked.Read(ref guestOomKills);
+        if (kills > 0)
+        {
+            var events = new Dictionary<string, ulong>(stats.MemoryEvents);
+            events["oom_kill"] = events.GetValueOrDefault("oom_kill") + kills;
+            if (Mode == CgroupMode.V2) events["oom"] = events.GetValueOrDefault("oom") + kills;
+            stats = stats with { MemoryEvents = events };
+        }
+        return Mode == CgroupMode.V2 ? Pack(V2Metrics(stats, MemoryLimit)) : Pack(V1Metrics(stats, MemoryLimit));
+    }
+
+    internal static Any Pack(Google.Protobuf.IMessage message) =>
+        new() { TypeUrl = message.Descriptor.FullName, Value = Google.Protobuf.MessageExtensions.ToByteString(message) };
+
+    /// <summary>v1 metrics as runc's shim fills them; the limit is the guest's when one is set (the cgroup's
+    /// own limit includes the shim's headroom).</summary>
+    internal static V1.Metrics V1Metrics(CgroupStats s, long? guestLimit)
+    {
+        ulong Stat(string key) => s.MemoryStat.GetValueOrDefault(key);
+        var limit = guestLimit is { } g ? (ulong)g : s.MemoryLimit;
+        var usage = new V1.CPUUsage { Total = s.CpuUsageNanos, User = s.CpuUserNanos, Kernel = s.CpuSystemNanos };
+        usage.PerCpu.AddRange(s.CpuPerCpuNanos);
+        return new V1.Metrics
+        {
+            Pids = new V1.PidsStat { Current = s.PidsCurrent, Limit = s.PidsLimit },
+            Cpu = new V1.CPUStat
+            {
+                Usage = usage,
+                Throttling = new V1.Throttle { Periods = s.CpuPeriods, ThrottledPeriods = s.CpuThrottledPeriods, ThrottledTime = s.CpuThrottledNanos },
+            },
+            Memory = new V1.MemoryStat
+            {
+                Cache = Stat("cache"),
+                Rss = Stat("rss"),
+                MappedFile = Stat("mapped_file"),
+                PgFault = Stat("pgfault"),
+                PgMajFault = Stat("pgmajfault"),
+                InactiveAnon = Stat("inactive_anon"),
+                ActiveAnon = Stat("active_anon"),
+                InactiveFile = Stat("inactive_file"),
+                ActiveFile = Stat("active_file"),
+                HierarchicalMemoryLimit = guestLimit is null ? Stat("hierarchical_memory_limit") : limit,
+                TotalCache = Stat("total_cache"),
+                TotalRss = Stat("total_rss"),
+                TotalInactiveFile = Stat("total_inactive_file"),
+                Usage = new V1.MemoryEntry { Usage = s.MemoryUsage, Limit = limit, Max = s.MemoryMaxUsage, Failcnt = s.MemoryFailCount },
+                Swap = new V1.MemoryEntry { Usage = s.SwapUsage, Limit = s.SwapLimit },
+            },
+            MemoryOomControl = new V1.MemoryOomControl
+            {
+                OomKillDisable = s.MemoryEvents.GetValueOrDefault("oom_kill_disable"),
+                UnderOom = s.MemoryEvents.GetValueOrDefault("under_oom"),
+                OomKill = s.MemoryEvents.GetValueOrDefault("oom_kill"),
+            },
+        };
+    }
+
+    internal static V2.Metrics V2Metrics(CgroupStats s, long? guestLimit)
+    {
+        ulong Stat(string key) => s.MemoryStat.GetValueOrDefault(key);
+        ulong Event(string key) => s.MemoryEvents.GetValueOrDefault(key);
+        return new V2.Metrics
+        {
+            Pids = new V2.PidsStat { Current = s.PidsCurrent, Limit = s.PidsLimit },
+            Cpu = new V2.CPUStat
+            {
+                UsageUsec = s.CpuUsageNanos / 1000,
+                UserUsec = s.CpuUserNanos / 1000,
+                SystemUsec = s.CpuSystemNanos / 1000,
+                NrPeriods = s.CpuPeriods,
+                NrThrottled = s.CpuThrottledPeriods,
+                ThrottledUsec = s.CpuThrottledNanos / 1000,
+            },
+            Memory = new V2.MemoryStat
+            {
+                Anon = Stat("anon"),
+                File = Stat("file"),
+                InactiveAnon = Stat("inactive_anon"),
+                ActiveAnon = Stat("active_anon"),
+                InactiveFile = Stat("inactive_file"),
+                ActiveFile = Stat("active_file"),
+                Pgfault = Stat("pgfault"),
+                Pgmajfault = Stat("pgmajfault"),
+                Usage = s.MemoryUsage,
+                UsageLimit = guestLimit is { } g ? (ulong)g : s.MemoryLimit,
+                SwapUsage = s.SwapUsage,
+                SwapLimit = s.SwapLimit,
+                MaxUsage = s.MemoryMaxUsage,
+            },
+            MemoryEvents = new V2.MemoryEvents { Low = Event("low"), High = Event("high"), Max = Event("max"), Oom = Event("oom"), OomKill = Event("oom_kill") },
+        };
+    }
+}
