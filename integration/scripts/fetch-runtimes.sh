@@ -6,13 +6,14 @@
 set -euo pipefail
 DEST=${1:-out/runtimes}
 SUITES=${SUITES:-trixie sid}
-PACKAGES="containerd docker.io tini"
+# docker-cli: the client matching each dockerd (both run on Debian 12: they need glibc >= 2.34 only).
+PACKAGES="containerd docker.io docker-cli tini"
 mkdir -p "$DEST"
 DEST=$(cd "$DEST" && pwd)
 
 for suite in $SUITES; do
   dir=$DEST/$suite
-  [ -x "$dir/root/usr/bin/containerd" ] && [ -x "$dir/root/usr/sbin/dockerd" ] && continue
+  [ -x "$dir/root/usr/bin/containerd" ] && [ -x "$dir/root/usr/sbin/dockerd" ] && [ -x "$dir/root/usr/bin/docker" ] && continue
   rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/lists/partial"
   # The machine's own first Debian source stanza, pointed at $suite (deb822 needs the .sources name).
   awk 'NF==0{exit} {print}' /etc/apt/sources.list.d/debian.sources | sed "s/^Suites:.*/Suites: $suite/" > "$dir/apt.sources"
@@ -26,6 +27,7 @@ for suite in $SUITES; do
   {
     "$dir/root/usr/bin/containerd" --version
     "$dir/root/usr/sbin/dockerd" --version
+    "$dir/root/usr/bin/docker" --version
   } > "$dir/versions"
   rm -rf "$dir/debs" "$dir/lists"
 done

@@ -90,7 +90,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             var instance = host.Prepare(module, new WasiSpec
             {
                 Args = process.Args.ToList(),
-                Env = process.EnvPairs(),
+                Env = GuestEnvironment.For(process),
                 Preopens = bundle.Preopens(),
                 Cwd = process.Cwd,
                 StdinPath = stdio.GuestStdin,
@@ -127,6 +127,8 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             {
                 log.Warning("{Id}: guest ended with {Code}: {Message}", process.Id, exit.ExitCode, exit.Message);
             }
+            // Before the exit is visible: a client that saw it may wait for end-of-file on the FIFOs.
+            process.Stdio.CloseOutput();
             if (!process.RecordExit(exit.ExitCode)) return;
             log.Information("{Id} exited with {Code}", process.Id, exit.ExitCode);
             if (process.Id == containerId && _containers.TryGetValue(containerId, out var container))
