@@ -48,6 +48,11 @@ public abstract partial class DockerTests(DockerFixture f)
         f.Check(platform.Stdout.Trim() == "wasi/wasm", "the image should be stored as wasi/wasm", null, platform);
         var run = f.D("run", "--rm", "--pull", "never", "--platform", "wasi/wasm", Runtime, DockerImages.WasiPlatform, "/hello.wasm", "x");
         f.Check(run.ExitCode == 0 && run.Stdout == "hello from wasm\nx\n", "docker run --platform wasi/wasm should run the module", null, run);
+        f.Check(!run.Stderr.Contains("platform", StringComparison.Ordinal), "with --platform no platform warning", null, run);
+        // Without the flag Docker runs it as well, but warns that the platform is not the host's.
+        var unflagged = f.D("run", "--rm", "--pull", "never", Runtime, DockerImages.WasiPlatform);
+        f.Check(unflagged.ExitCode == 0 && unflagged.Stdout == "hello from wasm\n" && unflagged.Stderr.Contains("wasi/wasm", StringComparison.Ordinal),
+            "without --platform the wasi/wasm image runs with a platform warning", null, unflagged);
     }
 
     // ---- docker run --rm: output, exit status ----------------------------------------------------------
@@ -297,6 +302,9 @@ public abstract partial class DockerTests(DockerFixture f)
         ContainerdFixture.Eventually(() => f.Docker.Containerd.Task(id) is null && !f.Docker.Containerd.Containers().Contains(id), TimeSpan.FromSeconds(10));
         f.Check(f.Docker.Containerd.Task(id) is null, "containerd should have no task left", id, rm);
         f.Check(!f.Docker.Containerd.Containers().Contains(id), "containerd should have no container left", id, rm);
+        bool ShimLeft() => ProcFs.Processes().Any(p => p.Args.Count > 0 && p.Args[0].Contains("containerd-shim", StringComparison.Ordinal) && p.HasArgPair("-id", id));
+        ContainerdFixture.Eventually(() => !ShimLeft(), TimeSpan.FromSeconds(10));
+        f.Check(!ShimLeft(), "the container's shim should have exited", id, rm);
     }
 
     // ---- docker exec ---------------------------------------------------------------------------------
