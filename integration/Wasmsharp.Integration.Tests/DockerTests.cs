@@ -307,6 +307,31 @@ public abstract partial class DockerTests(DockerFixture f)
         f.Check(!ShimLeft(), "the container's shim should have exited", id, rm);
     }
 
+    [DockerFact]
+    public void Pause_and_unpause_show_in_inspect_and_the_container_still_stops()
+    {
+        var name = f.NewName("pause");
+        try
+        {
+            StartDetached(name, "/sleep.wasm", "60");
+            var pause = f.D("pause", name);
+            f.Check(pause.ExitCode == 0, "docker pause should succeed", name, pause);
+            var paused = f.Inspect(name, "{{.State.Status}} {{.State.Paused}}");
+            f.Check(paused == "paused true", $"inspect should show it paused: {paused}", name, pause);
+            var unpause = f.D("unpause", name);
+            f.Check(unpause.ExitCode == 0, "docker unpause should succeed", name, unpause);
+            var running = f.Inspect(name, "{{.State.Status}} {{.State.Paused}}");
+            f.Check(running == "running false", $"inspect should show it running again: {running}", name, unpause);
+            var stop = f.D("stop", "-t", "2", name);
+            var code = f.Inspect(name, "{{.State.ExitCode}}");
+            f.Check(stop.ExitCode == 0 && code == "143", $"an unpaused guest still stops on SIGTERM: {code}", name, stop);
+        }
+        finally
+        {
+            f.Remove(name);
+        }
+    }
+
     // ---- docker exec ---------------------------------------------------------------------------------
 
     [DockerFact]
