@@ -390,6 +390,16 @@ public abstract partial class DockerTests(DockerFixture f)
     }
 
     [DockerFact]
+    public void Init_flag_runs_the_module_without_the_native_init()
+    {
+        // --init wraps the command in Docker's tini, bind-mounted at /sbin/docker-init; a Wasm guest needs none.
+        var run = f.RunWasm(["--init"], "/hello.wasm", "a");
+        f.Check(run.ExitCode == 0 && run.Stdout == "hello from wasm\na\n", "docker run --init should run the module with its own argv", null, run);
+        var exit = f.RunWasm(["--init"], "/exit.wasm", "4");
+        f.Check(exit.ExitCode == 4, "and report its exit code", null, exit);
+    }
+
+    [DockerFact]
     public void Runc_and_the_wasm_runtime_share_one_dockerd()
     {
         var runc = f.RunRunc([], "echo", "from runc");

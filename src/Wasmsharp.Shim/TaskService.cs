@@ -59,6 +59,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         {
             bundle = Bundle.Load(request.Bundle);
             var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
+            if (InjectedInit.Unwrap(process, bundle.Spec.Mounts)) log.Information("{Id}: running the command without the injected init", request.Id);
             if (request.Rootfs.Count > 0)
             {
                 bundle.MountRootfs(request.Rootfs);
