@@ -100,13 +100,16 @@ public sealed class PrivateDocker : IDisposable
     }
 
     // The containerd image store (needed for Wasm images and --platform), no iptables or bridge (nothing
-    // of the host's network is touched; containers get network "none"), and our runtime under a short name.
+    // of the host's network is touched; containers get network "none"), our runtime under a short name,
+    // and cgroupfs whatever the host's init (with systemd dockerd would pick the systemd driver, which
+    // wants a slice as cgroup parent).
     private static string DaemonConfig(string cgroupParent) => $$"""
         {
           "features": { "containerd-snapshotter": true },
           "iptables": false,
           "ip6tables": false,
           "bridge": "none",
+          "exec-opts": ["native.cgroupdriver=cgroupfs"],
           "cgroup-parent": "{{cgroupParent}}",
           "runtimes": { "{{RuntimeAlias}}": { "runtimeType": "{{RepoLayout.Runtime}}" } }
         }
