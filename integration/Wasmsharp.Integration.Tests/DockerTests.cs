@@ -229,6 +229,29 @@ public abstract partial class DockerTests(DockerFixture f)
     }
 
     [DockerFact]
+    public void Restart_runs_the_module_again()
+    {
+        var name = f.NewName("restart");
+        try
+        {
+            StartDetached(name, "/sleep.wasm", "60");
+            var before = InspectState(name);
+            var restart = f.D("restart", "-t", "2", name);
+            f.Check(restart.ExitCode == 0, "docker restart should succeed", name, restart);
+            var after = InspectState(name);
+            f.Check(after is { Status: "running", Running: true } && after.Pid > 0 && after.Pid != before.Pid,
+                $"after restart it should run again with a new pid: before {before}, after {after}", name, restart);
+            ProcessResult logs = null!;
+            ContainerdFixture.Eventually(() => Lines((logs = f.D("logs", name)).Stdout).Count == 2, TimeSpan.FromSeconds(10));
+            f.Check(logs.Stdout == "sleeping 60 s\nsleeping 60 s\n", "docker logs should hold both runs' output", name, logs);
+        }
+        finally
+        {
+            f.Remove(name);
+        }
+    }
+
+    [DockerFact]
     public void Kill_ends_a_sleeping_or_spinning_guest_with_137()
     {
         foreach (var mode in new[] { "60", "spin" })
@@ -353,6 +376,8 @@ public abstract partial class DockerTests(DockerFixture f)
                 "the exec should see the container's env, its own -e and -w", name, env);
             var piped = f.Docker.Pipe("to exec\n", DockerFixture.RunTimeout, "exec", "-i", name, "/cat.wasm");
             f.Check(piped.ExitCode == 0 && piped.Stdout == "to exec\n", "docker exec -i should feed stdin", name, piped);
+            var tty = f.D("exec", "-t", name, "/tty.wasm");
+            f.Check(tty.ExitCode == 0 && tty.Stdout.EndsWith("\r\n", StringComparison.Ordinal), "docker exec -t should go through a pty (\\r\\n)", name, tty);
 
             var state = InspectState(name);
             f.Check(state is { Running: true }, "execs must not disturb the container", name);
