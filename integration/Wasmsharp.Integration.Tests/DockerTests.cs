@@ -78,6 +78,55 @@ public abstract partial class DockerTests(DockerFixture f)
     }
 
     [DockerFact]
+    public void Every_line_of_a_long_output_arrives_in_order()
+    {
+        // The shim closes the output FIFOs when the guest ends (Docker waits for that before deleting
+        // the task): nothing may be lost on the way, in `docker run` or in `docker logs`.
+        const int n = 3000;
+        var expectedOut = Enumerable.Range(1, n).Select(i => $"out {i}").ToList();
+        var expectedErr = Enumerable.Range(1, n).Select(i => $"err {i}").ToList();
+        var run = f.RunWasm([], "/output.wasm", n.ToString(CultureInfo.InvariantCulture));
+        f.Check(run.ExitCode == 0 && Lines(run.Stdout).SequenceEqual(expectedOut) && Lines(run.Stderr).SequenceEqual(expectedErr),
+            $"docker run should show all {n} lines of each stream in order", null, run);
+
+        var name = f.NewName("logs");
+        try
+        {
+            var detached = f.D("run", "-d", "--name", name, "--pull", "never", Runtime, DockerImages.Wasm, "/output.wasm", n.ToString(CultureInfo.InvariantCulture));
+            f.Check(detached.ExitCode == 0, "docker run -d", name, detached);
+            var wait = f.D("wait", name);
+            var logs = f.D("logs", name);
+            f.Check(wait.Stdout.Trim() == "0" && Lines(logs.Stdout).SequenceEqual(expectedOut) && Lines(logs.Stderr).SequenceEqual(expectedErr),
+                $"docker logs should hold all {n} lines of each stream in order", name, wait, logs);
+        }
+        finally
+        {
+            f.Remove(name);
+        }
+    }
+
+    [DockerFact]
+    public void Concurrent_runs_each_report_their_own_exit_code()
+    {
+        var runs = Enumerable.Range(1, 4)
+            .Select(code => (Code: code, Run: f.Docker.StartDocker(DockerFixture.RunTimeout,
+                "run", "--rm", "--pull", "never", Runtime, DockerImages.Wasm, "/exit.wasm", code.ToString(CultureInfo.InvariantCulture))))
+            .ToList();
+        try
+        {
+            foreach (var (code, running) in runs)
+            {
+                var result = running.Wait();
+                f.Check(result.ExitCode == code, $"concurrent docker run should exit {code}", null, result);
+            }
+        }
+        finally
+        {
+            foreach (var (_, running) in runs) running.Dispose();
+        }
+    }
+
+    [DockerFact]
     public void Exit_codes_match_runc()
     {
         foreach (var code in new[] { 0, 3, 42, 255 })

@@ -79,7 +79,8 @@ public sealed class PrivateDocker : IDisposable
         var dockerdExe = RepoLayout.SuiteDockerd(suite)!;
         var dockerExe = DockerCli(suite)!;
         var runDockerExisted = Directory.Exists("/run/docker");
-        var containerd = PrivateContainerd.Start(Namespace, binDir);
+        var containerd = PrivateContainerd.Start(Namespace, binDir); // also sweeps what crashed runs left in /tmp
+        SweepStaleCgroups();
         PrivateDocker? docker = null;
         try
         {
@@ -280,13 +281,23 @@ public sealed class PrivateDocker : IDisposable
         }
     }
 
+    private static IEnumerable<string> CgroupRoots() =>
+        Directory.Exists("/sys/fs/cgroup") ? Directory.EnumerateDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup") : [];
+
+    // Cgroup parents of crashed runs: named after a base dir that no longer exists.
+    private static void SweepStaleCgroups()
+    {
+        foreach (var root in CgroupRoots())
+            foreach (var dir in Directory.EnumerateDirectories(root, PrivateContainerd.BasePrefix + "*"))
+                if (!Directory.Exists(Path.Combine("/tmp", Path.GetFileName(dir))))
+                    RemoveCgroups("/" + Path.GetFileName(dir));
+    }
+
     // runc made /sys/fs/cgroup/<controller>/<parent>/<id>; rmdir only succeeds on empty, unused ones.
     private static void RemoveCgroups(string parent)
     {
-        if (!Directory.Exists("/sys/fs/cgroup")) return;
         var relative = parent.TrimStart('/');
-        var roots = Directory.EnumerateDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup");
-        foreach (var root in roots)
+        foreach (var root in CgroupRoots())
         {
             var dir = Path.Combine(root, relative);
             if (!Directory.Exists(dir)) continue;
