@@ -19,7 +19,7 @@ DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-was
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes build publish install deb test unit-test integration-test bench demo clean
+.PHONY: all deps runtimes build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
 
 all: publish
 
@@ -53,7 +53,8 @@ deb: publish
 
 # Unit tests, then the integration suite against a private containerd driving the published shim.
 # The last line is the plain "N passed, N failed" summary.
-test: deps publish
+# runtimes: the integration suite includes the Docker 26/28 tests (DockerTests.cs), which need them.
+test: deps publish runtimes
 	@rm -f out/test.log; mkdir -p out; status=0; \
 	for p in $(UNIT_TESTS) $(INTEGRATION); do \
 	  $(DOTNET) test $$p -c $(CONFIGURATION) 2>&1 | tee -a out/test.log; \
@@ -69,8 +70,17 @@ unit-test:
 integration-test: publish
 	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION)
 
+# Only the Docker suite: Docker 26 (containerd 1.7) and Docker 28 (containerd 2.1), each on a private
+# dockerd + containerd. WASMSHARP_DOCKER_SUITES="trixie" or "sid" runs one of them.
+docker-test: deps publish runtimes
+	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --filter "FullyQualifiedName~Wasmsharp.Integration.Tests.Docker"
+
 bench: deps publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- bench
+
+# `docker run --rm` start time, ours vs runc, in a private Docker 26 and 28 (needs `make runtimes`).
+docker-bench: deps publish runtimes
+	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- docker-bench
 
 demo: deps publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- demo

@@ -9,6 +9,7 @@ namespace Wasmsharp.Bench;
 public static class Program
 {
     private static PrivateContainerd? _containerd;
+    private static PrivateDocker? _docker;
 
     public static int Main(string[] args)
     {
@@ -17,6 +18,7 @@ public static class Program
         {
             e.Cancel = true;
             Interlocked.Exchange(ref _containerd, null)?.Dispose();
+            Interlocked.Exchange(ref _docker, null)?.Dispose();
             Environment.Exit(130);
         };
         try
@@ -25,6 +27,7 @@ public static class Program
             {
                 "bench" => Bench.Run(ParseRuns(args[1..])),
                 "demo" => Demo(),
+                "docker-bench" => DockerBench.Run(ParseRuns(args[1..]), d => _docker = d),
                 _ => Usage(),
             };
         }
@@ -41,12 +44,13 @@ public static class Program
         finally
         {
             Interlocked.Exchange(ref _containerd, null)?.Dispose();
+            Interlocked.Exchange(ref _docker, null)?.Dispose();
         }
     }
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | demo");
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | docker-bench [--runs N] | demo");
         return 2;
     }
 

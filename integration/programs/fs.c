@@ -1,9 +1,13 @@
 // fs: `write PATH TEXT` creates/overwrites PATH with TEXT; `read PATH` prints PATH's content.
 // Exit 0 on success; on failure prints strerror(errno) to stderr and exits 1. Used to check that
 // read-write bind mounts are writable, read-only ones are not, and the rootfs is visible.
+// A leading `pwd` first changes to $PWD, as a WASI program that honours the working directory does
+// (wasi-libc starts every program in "/").
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int fail(const char *what, const char *path) {
     fprintf(stderr, "%s %s: %s\n", what, path, strerror(errno));
@@ -11,6 +15,11 @@ static int fail(const char *what, const char *path) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "pwd") == 0) {
+        const char *pwd = getenv("PWD");
+        if (!pwd || chdir(pwd) != 0) return fail("chdir", pwd ? pwd : "$PWD (unset)");
+        argc--, argv++;
+    }
     if (argc == 4 && strcmp(argv[1], "write") == 0) {
         FILE *f = fopen(argv[2], "w");
         if (!f) return fail("open", argv[2]);

@@ -6,26 +6,30 @@
 set -euo pipefail
 DEST=${1:-out/runtimes}
 SUITES=${SUITES:-trixie sid}
-PACKAGES="containerd docker.io tini"
+# docker-cli: the client matching each dockerd (both run on Debian 12: they need glibc >= 2.34 only).
+PACKAGES="containerd docker.io docker-cli tini"
 mkdir -p "$DEST"
 DEST=$(cd "$DEST" && pwd)
 
 for suite in $SUITES; do
   dir=$DEST/$suite
-  [ -x "$dir/root/usr/bin/containerd" ] && [ -x "$dir/root/usr/sbin/dockerd" ] && continue
+  [ -x "$dir/root/usr/bin/containerd" ] && [ -x "$dir/root/usr/sbin/dockerd" ] && [ -x "$dir/root/usr/bin/docker" ] && [ -x "$dir/root/usr/bin/docker-init" ] && continue
   rm -rf "$dir" && mkdir -p "$dir/debs" "$dir/lists/partial"
   # The machine's own first Debian source stanza, pointed at $suite (deb822 needs the .sources name).
   awk 'NF==0{exit} {print}' /etc/apt/sources.list.d/debian.sources | sed "s/^Suites:.*/Suites: $suite/" > "$dir/apt.sources"
   apt_opts=(-o "Dir::Etc::sourcelist=$dir/apt.sources" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$dir/lists"
             -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
   apt-get "${apt_opts[@]}" update -qq
-  (cd "$dir/debs" && apt-get "${apt_opts[@]}" download $PACKAGES -qq)
+  # docker-init (for --init) links to tini-static: part of tini in trixie, its own package in sid.
+  extra=$(apt-cache "${apt_opts[@]}" show tini-static >/dev/null 2>&1 && echo tini-static || true)
+  (cd "$dir/debs" && apt-get "${apt_opts[@]}" download $PACKAGES $extra -qq)
   for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
   # Keep bookworm's runc: newer ones need a newer glibc.
   rm -f "$dir/root/usr/bin/runc" "$dir/root/usr/sbin/runc"
   {
     "$dir/root/usr/bin/containerd" --version
     "$dir/root/usr/sbin/dockerd" --version
+    "$dir/root/usr/bin/docker" --version
   } > "$dir/versions"
   rm -rf "$dir/debs" "$dir/lists"
 done

@@ -39,18 +39,25 @@ public sealed class FifoReader : IDisposable
         Descriptors.Read(_fifo ?? throw new InvalidOperationException($"{_path} is not open"), buffer, wait);
 
     /// <summary>Closes the FIFO; a pending Open is released by briefly becoming its writer.</summary>
-    public unsafe void Dispose()
+    public void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        if (_fifo is null)
+        ReleaseOpen();
+    }
+
+    /// <summary>
+    /// Releases a pending Open by briefly becoming the FIFO's writer: the reader then sees end-of-file
+    /// unless a real writer has opened it too. For a client that gives up its stdin before opening it.
+    /// </summary>
+    public unsafe void ReleaseOpen()
+    {
+        if (_fifo is not null) return;
+        var p = Mounts.Encode(_path);
+        fixed (byte* pp = p)
         {
-            var p = Mounts.Encode(_path);
-            fixed (byte* pp = p)
-            {
-                var w = open(pp, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
-                if (w >= 0) close(w);
-            }
+            var w = open(pp, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
+            if (w >= 0) close(w);
         }
     }
 

@@ -27,13 +27,24 @@ internal sealed class Bundle
     public void MountRootfs(IEnumerable<ContainerdMount> mounts)
     {
         Directory.CreateDirectory(RootfsPath);
+        _rootfsMounted = true; // also after a partial failure: whatever did get mounted is ours to undo
         foreach (var m in mounts)
         {
             Mounts.Mount(new MountSpec(m.Type, m.Source, m.Options), RootfsPath);
         }
     }
 
-    public void UnmountRootfs() => Mounts.UnmountAll(RootfsPath);
+    /// <summary>
+    /// Undoes <see cref="MountRootfs"/>. A rootfs the client mounted itself (Docker with the containerd
+    /// image store passes no mounts and an absolute root.path to its own overlay) is the client's: left
+    /// alone, or `docker restart` finds it gone.
+    /// </summary>
+    public void UnmountRootfs()
+    {
+        if (_rootfsMounted) Mounts.UnmountAll(RootfsPath);
+    }
+
+    private bool _rootfsMounted;
 
     /// <summary>
     /// Finds the module named by argv[0] inside the rootfs (never outside it: the image is untrusted) and

@@ -32,8 +32,20 @@ internal static class Daemon
         using var host = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDirectory(log) });
         var events = new EventPublisher(ttrpcAddress, options.Namespace, log);
         using var stop = new CancellationTokenSource();
+        // The socket's name goes at once, before the Shutdown reply: a `start` for the same group that
+        // follows (docker restart: delete, then create again with the same id) must start a new shim, not
+        // reach this one while it exits. Once released, the name may be a new shim's: never delete it again.
+        var socketReleased = 0;
+        void ReleaseSocket()
+        {
+            if (Interlocked.Exchange(ref socketReleased, 1) == 0) TryDelete(socketPath);
+        }
         // A short grace period lets the Shutdown reply reach containerd before the server closes.
-        var service = new TaskService(host, events, log, options.Namespace, () => _ = Task.Delay(50).ContinueWith(_ => stop.Cancel(), TaskScheduler.Default));
+        var service = new TaskService(host, events, log, options.Namespace, () =>
+        {
+            ReleaseSocket();
+            _ = Task.Delay(50).ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
+        });
         var registry = new TtrpcServiceRegistry();
         TaskApi.Task.BindService(registry, service);
         await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));
@@ -47,7 +59,7 @@ internal static class Daemon
         }
         // Let the Shutdown reply go out and the last events (TaskDelete) reach containerd.
         await events.DrainAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-        TryDelete(socketPath);
+        ReleaseSocket();
         log.Information("shim {Pid} exiting", Environment.ProcessId);
         (log as IDisposable)?.Dispose();
         return 0;

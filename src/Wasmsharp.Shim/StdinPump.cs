@@ -68,8 +68,16 @@ internal sealed class StdinPump : IDisposable
         }
     }
 
-    /// <summary>CloseIO: EOF reaches the guest once what the client wrote has been passed on.</summary>
-    public void CloseInput() => _closeRequested = true;
+    /// <summary>
+    /// CloseIO: EOF reaches the guest once what the client wrote has been passed on. A client may close
+    /// stdin without ever opening the FIFO (Docker does when `docker run -i` gets an empty stdin): the
+    /// pending open is released then, or the guest would wait for input forever.
+    /// </summary>
+    public void CloseInput()
+    {
+        _closeRequested = true;
+        _fifo.ReleaseOpen();
+    }
 
     /// <summary>EOF for the guest now, whatever is still in the FIFO.</summary>
     public void CloseGuestEnd()

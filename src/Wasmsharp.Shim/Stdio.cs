@@ -18,8 +18,8 @@ namespace Wasmsharp.Shim;
 /// <item>terminal: a pty; the slave is the guest's stdin, stdout and stderr; the master is copied to the
 /// stdout FIFO and the stdin FIFO into the master; the stderr FIFO is unused (as with runc).</item>
 /// </list>
-/// Dispose (at Delete, after the guest has ended) waits up to 2 s for output still being copied, as
-/// runc's shim does.
+/// <see cref="CloseOutput"/> (when the guest has ended) waits up to 2 s for output still being copied, as
+/// runc's shim does, and closes the output FIFOs; Dispose (at Delete) releases the rest.
 /// </summary>
 internal sealed class Stdio : IDisposable
 {
@@ -36,6 +36,7 @@ internal sealed class Stdio : IDisposable
     private BinaryLogger? _logger;
     private Pty? _pty;
     private int _disposed;
+    private int _outputClosed;
 
     public string Stdin { get; }
     public string Stdout { get; }
@@ -227,13 +228,15 @@ internal sealed class Stdio : IDisposable
         }
     }
 
-    public void Dispose()
+    /// <summary>
+    /// Call once the guest has ended: delivers what is left of its output, then closes our ends of the
+    /// stdout/stderr FIFOs so their readers see end-of-file. Clients wait for that before they delete the
+    /// task (Docker's containerd client does), so it must not wait for Delete.
+    /// </summary>
+    public void CloseOutput()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        _stdin?.Dispose();
-        _stdin = null;
-        // The guest has ended: closing our write ends (our slave) lets the pumps reach end-of-file
-        // once they have copied everything.
+        if (Interlocked.Exchange(ref _outputClosed, 1) != 0) return;
+        // Closing our write ends (our slave) lets the pumps reach end-of-file once they have copied everything.
         foreach (var h in _guestEnds) h.Dispose();
         _pty?.Slave.Dispose();
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -242,10 +245,18 @@ internal sealed class Stdio : IDisposable
             var left = CopyTimeout - clock.Elapsed;
             pump.Finish(left > TimeSpan.Zero ? left : TimeSpan.Zero);
         }
+        foreach (var h in _handles) h.Dispose();
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _stdin?.Dispose();
+        _stdin = null;
+        CloseOutput();
+        // A logging binary is given up to 12 s to finish (as runc's shim does at delete), not at exit.
         _logger?.Dispose();
         _logger = null;
         _pty?.Dispose();
-        foreach (var h in _handles) h.Dispose();
-        _handles.Clear();
     }
 }

@@ -60,6 +60,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         {
             bundle = Bundle.Load(request.Bundle);
             var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
+            if (InjectedInit.Unwrap(process, bundle.Spec.Mounts)) log.Information("{Id}: running the command without the injected init", request.Id);
             var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
             cgroup = ContainerCgroup.Create(bundle.Spec, resources, log);
             if (request.Rootfs.Count > 0)
@@ -95,7 +96,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             var instance = host.Prepare(module, new WasiSpec
             {
                 Args = process.Args.ToList(),
-                Env = process.EnvPairs(),
+                Env = GuestEnvironment.For(process),
                 Preopens = bundle.Preopens(),
                 Cwd = process.Cwd,
                 StdinPath = stdio.GuestStdin,
@@ -135,6 +136,8 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             {
                 log.Warning("{Id}: guest ended with {Code}: {Message}", process.Id, exit.ExitCode, exit.Message);
             }
+            // Before the exit is visible: a client that saw it may wait for end-of-file on the FIFOs.
+            process.Stdio.CloseOutput();
             if (!process.RecordExit(exit.ExitCode)) return;
             log.Information("{Id} exited with {Code}", process.Id, exit.ExitCode);
             if (process.Id == containerId && _containers.TryGetValue(containerId, out var container))
