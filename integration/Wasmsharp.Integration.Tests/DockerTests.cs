@@ -486,17 +486,27 @@ public abstract partial class DockerTests(DockerFixture f)
             "a native binary under the wasm runtime should fail clearly", null, native);
     }
 
-    [DockerFact(Skip = "needs Stats (cgroups branch)")]
-    public void Stats_reports_memory_usage()
+    [DockerFact]
+    public void Stats_reports_the_guests_memory_against_its_limit()
     {
         var name = f.NewName("stats");
         try
         {
-            StartDetached(name, "/sleep.wasm", "60");
+            var run = f.D(["run", "-d", "--name", name, "--memory", "64m", "--pull", "never", Runtime, DockerImages.Wasm, "/alloc.wasm", "24", "60"]);
+            f.Check(run.ExitCode == 0, "docker run -d --memory 64m should start the container", name, run);
+            var allocated = ContainerdFixture.Eventually(() => f.D("logs", name).Stdout.Contains("allocated 24 MiB", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+            f.Check(allocated, "the guest should report its 24 MiB", name, f.D("logs", name));
             var stats = f.D("stats", "--no-stream", "--format", "{{.MemUsage}}", name);
-            var match = Regex.Match(stats.Stdout, @"^([0-9.]+)([KMG]i?B|B)\s*/");
-            f.Check(stats.ExitCode == 0 && match.Success && double.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture) > 0,
-                "docker stats should report a memory usage above zero", name, stats);
+            // e.g. "45.2MiB / 64MiB"
+            var match = Regex.Match(stats.Stdout, @"^([0-9.]+)([KMG]i?B|B)\s*/\s*([0-9.]+)([KMG]i?B)");
+            double MiB(string value, string unit) => double.Parse(value, CultureInfo.InvariantCulture) * unit switch
+            {
+                "GiB" or "GB" => 1024, "MiB" or "MB" => 1, "KiB" or "kB" or "KB" => 1.0 / 1024, _ => 1.0 / (1024 * 1024),
+            };
+            f.Check(stats.ExitCode == 0 && match.Success, $"docker stats should print usage / limit: {stats.Stdout}", name, stats);
+            var usage = MiB(match.Groups[1].Value, match.Groups[2].Value);
+            var limit = MiB(match.Groups[3].Value, match.Groups[4].Value);
+            f.Check(usage >= 24 && limit == 64, $"docker stats should show at least the guest's 24 MiB against its 64 MiB limit: {stats.Stdout}", name, stats);
         }
         finally
         {
