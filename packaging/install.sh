@@ -59,8 +59,9 @@ CONTAINERD=${CONTAINERD:-$(command -v containerd || true)}
 containerd_pid() {
   local p
   for p in /proc/[0-9]*; do
-    [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && { echo "${p#/proc/}"; return; }
+    [ "$(cat "$p/comm" 2>/dev/null)" = containerd ] && { echo "${p#/proc/}"; return 0; }
   done
+  return 0   # none running: not an error (set -e would end the script here otherwise)
 }
 
 # ---- binaries -----------------------------------------------------------------------------------------

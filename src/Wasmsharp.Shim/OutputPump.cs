@@ -11,16 +11,23 @@ namespace Wasmsharp.Shim;
 internal sealed class OutputPump
 {
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
+    // How long a partial line waits for its end before it is written anyway.
+    private static readonly TimeSpan LineWait = TimeSpan.FromMilliseconds(20);
 
     private readonly SafeFileHandle _source;
     private readonly SafeFileHandle _target;
     private readonly Thread _thread;
+    private readonly bool _wholeLines;
     private volatile bool _draining;
 
-    public OutputPump(SafeFileHandle source, SafeFileHandle target, string name)
+    /// <param name="wholeLines">Append whole lines where possible: when stdout and stderr share one file,
+    /// a line must not be split by the other stream. Wasmtime writes a guest's fd_write iovecs one by one,
+    /// so "out 1" and its "\n" can arrive separately.</param>
+    public OutputPump(SafeFileHandle source, SafeFileHandle target, string name, bool wholeLines = false)
     {
         _source = source;
         _target = target;
+        _wholeLines = wholeLines;
         _thread = new Thread(Run, maxStackSize: 128 * 1024) { IsBackground = true, Name = name };
         _thread.Start();
     }
@@ -38,6 +45,13 @@ internal sealed class OutputPump
                 {
                     if (_draining) break;                   // the guest has ended and nothing more came
                     continue;
+                }
+                // Complete a partial line from what follows at once (bounded by LineWait and the buffer).
+                while (_wholeLines && buffer[n - 1] != (byte)'\n' && n < buffer.Length)
+                {
+                    var more = Descriptors.Read(_source, buffer.AsSpan(n), LineWait);
+                    if (more <= 0) break;
+                    n += more;
                 }
                 Pipes.WriteAll(_target, buffer.AsSpan(0, n));
             }

@@ -113,15 +113,15 @@ internal sealed class Stdio : IDisposable
         }
         var file = Descriptors.OpenAppend(path);
         _handles.Add(file);
-        GuestStdout = PumpInto(file, "stdout");
-        if (withStderr) GuestStderr = PumpInto(file, "stderr");
+        GuestStdout = PumpInto(file, "stdout", wholeLines: withStderr);
+        if (withStderr) GuestStderr = PumpInto(file, "stderr", wholeLines: true);
     }
 
-    private string PumpInto(SafeFileHandle target, string name)
+    private string PumpInto(SafeFileHandle target, string name, bool wholeLines)
     {
         var (read, write) = Files.CreatePipe();
         _guestEnds.Add(write);
-        _pumps.Add(new OutputPump(read, target, name));
+        _pumps.Add(new OutputPump(read, target, name, wholeLines));
         return Files.ProcPath(write);
     }
 
