@@ -14,7 +14,7 @@ export DOTNET_NOLOGO := 1
 # in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image).
 DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static
 
-UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests
+UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
 .PHONY: all deps runtimes build publish install test unit-test integration-test bench demo clean
