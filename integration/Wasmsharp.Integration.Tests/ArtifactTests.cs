@@ -194,6 +194,26 @@ public abstract class ArtifactTests(ArtifactFixture f)
     }
 
     [Fact]
+    public void Exec_in_an_artifact_container_runs_the_image_module()
+    {
+        var id = f.NewId("art-exec");
+        try
+        {
+            var run = f.Ctr("run", "-d", "--runtime", RepoLayout.Runtime, ArtifactImages.Sleep, id, "sleep.wasm", "30");
+            f.Check(run.ExitCode == 0, "ctr run -d should succeed", id, run);
+            var exec = f.Ctr("tasks", "exec", "--exec-id", "e1", id, "sleep.wasm", "0");
+            f.Check(exec.ExitCode == 0, "an exec of the image's module should run", id, run, exec);
+        }
+        finally
+        {
+            f.Ctr("tasks", "kill", "-s", "SIGKILL", id);
+            ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null or { Status: "STOPPED" }, TimeSpan.FromSeconds(5));
+            f.Ctr("tasks", "delete", id);
+            f.Ctr("containers", "delete", id);
+        }
+    }
+
+    [Fact]
     public void Classic_form_still_runs_from_the_rootfs()
     {
         var id = f.NewId("classic");
