@@ -14,7 +14,7 @@ public sealed class ImageModules(ContainerdClient client)
     {
         var container = await client.GetContainerAsync(containerId, cancellationToken).ConfigureAwait(false);
         if (string.IsNullOrEmpty(container.Image))
-            return new ImageModuleLookup(null, "", "the container was created without an image");
+            return new ImageModuleLookup(null, "", "containerd records no image for this container (Docker 26 does not pass it on), so no Wasm module layer can be looked up");
         var image = await client.GetImageAsync(container.Image, cancellationToken).ConfigureAwait(false);
         if (image.Target is null)
             throw new WasmArtifactException($"image {container.Image} has no target");
