@@ -11,8 +11,8 @@ public static class BuildCommand
             return 0;
         }
         var (definition, output) = Parse(args);
-        // The only layout today; the OCI Wasm artifact form will be chosen here by an option.
-        var image = new RootfsImageLayout().Build(definition);
+        IImageLayout layout = definition.Modules.Count > 0 ? new ArtifactImageLayout() : new RootfsImageLayout();
+        var image = layout.Build(definition);
         OciArchive.Write(output, definition.Reference, image);
         Console.Out.WriteLine($"{definition.Reference.Name} ({definition.Platform}) -> {output} (manifest {image.Manifest.Digest})");
         return 0;
@@ -20,7 +20,8 @@ public static class BuildCommand
 
     public static (ImageDefinition Definition, string Output) Parse(string[] args)
     {
-        string? name = null, output = null, platform = null;
+        string? name = null, output = null, platform = null, mediaType = null;
+        List<string> modules = [];
         var files = new List<(string Host, string Guest)>();
         var symlinks = new List<(string Guest, string Target)>();
         List<string> entrypoint = [], cmd = [], env = [];
@@ -54,6 +55,8 @@ public static class BuildCommand
                 case "--symlink": symlinks.Add(SplitSymlink(value)); break;
                 case "--entrypoint": entrypoint.Add(value); break;
                 case "--cmd": cmd.Add(value); break;
+                case "--module": modules.Add(value); break;
+                case "--media-type": mediaType = MediaTypes.ModuleLayer(value); break;
                 case "--env":
                     if (value.IndexOf('=') <= 0)
                         throw new UsageException($"--env '{value}': expected K=V");
@@ -71,14 +74,30 @@ public static class BuildCommand
         if (Directory.Exists(output))
             throw new UsageException($"--output '{output}' is a directory; give a file name");
         var reference = ImageReference.Parse(name);
+        if (modules.Count > 0)
+        {
+            if (files.Count > 0 || symlinks.Count > 0)
+                throw new UsageException("--module (the artifact form) has no rootfs: --file and --symlink cannot be used with it");
+            foreach (var module in modules)
+                if (!File.Exists(module))
+                    throw new UsageException($"--module '{module}': no such file");
+        }
+        else if (mediaType is not null)
+        {
+            throw new UsageException("--media-type applies to --module layers (the artifact form)");
+        }
+        var imagePlatform = platform is not null ? Platform.Parse(platform)
+            : modules.Count > 0 ? ArtifactImageLayout.DefaultPlatform : Platform.Host();
+        if (modules.Count > 0 && imagePlatform.Architecture != "wasm")
+            throw new UsageException($"--platform '{platform}': an artifact image's architecture is wasm (e.g. wasip1/wasm or wasi/wasm)");
         var entries = new RootfsBuilder();
         foreach (var (host, guest) in files) entries.AddHostPath(host, guest);
         foreach (var (guest, target) in symlinks) entries.AddSymlink(guest, target);
-        var definition = new ImageDefinition(
-            reference,
-            platform is null ? Platform.Host() : Platform.Parse(platform),
-            entries.Build(),
-            entrypoint, cmd, env);
+        var definition = new ImageDefinition(reference, imagePlatform, entries.Build(), entrypoint, cmd, env)
+        {
+            Modules = modules.Select(Path.GetFullPath).ToList(),
+            ModuleMediaType = mediaType ?? MediaTypes.Wasm,
+        };
         return (definition, output);
     }
 

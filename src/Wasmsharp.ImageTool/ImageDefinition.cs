@@ -3,15 +3,19 @@ using System.Text.RegularExpressions;
 
 namespace Wasmsharp.ImageTool;
 
-// Everything an image is made of, independent of how it is laid out (rootfs layers today; the OCI Wasm
-// artifact form later reads the same definition).
+// Everything an image is made of, independent of how it is laid out: the rootfs form reads Entries, the
+// OCI Wasm artifact form reads Modules (each becomes one layer of ModuleMediaType).
 public sealed record ImageDefinition(
     ImageReference Reference,
     Platform Platform,
     IReadOnlyList<RootfsEntry> Entries,
     IReadOnlyList<string> Entrypoint,
     IReadOnlyList<string> Cmd,
-    IReadOnlyList<string> Env);
+    IReadOnlyList<string> Env)
+{
+    public IReadOnlyList<string> Modules { get; init; } = [];
+    public string ModuleMediaType { get; init; } = MediaTypes.Wasm;
+}
 
 // "registry/path/name:tag". Kept verbatim as the image name: ctr does not normalise names, so what the
 // user passes is what they will type in `ctr run`.

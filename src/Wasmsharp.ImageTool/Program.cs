@@ -10,13 +10,24 @@ public static class Program
     public const string Usage = """
         usage: wasmsharp-image build --name NAME[:TAG] --output FILE.tar [options]
 
+        Two forms. Rootfs (default): the files below in one tar layer, the .wasm is a file of it.
+        Artifact (with --module): an OCI Wasm artifact, each module a layer of its own, no rootfs
+        (needs containerd >= 1.6.25 or 1.7.7 to unpack).
+
           --name NAME[:TAG]          image reference stored in the archive (tag defaults to "latest")
           --output FILE              OCI image-layout tarball to write
-          --platform OS/ARCH[/VAR]   image platform (default: linux/<this machine's architecture>)
+          --platform OS/ARCH[/VAR]   image platform (default: linux/<this machine's architecture>,
+                                     wasip1/wasm for the artifact form; Docker uses wasi/wasm)
           --file HOST:/GUEST         add a host file (or directory, recursively) at an absolute guest
                                      path; mode is kept, parent directories are created (repeatable)
           --symlink /GUEST:TARGET    add a symbolic link (repeatable)
-          --entrypoint PATH          config.Entrypoint (repeat for more words)
+          --module FILE.wasm         artifact form: the module as a layer titled with its file name
+                                     (repeatable; the entrypoint's file name picks one at run time)
+          --media-type TYPE          module layer type: wasm (application/wasm, default), component
+                                     (application/vnd.bytecodealliance.wasm.component.layer.v0+wasm),
+                                     content (application/vnd.wasm.content.layer.v1+wasm), or type/subtype
+          --entrypoint PATH          config.Entrypoint (repeat for more words; artifact form default:
+                                     the only module's file name)
           --cmd ARG                  config.Cmd (repeatable)
           --env K=V                  config.Env (repeatable)
         """;

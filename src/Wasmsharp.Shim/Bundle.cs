@@ -54,7 +54,7 @@ internal sealed class Bundle
     {
         if (process.Args.Count == 0 || process.Args[0].Length == 0)
         {
-            throw new BundleException("the container has no process args: nothing to run (set an entrypoint or command)");
+            throw new EntrypointNotFoundException("the container has no process args: nothing to run (set an entrypoint or command)");
         }
         var (file, export) = SplitExport(process.Args[0]);
         foreach (var candidate in Candidates(file, process))
@@ -79,7 +79,7 @@ internal sealed class Bundle
             }
             return new Entrypoint(candidate, export, handle);
         }
-        throw new BundleException($"entrypoint {file} not found in the container's rootfs");
+        throw new EntrypointNotFoundException($"entrypoint {file} not found in the container's rootfs");
     }
 
     /// <summary>Directories the guest sees: the rootfs at "/" and every directory bind mount of the spec.</summary>
@@ -96,7 +96,7 @@ internal sealed class Bundle
         return result;
     }
 
-    private static (string File, string Export) SplitExport(string arg0)
+    internal static (string File, string Export) SplitExport(string arg0)
     {
         var hash = arg0.LastIndexOf('#');
         return hash > 0 && hash < arg0.Length - 1 ? (arg0[..hash], arg0[(hash + 1)..]) : (arg0, "_start");
@@ -137,4 +137,7 @@ internal sealed record Entrypoint(string GuestPath, string Export, SafeFileHandl
 }
 
 /// <summary>A problem with what the user asked to run: reported to them as InvalidArgument.</summary>
-internal sealed class BundleException(string message) : Exception(message);
+internal class BundleException(string message) : Exception(message);
+
+/// <summary>No module in the rootfs for argv[0] (or no argv): the image may be a Wasm artifact instead.</summary>
+internal sealed class EntrypointNotFoundException(string message) : BundleException(message);

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Serilog;
+using Wasmsharp.Containerd.Client;
 using Wasmsharp.Linux;
 using Wasmsharp.Ttrpc;
 using Wasmsharp.Wasm;
@@ -41,11 +42,16 @@ internal static class Daemon
             if (Interlocked.Exchange(ref socketReleased, 1) == 0) TryDelete(socketPath);
         }
         // A short grace period lets the Shutdown reply reach containerd before the server closes.
+        // containerd's gRPC API, connected only if a container's module is not in its rootfs (artifact images).
+        using var containerd = options.Address.Length > 0 ? new ContainerdClient(options.Address, options.Namespace) : null;
         var service = new TaskService(host, events, log, options.Namespace, () =>
         {
             ReleaseSocket();
             _ = Task.Delay(50).ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
-        });
+        })
+        {
+            ImageModules = containerd is null ? null : new ImageModules(containerd),
+        };
         var registry = new TtrpcServiceRegistry();
         TaskApi.Task.BindService(registry, service);
         await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));

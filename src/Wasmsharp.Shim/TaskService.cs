@@ -87,22 +87,21 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         Stdio? stdio = null;
         try
         {
-            using var entrypoint = bundle.OpenEntrypoint(process);
-            var module = host.LoadModule(entrypoint.HostPath);
+            var (module, moduleName, export, args) = LoadModule(containerId, bundle, process);
             log.Information("{Id}: module {Module} {Origin} in {LoadMs:0.0} ms (compile {CompileMs:0.0} ms)",
-                processId, entrypoint.GuestPath, module.Origin, module.LoadTime.TotalMilliseconds, module.CompileTime.TotalMilliseconds);
+                processId, moduleName, module.Origin, module.LoadTime.TotalMilliseconds, module.CompileTime.TotalMilliseconds);
             if (module.CacheProblem is { } problem) log.Warning("{Id}: module cache: {Problem}", processId, problem);
             stdio = new Stdio(stdin, stdout, stderr, terminal, containerId, ns);
             var instance = host.Prepare(module, new WasiSpec
             {
-                Args = process.Args.ToList(),
+                Args = args.ToList(),
                 Env = GuestEnvironment.For(process),
                 Preopens = bundle.Preopens(),
                 Cwd = process.Cwd,
                 StdinPath = stdio.GuestStdin,
                 StdoutPath = stdio.GuestStdout,
                 StderrPath = stdio.GuestStderr,
-                Entrypoint = entrypoint.Export,
+                Entrypoint = export,
                 MemoryLimitBytes = memoryLimit,
             });
             var result = new WasmProcess(processId, instance, stdio);
@@ -121,7 +120,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
     private static RpcException ToRpc(Exception e) => e switch
     {
         RpcException rpc => rpc,
-        BundleException or WasmModuleException or OciSpecException => Error(StatusCode.Unknown, e.Message),
+        BundleException or WasmModuleException or OciSpecException or WasmArtifactException => Error(StatusCode.Unknown, e.Message),
         NotSupportedException => Error(StatusCode.Unimplemented, e.Message),
         LinuxException => Error(StatusCode.Internal, e.Message),
         _ => Error(StatusCode.Unknown, e.Message),

@@ -146,7 +146,7 @@ public sealed class WasmHost : IDisposable
         CheckHeader(path, bytes);
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
 
-        var lazy = modules.GetOrAdd(sha, key => new Lazy<WasmModule>(() => Compile(fullPath, key, bytes), LazyThreadSafetyMode.ExecutionAndPublication));
+        var lazy = modules.GetOrAdd(sha, key => new Lazy<WasmModule>(() => Compile(fullPath, key, () => bytes), LazyThreadSafetyMode.ExecutionAndPublication));
         WasmModule module;
         try
         {
@@ -160,6 +160,44 @@ public sealed class WasmHost : IDisposable
         return module.Path == fullPath ? module : module.WithPath(fullPath);
     }
 
+    /// <summary>
+    /// Loads a module known by the SHA-256 of its bytes (e.g. an OCI layer digest), reading the bytes only when
+    /// the compiled code is in neither the memory nor the disk cache. The bytes read are then verified against
+    /// <paramref name="sha256"/> before compiling, so a cache entry always matches its name.
+    /// </summary>
+    /// <param name="name">For messages and the module's <see cref="WasmModule.Path"/>.</param>
+    /// <param name="sha256">Lower-case hex SHA-256 of the module's bytes.</param>
+    /// <exception cref="WasmModuleException">bytes that do not match, not a core wasm module, compile error.</exception>
+    public WasmModule LoadModule(string name, string sha256, Func<byte[]> readBytes)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(readBytes);
+        if (sha256.Length != 64 || !sha256.All(char.IsAsciiHexDigitLower))
+            throw new ArgumentException($"not a lower-case hex SHA-256: {sha256}", nameof(sha256));
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
+
+        byte[] Read()
+        {
+            var bytes = readBytes();
+            if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
+                throw new WasmModuleException($"{name}: content does not match its digest sha256:{sha256}");
+            CheckHeader(name, bytes);
+            return bytes;
+        }
+        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, Read), LazyThreadSafetyMode.ExecutionAndPublication));
+        WasmModule module;
+        try
+        {
+            module = lazy.Value;
+        }
+        catch
+        {
+            modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha256, lazy));
+            throw;
+        }
+        return module.Path == name ? module : module.WithPath(name);
+    }
+
     private static void CheckHeader(string path, ReadOnlySpan<byte> bytes)
     {
         if (bytes.Length < 4 || !bytes[..4].SequenceEqual(WasmMagic))
@@ -169,16 +207,17 @@ public sealed class WasmHost : IDisposable
             throw new WasmModuleException($"{path} is a WebAssembly component; only core WASI (preview1) modules are supported");
     }
 
-    private WasmModule Compile(string fullPath, string sha, byte[] bytes)
+    // The bytes are asked for only when there is something to compile (not on a disk cache hit).
+    private WasmModule Compile(string fullPath, string sha, Func<byte[]> bytes)
     {
         var name = Path.GetFileName(fullPath);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         if (diskCache is not null)
         {
-            var result = diskCache.Load(engine, name, sha, () => CompileBytes(fullPath, name, bytes));
+            var result = diskCache.Load(engine, name, sha, () => CompileBytes(fullPath, name, bytes()));
             return new WasmModule(fullPath, sha, result.Module, result.Origin, result.CompileTime, watch.Elapsed, result.EntryPath, result.Problem);
         }
-        var module = CompileBytes(fullPath, name, bytes);
+        var module = CompileBytes(fullPath, name, bytes());
         return new WasmModule(fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, watch.Elapsed);
     }
 
