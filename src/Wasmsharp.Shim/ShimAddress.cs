@@ -10,12 +10,13 @@ public static class ShimAddress
 {
     private const string SocketRoot = "/run/containerd/s";
 
-    public static string SocketPath(string containerdAddress, string ns, string groupId)
+    /// <param name="socketDir">containerd 2.3+ may name the directory (bootstrap socket_dir).</param>
+    public static string SocketPath(string containerdAddress, string ns, string groupId, string? socketDir = null)
     {
         // Go: filepath.Join(address, namespace, id) — cleaned, '/'-separated.
         var joined = CleanJoin(containerdAddress, ns, groupId);
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(joined)));
-        return $"{SocketRoot}/{hash}";
+        return $"{(string.IsNullOrEmpty(socketDir) ? SocketRoot : socketDir.TrimEnd('/'))}/{hash}";
     }
 
     public static string ToUri(string socketPath) => "unix://" + socketPath;

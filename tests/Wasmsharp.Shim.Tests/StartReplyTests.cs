@@ -1,0 +1,52 @@
+using System.Text.Json;
+using Grpc.Core;
+using Wasmsharp.Shim;
+
+public class StartReplyTests
+{
+    [Theory]
+    [InlineData("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3", 1, 6)]
+    [InlineData("containerd github.com/containerd/containerd 1.7.24~ds1 1.7.24~ds1-6+deb13u1", 1, 7)]
+    [InlineData("containerd github.com/containerd/containerd/v2 2.1.9+unknown ", 2, 1)]
+    [InlineData("v2.3.0", 2, 3)]
+    public void ContainerdVersionIsReadFromItsVersionLine(string text, int major, int minor)
+    {
+        Assert.Equal(new ContainerdVersion(major, minor), ContainerdVersion.Parse(text));
+    }
+
+    [Fact]
+    public void NoVersionInGarbage() => Assert.Null(ContainerdVersion.Parse("containerd dev"));
+
+    [Theory]
+    [InlineData(1, 7, 2)]
+    [InlineData(2, 0, 3)]
+    [InlineData(2, 1, 3)]
+    public void GrpcReplyCarriesTheShimVersionThatContainerdAccepts(int major, int minor, int expected)
+    {
+        var reply = StartCommand.GrpcReply("/run/containerd/s/abc-grpc", new ContainerdVersion(major, minor));
+        using var doc = JsonDocument.Parse(reply);
+        Assert.Equal(expected, doc.RootElement.GetProperty("version").GetInt32());
+        Assert.Equal("/run/containerd/s/abc-grpc", doc.RootElement.GetProperty("address").GetString());
+        Assert.Equal("grpc", doc.RootElement.GetProperty("protocol").GetString());
+    }
+
+    [Fact]
+    public void GrpcOnContainerd16IsRefused()
+    {
+        var e = Assert.Throws<NotSupportedException>(() => StartCommand.GrpcReply("/s", new ContainerdVersion(1, 6)));
+        Assert.Contains("containerd 1.7 or later", e.Message);
+    }
+
+    [Theory]
+    [InlineData(StatusCode.NotFound, "process c1: process already finished", "process c1: process already finished: not found")]
+    [InlineData(StatusCode.NotFound, "container c1: not found", "container c1: not found")]
+    [InlineData(StatusCode.AlreadyExists, "container c1", "container c1: already exists")]
+    [InlineData(StatusCode.Unimplemented, "checkpoint", "checkpoint: not implemented")]
+    [InlineData(StatusCode.Unknown, "cannot delete a running process", "cannot delete a running process")]
+    public void ErrorsAreWordedAsGoShimsWordThem(StatusCode code, string message, string expected)
+    {
+        var e = RpcErrors.Create(code, message);
+        Assert.Equal(code, e.StatusCode);
+        Assert.Equal(expected, e.Status.Detail);
+    }
+}
