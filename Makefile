@@ -44,16 +44,25 @@ install: publish
 	install -m 0755 $(OUT)/$(SHIM) $(PREFIX)/bin/$(SHIM)
 	install -m 0644 $(OUT)/libwasmtime.so $(PREFIX)/bin/libwasmtime.so
 
-# Unit tests, then the integration suite against a private containerd driving the published shim.
-# The last line is the plain "N passed, N failed" summary.
-test: deps publish
-	@rm -f out/test.log; mkdir -p out; status=0; \
-	for p in $(UNIT_TESTS) $(INTEGRATION); do \
-	  $(DOTNET) test $$p -c $(CONFIGURATION) 2>&1 | tee -a out/test.log; \
-	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+# Unit tests, then the integration suite against a private containerd driving the published shim: the
+# system's containerd (1.6 on Debian 12), then again on containerd 1.7 and 2.x from `make runtimes`
+# (MATRIX_SUITES= skips those).
+# The last line is the plain "N passed, N failed" summary of everything.
+MATRIX_SUITES ?= trixie sid
+test: deps publish runtimes
+	@rm -f out/test.log; mkdir -p out; status=0; runs=""; \
+	count() { awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Passed:") p += $$(i+1); if ($$i == "Failed:") f += $$(i+1) } } \
+	     END { printf "%d %d\n", p, f }' "$$1"; }; \
+	run() { label=$$1; shift; "$$@" 2>&1 | tee out/test-run.log; [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	        cat out/test-run.log >> out/test.log; set -- $$(count out/test-run.log); runs="$$runs  $$label: passed $$1, failed $$2\n"; }; \
+	for p in $(UNIT_TESTS); do run "$$p" $(DOTNET) test $$p -c $(CONFIGURATION); done; \
+	run "ctr suite on containerd $$(containerd --version | awk '{print $$3}')" $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION); \
+	for suite in $(MATRIX_SUITES); do \
+	  bin=$(CURDIR)/out/runtimes/$$suite/root/usr/bin; \
+	  run "ctr suite on containerd $$($$bin/containerd --version | awk '{print $$3}')" \
+	    env WASMSHARP_CONTAINERD_DIR=$$bin $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --no-build; \
 	done; \
-	awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Passed:") p += $$(i+1); if ($$i == "Failed:") f += $$(i+1) } } \
-	     END { printf "tests: %d passed, %d failed\n", p, f }' out/test.log; \
+	printf '%b' "$$runs"; set -- $$(count out/test.log); echo "tests: $$1 passed, $$2 failed"; \
 	exit $$status
 
 unit-test:
