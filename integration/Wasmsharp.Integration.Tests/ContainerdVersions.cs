@@ -2,8 +2,8 @@ using Wasmsharp.Integration;
 
 namespace Wasmsharp.Integration.Tests;
 
-// Tests of behaviour only newer containerd releases have (-info, gRPC shims) run on the suite's own
-// containerd when it is new enough (WASMSHARP_CONTAINERD_DIR), else on one fetched by `make runtimes`.
+// Tests of behaviour of particular containerd releases (-info: 2.x, gRPC shims: 1.7) run on the suite's
+// own containerd when it is one (WASMSHARP_CONTAINERD_DIR), else on one fetched by `make runtimes`.
 public static class ContainerdVersions
 {
     // `ctr version`'s server version as (major, minor).
@@ -21,18 +21,19 @@ public static class ContainerdVersions
         throw new InvalidOperationException($"no server version in `ctr version`:\n{output}");
     }
 
-    public static bool AtLeast(PrivateContainerd containerd, int major, int minor) =>
-        ServerVersion(containerd) is var (ma, mi) && (ma > major || (ma == major && mi >= minor));
-
     /// <summary>
-    /// The fixture's containerd if it is at least <paramref name="major"/>.<paramref name="minor"/>, else a
-    /// private containerd 2.x from out/runtimes (owned: dispose it). Fails when neither is there.
+    /// The fixture's containerd if its version fits, else a private one from the `make runtimes` suite
+    /// (trixie = 1.7, sid = 2.x; owned: dispose it). Fails when that suite was not fetched.
     /// </summary>
-    public static (PrivateContainerd Containerd, bool Owned) AtLeast(ContainerdFixture f, int major, int minor, string ns)
+    public static (PrivateContainerd Containerd, bool Owned) Pick(ContainerdFixture f, Func<(int Major, int Minor), bool> fits, string suite, string ns)
     {
-        if (AtLeast(f.Containerd, major, minor)) return (f.Containerd, false);
-        var bin = RepoLayout.SuiteBinDir("sid")
-            ?? throw new InvalidOperationException($"this test needs containerd {major}.{minor}+: run `make runtimes` (fetches containerd 2.x into {RepoLayout.RuntimesDir})");
+        if (fits(ServerVersion(f.Containerd))) return (f.Containerd, false);
+        var bin = RepoLayout.SuiteBinDir(suite)
+            ?? throw new InvalidOperationException($"this test needs the containerd of Debian {suite}: run `make runtimes` (fetches it into {RepoLayout.RuntimesDir})");
         return (PrivateContainerd.Start(ns, bin), true);
     }
+
+    public static bool IsContainerd2((int Major, int Minor) v) => v.Major >= 2;
+
+    public static bool IsContainerd17((int Major, int Minor) v) => v is (1, 7);
 }

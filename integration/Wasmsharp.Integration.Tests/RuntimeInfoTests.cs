@@ -69,7 +69,7 @@ public sealed class RuntimeInfoTests(ContainerdFixture f)
     [Fact]
     public void Containerd_2_reads_our_runtime_info()
     {
-        var (containerd, owned) = ContainerdVersions.AtLeast(f, 2, 0, "wasmsharp-info");
+        var (containerd, owned) = ContainerdVersions.Pick(f, ContainerdVersions.IsContainerd2, "sid", "wasmsharp-info");
         try
         {
             var result = containerd.Ctr("plugins", "inspect-runtime", "--runtime", RepoLayout.Runtime);

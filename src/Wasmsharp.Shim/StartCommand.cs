@@ -26,11 +26,19 @@ internal static class StartCommand
         var socketDir = input.Bootstrap is { HasSocketDir: true } b ? b.SocketDir : null;
         var socketPath = ShimAddress.SocketPath(options.Address, options.Namespace, group, socketDir);
         string reply;
+        if (protocol == ShimProtocol.Grpc && GrpcUnavailable(ContainerdVersion.Detect(input.Bootstrap?.ContainerdVersion, options.PublishBinary)) is { } why)
+        {
+            // Better a running container over ttrpc than none; the reason goes to containerd's log.
+            var log = ShimLog.ToBundleLog(bundle, options.Debug);
+            log.Warning("{Id}: protocol grpc requested but {Reason}: serving ttrpc", options.Id, why);
+            (log as IDisposable)?.Dispose();
+            protocol = ShimProtocol.Ttrpc;
+        }
         if (protocol == ShimProtocol.Grpc)
         {
             // A gRPC shim never shares a socket with a ttrpc one of the same group.
             socketPath += "-grpc";
-            reply = GrpcReply(socketPath, ContainerdVersion.Detect(input.Bootstrap?.ContainerdVersion, options.PublishBinary));
+            reply = GrpcReply(socketPath);
         }
         else
         {
@@ -54,20 +62,30 @@ internal static class StartCommand
     }
 
     /// <summary>
-    /// The JSON form of the start reply that selects gRPC: containerd 1.7 accepts shim version 2 only,
-    /// 2.x requires 3 for gRPC. Both dial the bare socket path.
+    /// Why this containerd cannot use a gRPC shim, or null. 1.6 reads only a plain address. 2.0–2.3 (and
+    /// main as of this writing) take a gRPC shim for dead as soon as they connect: their client
+    /// (grpc.NewClient) starts idle, and the watcher that should report a lost connection reads that as
+    /// one, so containerd cleans up the bundle while creating the task. 1.7 (grpc.DialContext with
+    /// WithBlock) works. An unknown version is tried as 1.7.
     /// </summary>
-    public static string GrpcReply(string socketPath, ContainerdVersion? containerd)
+    public static string? GrpcUnavailable(ContainerdVersion? containerd) => containerd switch
     {
-        int version;
-        if (containerd is null || containerd.Value.AtLeast(2, 0)) version = 3;
-        else if (containerd.Value.AtLeast(1, 7)) version = 2;
-        else throw new NotSupportedException($"protocol grpc needs containerd 1.7 or later (this is containerd {containerd}); use ttrpc");
+        { } v when !v.AtLeast(1, 7) => $"containerd {v} cannot talk to gRPC shims",
+        { } v when v.AtLeast(2, 0) => $"containerd {v} drops gRPC shim connections as soon as it makes them",
+        _ => null,
+    };
+
+    /// <summary>
+    /// The JSON start reply that selects gRPC, in the form containerd 1.7 accepts: shim version 2
+    /// (1.7 rejects anything higher; 2.x would need 3), protocol grpc, the bare socket path it dials.
+    /// </summary>
+    public static string GrpcReply(string socketPath)
+    {
         var buffer = new System.Buffers.ArrayBufferWriter<byte>();
         using (var json = new System.Text.Json.Utf8JsonWriter(buffer))
         {
             json.WriteStartObject();
-            json.WriteNumber("version", version);
+            json.WriteNumber("version", 2);
             json.WriteString("address", socketPath);
             json.WriteString("protocol", "grpc");
             json.WriteEndObject();

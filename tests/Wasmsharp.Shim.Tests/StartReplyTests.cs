@@ -17,25 +17,29 @@ public class StartReplyTests
     [Fact]
     public void NoVersionInGarbage() => Assert.Null(ContainerdVersion.Parse("containerd dev"));
 
-    [Theory]
-    [InlineData(1, 7, 2)]
-    [InlineData(2, 0, 3)]
-    [InlineData(2, 1, 3)]
-    public void GrpcReplyCarriesTheShimVersionThatContainerdAccepts(int major, int minor, int expected)
+    [Fact]
+    public void GrpcReplyIsTheJsonFormContainerd17Accepts()
     {
-        var reply = StartCommand.GrpcReply("/run/containerd/s/abc-grpc", new ContainerdVersion(major, minor));
-        using var doc = JsonDocument.Parse(reply);
-        Assert.Equal(expected, doc.RootElement.GetProperty("version").GetInt32());
+        using var doc = JsonDocument.Parse(StartCommand.GrpcReply("/run/containerd/s/abc-grpc"));
+        Assert.Equal(2, doc.RootElement.GetProperty("version").GetInt32());
         Assert.Equal("/run/containerd/s/abc-grpc", doc.RootElement.GetProperty("address").GetString());
         Assert.Equal("grpc", doc.RootElement.GetProperty("protocol").GetString());
     }
 
-    [Fact]
-    public void GrpcOnContainerd16IsRefused()
+    [Theory]
+    [InlineData(1, 6, "cannot talk to gRPC shims")]
+    [InlineData(1, 7, null)]
+    [InlineData(2, 0, "drops gRPC shim connections")]
+    [InlineData(2, 3, "drops gRPC shim connections")]
+    public void GrpcIsUsedOnlyWhereContainerdCanKeepTheConnection(int major, int minor, string? reason)
     {
-        var e = Assert.Throws<NotSupportedException>(() => StartCommand.GrpcReply("/s", new ContainerdVersion(1, 6)));
-        Assert.Contains("containerd 1.7 or later", e.Message);
+        var why = StartCommand.GrpcUnavailable(new ContainerdVersion(major, minor));
+        if (reason is null) Assert.Null(why);
+        else Assert.Contains(reason, why);
     }
+
+    [Fact]
+    public void AnUnknownContainerdIsTriedWithGrpc() => Assert.Null(StartCommand.GrpcUnavailable(null));
 
     [Theory]
     [InlineData(StatusCode.NotFound, "process c1: process already finished", "process c1: process already finished: not found")]
