@@ -6,6 +6,7 @@ PREFIX        ?= /usr/local
 CONFIGURATION ?= Release
 OUT           := out/shim
 SHIM          := containerd-shim-wasmsharp-v1
+SHIM_GRPC     := containerd-shim-wasmsharp-grpc
 DOTNET        ?= dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
@@ -36,12 +37,16 @@ runtimes:
 build:
 	$(DOTNET) build ContainerdShim.sln -c $(CONFIGURATION)
 
+# The shim, and next to it the daemon it runs for containers that ask for gRPC (a separate binary so
+# that the default one does not carry ASP.NET Core).
 publish:
 	$(DOTNET) publish src/Wasmsharp.Shim -c $(CONFIGURATION) -o $(OUT)
+	$(DOTNET) publish src/Wasmsharp.Shim.Grpc -c $(CONFIGURATION) -o $(OUT)
 
 install: publish
 	install -d $(PREFIX)/bin
 	install -m 0755 $(OUT)/$(SHIM) $(PREFIX)/bin/$(SHIM)
+	install -m 0755 $(OUT)/$(SHIM_GRPC) $(PREFIX)/bin/$(SHIM_GRPC)
 	install -m 0644 $(OUT)/libwasmtime.so $(PREFIX)/bin/libwasmtime.so
 
 # Unit tests, then the integration suite against a private containerd driving the published shim: the

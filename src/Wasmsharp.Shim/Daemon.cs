@@ -36,7 +36,12 @@ internal static partial class Daemon
         log.Information("shim {Pid} for {Id} serving {Protocol} on {Socket}", Environment.ProcessId, options.Id, options.Protocol.ToString().ToLowerInvariant(), socketPath);
         if (options.Protocol == ShimProtocol.Grpc)
         {
+#if WASMSHARP_GRPC
             await ServeGrpcAsync(service, log, stop.Token).ConfigureAwait(false);
+#else
+            // `start` runs containerd-shim-wasmsharp-grpc for gRPC; this binary has no gRPC server.
+            throw new NotSupportedException("this binary serves ttrpc only");
+#endif
         }
         else
         {

@@ -1,3 +1,4 @@
+#if WASMSHARP_GRPC
 using Serilog;
 using Wasmsharp.Grpc;
 using TaskApi = Wasmsharp.Containerd.Api.Task;
@@ -29,3 +30,4 @@ internal static partial class Daemon
         await server.StopAsync(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
     }
 }
+#endif

@@ -50,7 +50,7 @@ internal static class InfoCommand
             Features = new Any { TypeUrl = FeaturesTypeUrl, Value = ByteString.CopyFrom(FeaturesJson()) },
             Annotations =
             {
-                ["io.containerd.wasmsharp.protocols"] = "ttrpc,grpc",
+                ["io.containerd.wasmsharp.protocols"] = File.Exists(StartCommand.GrpcDaemonPath) ? "ttrpc,grpc" : "ttrpc",
                 ["io.containerd.wasmsharp.wasmtime"] = VersionInfo.WasmtimeVersion,
             },
         };

@@ -26,7 +26,8 @@ internal static class StartCommand
         var socketDir = input.Bootstrap is { HasSocketDir: true } b ? b.SocketDir : null;
         var socketPath = ShimAddress.SocketPath(options.Address, options.Namespace, group, socketDir);
         string reply;
-        if (protocol == ShimProtocol.Grpc && GrpcUnavailable(ContainerdVersion.Detect(input.Bootstrap?.ContainerdVersion, options.PublishBinary)) is { } why)
+        if (protocol == ShimProtocol.Grpc &&
+            (GrpcUnavailable(ContainerdVersion.Detect(input.Bootstrap?.ContainerdVersion, options.PublishBinary)) ?? GrpcDaemonMissing()) is { } why)
         {
             // Better a running container over ttrpc than none; the reason goes to containerd's log.
             var log = ShimLog.ToBundleLog(bundle, options.Debug);
@@ -60,6 +61,14 @@ internal static class StartCommand
         Console.Out.Flush();
         return 0;
     }
+
+    /// <summary>The binary that serves gRPC (see Wasmsharp.Shim.Grpc), installed next to this one.</summary>
+    public const string GrpcDaemonName = "containerd-shim-wasmsharp-grpc";
+
+    public static string GrpcDaemonPath => Path.Combine(AppContext.BaseDirectory, GrpcDaemonName);
+
+    private static string? GrpcDaemonMissing() =>
+        File.Exists(GrpcDaemonPath) ? null : $"{GrpcDaemonPath} is not installed";
 
     /// <summary>
     /// Why this containerd cannot use a gRPC shim, or null. 1.6 reads only a plain address. 2.0–2.3 (and
@@ -108,10 +117,11 @@ internal static class StartCommand
         }
         File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
-        var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
+        var daemon = protocol == ShimProtocol.Grpc ? GrpcDaemonPath
+            : Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
         try
         {
-            AdjustOomScore(Processes.SpawnDaemon(self, [self, .. options.DaemonArgs(protocol)], listener));
+            AdjustOomScore(Processes.SpawnDaemon(daemon, [daemon, .. options.DaemonArgs(protocol)], listener));
         }
         finally
         {
