@@ -41,6 +41,9 @@ public sealed class GrpcServer : IAsyncDisposable
         {
             kestrel.ListenHandle(listenerFd, listen => listen.Protocols = HttpProtocols.Http2);
             kestrel.AddServerHeader = false;
+            // The client keeps one connection and may not call for hours; Kestrel would close it after
+            // 130 s idle, and containerd takes a closed connection for a dead shim.
+            kestrel.Limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
         });
         builder.Services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = options.MaxMessageSize);
         builder.Services.AddSingleton(methods);
