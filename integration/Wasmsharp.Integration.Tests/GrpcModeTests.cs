@@ -183,4 +183,49 @@ public sealed class GrpcModeTests(ContainerdFixture f)
         t.Check(t.Containerd.LogTail(400, id).Contains("protocol grpc requested but containerd 2.", StringComparison.Ordinal),
             "the shim's log says why it did not use gRPC", id, run);
     }
+
+    // What containerd runs after a shim died (or it lost track of one): `shim ... -bundle B delete`.
+    private static (int ExitCode, byte[] Stdout, string Stderr) RunShimDelete(PrivateContainerd containerd, string id)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(Path.Combine(RepoLayout.ShimDir, RepoLayout.ShimBinary),
+            ["-namespace", ContainerdFixture.Namespace, "-address", containerd.Address, "-publish-binary", containerd.ContainerdExe,
+             "-id", id, "-bundle", containerd.BundleDir(id), "delete"])
+        { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var delete = System.Diagnostics.Process.Start(psi)!;
+        var stderr = delete.StandardError.ReadToEndAsync();
+        using var stdout = new MemoryStream();
+        delete.StandardOutput.BaseStream.CopyTo(stdout);
+        Assert.True(delete.WaitForExit(TimeSpan.FromSeconds(10)), "shim delete did not exit");
+        return (delete.ExitCode, stdout.ToArray(), stderr.Result);
+    }
+
+    // `shim delete` while the container's shim still runs it (containerd lost track of the shim):
+    // the task is killed through the shim's own API, whatever its protocol, and the shim exits.
+    [Theory]
+    [InlineData("ttrpc")]
+    [InlineData("grpc")]
+    public void Shim_delete_stops_a_container_its_live_shim_still_runs(string protocol)
+    {
+        using var t = Target.For(f, ContainerdVersions.IsContainerd17, "trixie");
+        var id = f.NewId($"delete-live-{protocol}");
+        try
+        {
+            var run = t.Ctr("run", "-d", "--runtime", RepoLayout.Runtime, "--annotation", $"io.containerd.wasmsharp.protocol={protocol}", Images.WasmTests, id, "/sleep.wasm", "1000");
+            t.Check(run.ExitCode == 0 && t.Containerd.Task(id) is { Status: "RUNNING" }, "the task runs", id, run);
+            t.Check(t.ServedProtocol(id) == protocol, $"its shim serves {protocol}", id, run);
+
+            var (code, stdout, stderr) = RunShimDelete(t.Containerd, id);
+            Assert.True(code == 0, $"shim delete exited {code}: {stderr}");
+            var response = Wasmsharp.Containerd.Api.Task.DeleteResponse.Parser.ParseFrom(stdout);
+            Assert.Equal(137u, response.ExitStatus);
+
+            var exit = t.Events.WaitFor(id, "/tasks/exit", Shortly);
+            t.Check(exit is not null && exit.Contains("\"exit_status\":137", StringComparison.Ordinal), $"the shim killed the task: {exit ?? "(no event)"}", id, run);
+            t.Check(ContainerdFixture.Eventually(() => !Shims(id).Any(), TimeSpan.FromSeconds(10)), "and exited", id, run);
+        }
+        finally
+        {
+            t.Remove(id);
+        }
+    }
 }

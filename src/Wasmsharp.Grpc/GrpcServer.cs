@@ -42,8 +42,9 @@ public sealed class GrpcServer : IAsyncDisposable
             kestrel.ListenHandle(listenerFd, listen => listen.Protocols = HttpProtocols.Http2);
             kestrel.AddServerHeader = false;
             // The client keeps one connection and may not call for hours; Kestrel would close it after
-            // 130 s idle, and containerd takes a closed connection for a dead shim.
-            kestrel.Limits.KeepAliveTimeout = Timeout.InfiniteTimeSpan;
+            // 130 s idle, and containerd takes a closed connection for a dead shim. (InfiniteTimeSpan is
+            // accepted but, for HTTP/2, closes the connection at the next heartbeat.)
+            kestrel.Limits.KeepAliveTimeout = TimeSpan.FromDays(3650);
         });
         builder.Services.AddGrpc(grpc => grpc.MaxReceiveMessageSize = options.MaxMessageSize);
         builder.Services.AddSingleton(methods);

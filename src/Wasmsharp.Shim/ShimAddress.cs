@@ -21,6 +21,27 @@ public static class ShimAddress
 
     public static string ToUri(string socketPath) => "unix://" + socketPath;
 
+    /// <summary>What `start` printed (and wrote to the bundle's address file).</summary>
+    public sealed record Reply(string SocketPath, ShimProtocol Protocol);
+
+    /// <summary>A plain address ("unix:///run/...") or the JSON form {"version":N,"address":...,"protocol":...}.</summary>
+    public static Reply ParseReply(string text)
+    {
+        text = text.Trim();
+        if (!text.StartsWith('{')) return new Reply(FromUri(text), ShimProtocol.Ttrpc);
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(text);
+            var address = json.RootElement.GetProperty("address").GetString() ?? "";
+            var protocol = json.RootElement.TryGetProperty("protocol", out var p) && p.GetString() == "grpc" ? ShimProtocol.Grpc : ShimProtocol.Ttrpc;
+            return new Reply(FromUri(address), protocol);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new FormatException($"unreadable shim address {text}: {e.Message}");
+        }
+    }
+
     public static string FromUri(string address) => address.StartsWith("unix://", StringComparison.Ordinal) ? address["unix://".Length..] : address;
 
     /// <summary>Group id: containers of one pod (or one runc-style group) share a shim.</summary>
