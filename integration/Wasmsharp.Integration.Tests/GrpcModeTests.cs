@@ -228,4 +228,26 @@ public sealed class GrpcModeTests(ContainerdFixture f)
             t.Remove(id);
         }
     }
+
+    // The runtime options path: ctr passes runtimeoptions.v1.Options { config_path } on start's stdin.
+    [Fact]
+    public void A_runtime_config_file_chooses_the_protocol_and_a_bad_one_is_refused_clearly()
+    {
+        using var t = Target.For(f, ContainerdVersions.IsContainerd17, "trixie");
+        var id = f.NewId("grpc-config");
+        var config = Path.Combine(t.Containerd.BaseDir, $"{id}.toml");
+        File.WriteAllText(config, "# wasmsharp runtime options\nprotocol = \"grpc\"\n");
+        var run = t.Ctr("run", "--rm", "--runtime", RepoLayout.Runtime, "--runtime-config-path", config, Images.WasmTests, id, "/exit.wasm", "4");
+        t.Check(run.ExitCode == 4, "the container runs", id, run);
+        t.Check(t.ServedProtocol(id) == "grpc", $"over gRPC, as the file says (logged: {t.ServedProtocol(id)})", id, run);
+
+        var badId = f.NewId("grpc-bad-config");
+        var bad = Path.Combine(t.Containerd.BaseDir, $"{badId}.toml");
+        File.WriteAllText(bad, "protocol = \"carrier-pigeon\"\n");
+        var refused = t.Ctr("run", "--rm", "--runtime", RepoLayout.Runtime, "--runtime-config-path", bad, Images.WasmTests, badId, "/exit.wasm", "4");
+        t.Check(refused.ExitCode != 0 && refused.Stderr.Contains("unknown protocol \"carrier-pigeon\": expected ttrpc or grpc", StringComparison.Ordinal),
+            "a bad option fails the start with a clear message", badId, refused);
+        t.Check(!Shims(badId).Any(), "and leaves no shim", badId, refused);
+        t.Ctr("containers", "delete", badId);
+    }
 }
