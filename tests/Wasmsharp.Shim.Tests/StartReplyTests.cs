@@ -53,4 +53,33 @@ public class StartReplyTests
         Assert.Equal(code, e.StatusCode);
         Assert.Equal(expected, e.Status.Detail);
     }
+
+    [Fact]
+    public void TheAddressFileIsReadInBothForms()
+    {
+        Assert.Equal(new ShimAddress.Reply("/run/containerd/s/abc", ShimProtocol.Ttrpc), ShimAddress.ParseReply("unix:///run/containerd/s/abc"));
+        Assert.Equal(new ShimAddress.Reply("/run/containerd/s/abc-grpc", ShimProtocol.Grpc), ShimAddress.ParseReply(StartCommand.GrpcReply("/run/containerd/s/abc-grpc")));
+        Assert.Equal(ShimProtocol.Ttrpc, ShimAddress.ParseReply("{\"version\":3,\"address\":\"unix:///s\",\"protocol\":\"ttrpc\"}").Protocol);
+        Assert.Throws<FormatException>(() => ShimAddress.ParseReply("{\"version\":2}"));
+    }
+
+    [Fact]
+    public void TheDaemonIsToldItsProtocol()
+    {
+        var start = ShimOptions.Parse(["-namespace", "ns", "-address", "/c.sock", "-id", "c1", "start"]);
+        var daemonArgs = start.DaemonArgs(ShimProtocol.Grpc);
+        Assert.Equal(["-namespace", "ns", "-address", "/c.sock", "-id", "c1", "-protocol", "grpc"], daemonArgs);
+        Assert.Equal(ShimProtocol.Grpc, ShimOptions.Parse(daemonArgs).Protocol);
+        Assert.Equal(ShimProtocol.Ttrpc, ShimOptions.Parse(start.DaemonArgs()).Protocol);
+        Assert.Throws<ArgumentException>(() => ShimOptions.Parse(["-protocol", "smoke-signals"]));
+    }
+
+    [Fact]
+    public void ASocketDirFromBootstrapReplacesTheDefault()
+    {
+        var standard = ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c1");
+        var custom = ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c1", "/run/x/");
+        Assert.StartsWith("/run/containerd/s/", standard);
+        Assert.Equal("/run/x/" + Path.GetFileName(standard), custom);
+    }
 }
