@@ -6,6 +6,7 @@ PREFIX        ?= /usr/local
 CONFIGURATION ?= Release
 OUT           := out/shim
 SHIM          := containerd-shim-wasmsharp-v1
+SHIM_GRPC     := containerd-shim-wasmsharp-grpc
 DOTNET        ?= dotnet
 export DOTNET_CLI_TELEMETRY_OPTOUT := 1
 export DOTNET_NOLOGO := 1
@@ -38,12 +39,16 @@ runtimes:
 build:
 	$(DOTNET) build ContainerdShim.sln -c $(CONFIGURATION)
 
+# The shim, and next to it the daemon it runs for containers that ask for gRPC (a separate binary so
+# that the default one does not carry ASP.NET Core).
 publish:
 	$(DOTNET) publish src/Wasmsharp.Shim -c $(CONFIGURATION) -o $(OUT)
+	$(DOTNET) publish src/Wasmsharp.Shim.Grpc -c $(CONFIGURATION) -o $(OUT)
 
 install: publish
 	install -d $(PREFIX)/bin
 	install -m 0755 $(OUT)/$(SHIM) $(PREFIX)/bin/$(SHIM)
+	install -m 0755 $(OUT)/$(SHIM_GRPC) $(PREFIX)/bin/$(SHIM_GRPC)
 	install -m 0644 $(OUT)/libwasmtime.so $(PREFIX)/bin/libwasmtime.so
 
 # A Debian package (out/deb/wasmsharp_VERSION_ARCH.deb): shim, libwasmtime.so, image tool, install.sh, doctor.
@@ -51,17 +56,28 @@ deb: publish
 	$(DOTNET) build src/Wasmsharp.ImageTool -c $(CONFIGURATION)
 	packaging/deb/build-deb.sh $(OUT) src/Wasmsharp.ImageTool/bin/$(CONFIGURATION)/net10.0 out/deb
 
-# Unit tests, then the integration suite against a private containerd driving the published shim.
-# The last line is the plain "N passed, N failed" summary.
-# runtimes: the integration suite includes the Docker 26/28 tests (DockerTests.cs), which need them.
+# Unit tests, then the integration suite against a private containerd driving the published shim: the
+# system's containerd (1.6 on Debian 12), then again on containerd 1.7 and 2.x from `make runtimes`
+# (MATRIX_SUITES= skips those).
+# The last line is the plain "N passed, N failed" summary of everything.
+MATRIX_SUITES ?= trixie sid
+# The classes that start their own containerd/dockerd of a fixed version (artifacts on 1.7/2.1, Docker
+# 26/28, packaging) run once, in the first run; the matrix repeats the ctr scenarios.
+MATRIX_FILTER := FullyQualifiedName!~ArtifactTests&FullyQualifiedName!~Docker2&FullyQualifiedName!~DebPackageTests&FullyQualifiedName!~DoctorTests&FullyQualifiedName!~InstallScriptTests
 test: deps publish runtimes
-	@rm -f out/test.log; mkdir -p out; status=0; \
-	for p in $(UNIT_TESTS) $(INTEGRATION); do \
-	  $(DOTNET) test $$p -c $(CONFIGURATION) 2>&1 | tee -a out/test.log; \
-	  [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	@rm -f out/test.log; mkdir -p out; status=0; runs=""; \
+	count() { awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Passed:") p += $$(i+1); if ($$i == "Failed:") f += $$(i+1) } } \
+	     END { printf "%d %d\n", p, f }' "$$1"; }; \
+	run() { label=$$1; shift; "$$@" 2>&1 | tee out/test-run.log; [ $${PIPESTATUS[0]} -eq 0 ] || status=1; \
+	        cat out/test-run.log >> out/test.log; set -- $$(count out/test-run.log); runs="$$runs  $$label: passed $$1, failed $$2\n"; }; \
+	for p in $(UNIT_TESTS); do run "$$p" $(DOTNET) test $$p -c $(CONFIGURATION); done; \
+	run "ctr suite on containerd $$(containerd --version | awk '{print $$3}')" $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION); \
+	for suite in $(MATRIX_SUITES); do \
+	  bin=$(CURDIR)/out/runtimes/$$suite/root/usr/bin; \
+	  run "ctr suite on containerd $$($$bin/containerd --version | awk '{print $$3}')" \
+	    env WASMSHARP_CONTAINERD_DIR=$$bin $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --no-build --filter '$(MATRIX_FILTER)'; \
 	done; \
-	awk '/^(Passed|Failed)!/ { for (i = 1; i <= NF; i++) { if ($$i == "Passed:") p += $$(i+1); if ($$i == "Failed:") f += $$(i+1) } } \
-	     END { printf "tests: %d passed, %d failed\n", p, f }' out/test.log; \
+	printf '%b' "$$runs"; set -- $$(count out/test.log); echo "tests: $$1 passed, $$2 failed"; \
 	exit $$status
 
 unit-test:

@@ -56,8 +56,11 @@ public sealed class ContainerdFixture : IDisposable
         Ctr("containers", "delete", id);
     }
 
-    // Unique per test and readable in the containerd log.
-    public string NewId(string what) => $"{what}-{Interlocked.Increment(ref _ids)}";
+    // Unique per test and readable in the containerd log. The run token keeps suites that run at once
+    // (other checkouts, other containerd versions) apart where they share state: runc's
+    // /run/containerd/runc/NAMESPACE/ID and the shims' command lines.
+    private readonly string _run = Convert.ToHexStringLower(Guid.NewGuid().ToByteArray())[..4];
+    public string NewId(string what) => $"{what}-{Interlocked.Increment(ref _ids)}-{_run}";
 
     // A host directory for bind mounts, inside the base dir so cleanup removes it.
     public string HostDir(string id) => Directory.CreateDirectory(Path.Combine(Containerd.BaseDir, "host", id)).FullName;

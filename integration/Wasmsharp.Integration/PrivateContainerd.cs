@@ -18,6 +18,9 @@ public sealed class PrivateContainerd : IDisposable
     private Process _containerd;
     private bool _disposed;
 
+    // Base dirs of instances this process is running: a second instance's sweep must spare them.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Running = new();
+
     public string BaseDir { get; }
     public string Namespace { get; }
     public string RootDir => Path.Combine(BaseDir, "root");
@@ -55,6 +58,7 @@ public sealed class PrivateContainerd : IDisposable
 
         var baseDir = Path.Combine("/tmp", BasePrefix + Convert.ToHexStringLower(Guid.NewGuid().ToByteArray())[..6]);
         Directory.CreateDirectory(baseDir);
+        Running[baseDir] = true;
         File.WriteAllText(Path.Combine(baseDir, "owner"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         var shimDir = RepoLayout.ShimDir;
         var config = Path.Combine(baseDir, "config.toml");
@@ -222,6 +226,7 @@ public sealed class PrivateContainerd : IDisposable
         Try(problems, "clean up", () => CleanUpDirectory(BaseDir));
         Try(problems, "remove per-namespace directories", () => RemoveNamespaceLeftovers(Namespace));
         _containerd.Dispose();
+        Running.TryRemove(BaseDir, out _);
         if (problems.Count > 0)
             Console.Error.WriteLine($"private containerd {BaseDir} cleanup: {string.Join("; ", problems)}");
     }
@@ -314,6 +319,7 @@ public sealed class PrivateContainerd : IDisposable
     {
         foreach (var dir in Directory.EnumerateDirectories("/tmp", BasePrefix + "*"))
         {
+            if (Running.ContainsKey(dir)) continue;
             if (ReadPid(Path.Combine(dir, "owner")) is { } owner && owner != Environment.ProcessId && ProcFs.IsAlive(owner))
                 continue; // another live run (tests and bench may run at once)
             // Only if that pid is still our containerd (its --config is in the dir), not a reused pid.

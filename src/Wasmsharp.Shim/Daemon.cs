@@ -9,7 +9,7 @@ using TaskApi = Wasmsharp.Containerd.Api.Task;
 namespace Wasmsharp.Shim;
 
 /// <summary>The long-running shim: serves the task API on the socket `start` handed over as fd 3.</summary>
-internal static class Daemon
+internal static partial class Daemon
 {
     private const int ListenerFd = 3;
 
@@ -26,8 +26,7 @@ internal static class Daemon
             log.Warning(e, "cannot become a subreaper");
         }
 
-        using var listener = new Socket(new SafeSocketHandle(ListenerFd, ownsHandle: true));
-        var socketPath = listener.LocalEndPoint?.ToString() ?? "";
+        var socketPath = ListenerPath();
         var ttrpcAddress = Environment.GetEnvironmentVariable("TTRPC_ADDRESS") is { Length: > 0 } t ? t : options.Address + ".ttrpc";
 
         using var host = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDirectory(log) });
@@ -52,16 +51,19 @@ internal static class Daemon
         {
             ImageModules = containerd is null ? null : new ImageModules(containerd),
         };
-        var registry = new TtrpcServiceRegistry();
-        TaskApi.Task.BindService(registry, service);
-        await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));
-        log.Information("shim {Pid} serving on {Socket}", Environment.ProcessId, socketPath);
-        try
+        log.Information("shim {Pid} for {Id} serving {Protocol} on {Socket}", Environment.ProcessId, options.Id, options.Protocol.ToString().ToLowerInvariant(), socketPath);
+        if (options.Protocol == ShimProtocol.Grpc)
         {
-            await server.ServeAsync(listener, stop.Token).ConfigureAwait(false);
+#if WASMSHARP_GRPC
+            await ServeGrpcAsync(service, log, stop.Token).ConfigureAwait(false);
+#else
+            // `start` runs containerd-shim-wasmsharp-grpc for gRPC; this binary has no gRPC server.
+            throw new NotSupportedException("this binary serves ttrpc only");
+#endif
         }
-        catch (OperationCanceledException)
+        else
         {
+            await ServeTtrpcAsync(service, log, stop.Token).ConfigureAwait(false);
         }
         // Let the Shutdown reply go out and the last events (TaskDelete) reach containerd.
         await events.DrainAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
@@ -69,6 +71,27 @@ internal static class Daemon
         log.Information("shim {Pid} exiting", Environment.ProcessId);
         (log as IDisposable)?.Dispose();
         return 0;
+    }
+
+    private static async Task ServeTtrpcAsync(TaskService service, ILogger log, CancellationToken stop)
+    {
+        using var listener = new Socket(new SafeSocketHandle(ListenerFd, ownsHandle: true));
+        var registry = new TtrpcServiceRegistry();
+        TaskApi.Task.BindService(registry, service);
+        await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));
+        try
+        {
+            await server.ServeAsync(listener, stop).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private static string ListenerPath()
+    {
+        using var listener = new Socket(new SafeSocketHandle(ListenerFd, ownsHandle: false));
+        return listener.LocalEndPoint?.ToString() ?? "";
     }
 
     private const string DefaultCacheDirectory = "/var/lib/wasmsharp/cache";

@@ -12,12 +12,19 @@ namespace Wasmsharp.Shim;
 /// shim still runs the container (containerd lost track of it), ask it to kill and delete the task
 /// rather than kill the shim, which may serve other containers of its group. Then unmount the rootfs.
 /// </summary>
-internal static class DeleteCommand
+internal static partial class DeleteCommand
 {
     public static async Task<int> RunAsync(ShimOptions options, ILogger log)
     {
         var bundlePath = string.IsNullOrEmpty(options.Bundle) ? Directory.GetCurrentDirectory() : options.Bundle;
-        await StopInLiveShimAsync(bundlePath, options.Id, log).ConfigureAwait(false);
+        var address = ReadAddress(bundlePath);
+#if !WASMSHARP_GRPC
+        // Only the gRPC binary has a gRPC client: let it do the whole delete.
+        if (address is { Protocol: ShimProtocol.Grpc } && File.Exists(StartCommand.GrpcDaemonPath))
+            return await DelegateToGrpcBinaryAsync(options).ConfigureAwait(false);
+#endif
+        if (address is { } live && ShimAddress.IsLive(live.SocketPath))
+            await StopInLiveShimAsync(live, options.Id, log).ConfigureAwait(false);
         try
         {
             Linux.Mounts.UnmountAll(Path.Combine(bundlePath, "rootfs"));
@@ -38,16 +45,25 @@ internal static class DeleteCommand
         return 0;
     }
 
-    private static async Task StopInLiveShimAsync(string bundlePath, string id, ILogger log)
+    // The bundle's address file: what `start` printed (a plain address, or the JSON of a gRPC shim).
+    private static ShimAddress.Reply? ReadAddress(string bundlePath)
     {
-        var addressFile = Path.Combine(bundlePath, "address");
-        if (!File.Exists(addressFile)) return;
-        var socketPath = ShimAddress.FromUri(File.ReadAllText(addressFile).Trim());
-        if (!ShimAddress.IsLive(socketPath)) return;
         try
         {
-            await using var client = await TtrpcClient.ConnectAsync(socketPath).ConfigureAwait(false);
-            var task = new TaskApi.Task.TaskClient(client.CreateCallInvoker());
+            return ShimAddress.ParseReply(File.ReadAllText(Path.Combine(bundlePath, "address")));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
+    }
+
+    private static async Task StopInLiveShimAsync(ShimAddress.Reply address, string id, ILogger log)
+    {
+        try
+        {
+            await using var client = await ConnectAsync(address).ConfigureAwait(false);
+            var task = client.Task;
             var deadline = DateTime.UtcNow.AddSeconds(3);
             await Ignore(task.KillAsync(new TaskApi.KillRequest { Id = id, Signal = Signals.SIGKILL, All = true }, deadline: deadline).ResponseAsync).ConfigureAwait(false);
             await Ignore(task.WaitAsync(new TaskApi.WaitRequest { Id = id }, deadline: deadline).ResponseAsync).ConfigureAwait(false);

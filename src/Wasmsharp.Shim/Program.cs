@@ -21,6 +21,7 @@ if (options.Version)
 
 try
 {
+    if (options.Info) return InfoCommand.Run();
     return options.Action switch
     {
         "start" => StartCommand.Run(options),
@@ -30,6 +31,6 @@ try
 }
 catch (Exception e)
 {
-    Console.Error.WriteLine($"containerd-shim-wasmsharp-v1 {options.Action}: {e.Message}");
+    Console.Error.WriteLine($"containerd-shim-wasmsharp-v1 {(options.Info ? "-info" : options.Action)}: {e.Message}");
     return 1;
 }

@@ -10,15 +10,37 @@ public static class ShimAddress
 {
     private const string SocketRoot = "/run/containerd/s";
 
-    public static string SocketPath(string containerdAddress, string ns, string groupId)
+    /// <param name="socketDir">containerd 2.3+ may name the directory (bootstrap socket_dir).</param>
+    public static string SocketPath(string containerdAddress, string ns, string groupId, string? socketDir = null)
     {
         // Go: filepath.Join(address, namespace, id) — cleaned, '/'-separated.
         var joined = CleanJoin(containerdAddress, ns, groupId);
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(joined)));
-        return $"{SocketRoot}/{hash}";
+        return $"{(string.IsNullOrEmpty(socketDir) ? SocketRoot : socketDir.TrimEnd('/'))}/{hash}";
     }
 
     public static string ToUri(string socketPath) => "unix://" + socketPath;
+
+    /// <summary>What `start` printed (and wrote to the bundle's address file).</summary>
+    public sealed record Reply(string SocketPath, ShimProtocol Protocol);
+
+    /// <summary>A plain address ("unix:///run/...") or the JSON form {"version":N,"address":...,"protocol":...}.</summary>
+    public static Reply ParseReply(string text)
+    {
+        text = text.Trim();
+        if (!text.StartsWith('{')) return new Reply(FromUri(text), ShimProtocol.Ttrpc);
+        try
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(text);
+            var address = json.RootElement.GetProperty("address").GetString() ?? "";
+            var protocol = json.RootElement.TryGetProperty("protocol", out var p) && p.GetString() == "grpc" ? ShimProtocol.Grpc : ShimProtocol.Ttrpc;
+            return new Reply(FromUri(address), protocol);
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or KeyNotFoundException or InvalidOperationException)
+        {
+            throw new FormatException($"unreadable shim address {text}: {e.Message}");
+        }
+    }
 
     public static string FromUri(string address) => address.StartsWith("unix://", StringComparison.Ordinal) ? address["unix://".Length..] : address;
 

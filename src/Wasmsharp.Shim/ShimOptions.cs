@@ -11,12 +11,14 @@ public sealed record ShimOptions
     public bool Debug { get; init; }
     public bool Version { get; init; }
     public bool Info { get; init; }
+    /// <summary>The daemon's task API transport; `start` passes -protocol to the daemon it spawns.</summary>
+    public ShimProtocol Protocol { get; init; } = ShimProtocol.Ttrpc;
     /// <summary>"start", "delete", or "" for the long-running daemon.</summary>
     public string Action { get; init; } = "";
     /// <summary>The arguments as given, so the daemon can be re-executed with the same flags.</summary>
     public IReadOnlyList<string> RawArgs { get; init; } = [];
 
-    private static readonly HashSet<string> ValueFlags = ["namespace", "address", "publish-binary", "id", "bundle", "socket", "ttrpc-address"];
+    private static readonly HashSet<string> ValueFlags = ["namespace", "address", "publish-binary", "id", "bundle", "socket", "ttrpc-address", "protocol"];
 
     public static ShimOptions Parse(IReadOnlyList<string> args)
     {
@@ -49,6 +51,7 @@ public sealed record ShimOptions
                 "debug" => o with { Debug = value is null or "true" },
                 "v" or "version" => o with { Version = true },
                 "info" => o with { Info = true },
+                "protocol" => o with { Protocol = ParseProtocol(value!) },
                 "socket" or "ttrpc-address" => o,
                 _ => throw new ArgumentException($"flag provided but not defined: -{name}"),
             };
@@ -60,6 +63,23 @@ public sealed record ShimOptions
         return o;
     }
 
-    /// <summary>The daemon's argv: the same flags without the action.</summary>
-    public IReadOnlyList<string> DaemonArgs() => RawArgs.Where(a => a != Action).ToList();
+    /// <summary>The daemon's argv: the same flags without the action, plus the transport when not ttrpc.</summary>
+    public IReadOnlyList<string> DaemonArgs(ShimProtocol protocol = ShimProtocol.Ttrpc)
+    {
+        var args = RawArgs.Where(a => a != Action).ToList();
+        if (protocol != ShimProtocol.Ttrpc) args.AddRange(["-protocol", protocol.ToString().ToLowerInvariant()]);
+        return args;
+    }
+
+    private static ShimProtocol ParseProtocol(string value)
+    {
+        try
+        {
+            return ShimRuntimeOptions.ParseProtocol(value, "-protocol");
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ArgumentException(e.Message);
+        }
+    }
 }

@@ -4,37 +4,105 @@ using Wasmsharp.Oci;
 namespace Wasmsharp.Shim;
 
 /// <summary>
-/// `shim start`: find or create the shim for this container's group, hand the listening socket to a
-/// detached daemon, print its address. containerd reads our stdout and stderr together, so print only
-/// the address.
+/// `shim start`: read the runtime options, find or create the shim for this container's group and
+/// transport, hand the listening socket to a detached daemon, print its address. containerd reads our
+/// stdout and stderr together, so print only the address.
 /// </summary>
 internal static class StartCommand
 {
+    /// <summary>Annotation (in the bundle's config.json) choosing the task API transport: ttrpc or grpc.</summary>
+    public const string ProtocolAnnotation = "io.containerd.wasmsharp.protocol";
+
     public static int Run(ShimOptions options)
     {
-        // Runtime options (a marshalled Any) arrive on stdin; nothing in them applies yet.
-        DrainStdin();
+        var input = StartInput.Parse(StartInput.ReadStdin(), options.Id);
+        var runtimeOptions = ShimRuntimeOptions.From(input.RuntimeOptions);
         var bundle = Directory.GetCurrentDirectory();
         var spec = Spec.Load(Path.Combine(bundle, "config.json"));
+        var protocol = spec.Annotations.TryGetValue(ProtocolAnnotation, out var annotated) && annotated.Length > 0
+            ? ShimRuntimeOptions.ParseProtocol(annotated, $"annotation {ProtocolAnnotation}")
+            : runtimeOptions.Protocol ?? ShimProtocol.Ttrpc;
         var group = ShimAddress.GroupId(options.Id, spec.Annotations);
-        var socketPath = ShimAddress.SocketPath(options.Address, options.Namespace, group);
-        var address = ShimAddress.ToUri(socketPath);
+        var socketDir = input.Bootstrap is { HasSocketDir: true } b ? b.SocketDir : null;
+        var socketPath = ShimAddress.SocketPath(options.Address, options.Namespace, group, socketDir);
+        string reply;
+        if (protocol == ShimProtocol.Grpc &&
+            (GrpcUnavailable(ContainerdVersion.Detect(input.Bootstrap?.ContainerdVersion, options.PublishBinary)) ?? GrpcDaemonMissing()) is { } why)
+        {
+            // Better a running container over ttrpc than none; the reason goes to containerd's log.
+            var log = ShimLog.ToBundleLog(bundle, options.Debug);
+            log.Warning("{Id}: protocol grpc requested but {Reason}: serving ttrpc", options.Id, why);
+            (log as IDisposable)?.Dispose();
+            protocol = ShimProtocol.Ttrpc;
+        }
+        if (protocol == ShimProtocol.Grpc)
+        {
+            // A gRPC shim never shares a socket with a ttrpc one of the same group.
+            socketPath += "-grpc";
+            reply = GrpcReply(socketPath);
+        }
+        else
+        {
+            // A plain address: the only form containerd 1.6 reads; 1.7+ take it as ttrpc, task API v2.
+            reply = ShimAddress.ToUri(socketPath);
+        }
 
         if (!ShimAddress.IsLive(socketPath))
         {
-            if (!TryServe(options, socketPath) && !ShimAddress.IsLive(socketPath))
+            if (!TryServe(options, socketPath, protocol) && !ShimAddress.IsLive(socketPath))
             {
                 throw new InvalidOperationException($"cannot listen on {socketPath}");
             }
         }
-        // containerd (1.6/1.7) reconnects to running shims from this file after a restart.
-        File.WriteAllText(Path.Combine(bundle, "address"), address);
-        Console.Out.Write(address);
+        // containerd 1.6/1.7 reconnect to running shims from this file after a restart, parsing it as
+        // they parse our reply (2.x keeps its own bootstrap.json).
+        File.WriteAllText(Path.Combine(bundle, "address"), reply);
+        Console.Out.Write(reply);
         Console.Out.Flush();
         return 0;
     }
 
-    private static bool TryServe(ShimOptions options, string socketPath)
+    /// <summary>The binary that serves gRPC (see Wasmsharp.Shim.Grpc), installed next to this one.</summary>
+    public const string GrpcDaemonName = "containerd-shim-wasmsharp-grpc";
+
+    public static string GrpcDaemonPath => Path.Combine(AppContext.BaseDirectory, GrpcDaemonName);
+
+    private static string? GrpcDaemonMissing() =>
+        File.Exists(GrpcDaemonPath) ? null : $"{GrpcDaemonPath} is not installed";
+
+    /// <summary>
+    /// Why this containerd cannot use a gRPC shim, or null. 1.6 reads only a plain address. 2.0–2.3 (and
+    /// main as of this writing) take a gRPC shim for dead as soon as they connect: their client
+    /// (grpc.NewClient) starts idle, and the watcher that should report a lost connection reads that as
+    /// one, so containerd cleans up the bundle while creating the task. 1.7 (grpc.DialContext with
+    /// WithBlock) works. An unknown version is tried as 1.7.
+    /// </summary>
+    public static string? GrpcUnavailable(ContainerdVersion? containerd) => containerd switch
+    {
+        { } v when !v.AtLeast(1, 7) => $"containerd {v} cannot talk to gRPC shims",
+        { } v when v.AtLeast(2, 0) => $"containerd {v} drops gRPC shim connections as soon as it makes them",
+        _ => null,
+    };
+
+    /// <summary>
+    /// The JSON start reply that selects gRPC, in the form containerd 1.7 accepts: shim version 2
+    /// (1.7 rejects anything higher; 2.x would need 3), protocol grpc, the bare socket path it dials.
+    /// </summary>
+    public static string GrpcReply(string socketPath)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var json = new System.Text.Json.Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("version", 2);
+            json.WriteString("address", socketPath);
+            json.WriteString("protocol", "grpc");
+            json.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
+
+    private static bool TryServe(ShimOptions options, string socketPath, ShimProtocol protocol)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
         File.Delete(socketPath); // stale: nobody answered on it
@@ -49,10 +117,11 @@ internal static class StartCommand
         }
         File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
 
-        var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
+        var daemon = protocol == ShimProtocol.Grpc ? GrpcDaemonPath
+            : Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
         try
         {
-            AdjustOomScore(Processes.SpawnDaemon(self, [self, .. options.DaemonArgs()], listener));
+            AdjustOomScore(Processes.SpawnDaemon(daemon, [daemon, .. options.DaemonArgs(protocol)], listener));
         }
         finally
         {
@@ -72,19 +141,6 @@ internal static class StartCommand
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {
             // Best effort, as in containerd's own shims.
-        }
-    }
-
-    private static void DrainStdin()
-    {
-        try
-        {
-            if (!Console.IsInputRedirected) return;
-            using var stdin = Console.OpenStandardInput();
-            stdin.CopyTo(Stream.Null);
-        }
-        catch (IOException)
-        {
         }
     }
 }

@@ -403,5 +403,5 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         }
     }
 
-    private static RpcException Error(StatusCode code, string message) => new(new Grpc.Core.Status(code, message));
+    private static RpcException Error(StatusCode code, string message) => RpcErrors.Create(code, message);
 }
