@@ -186,8 +186,9 @@ public sealed class CgroupTests(ContainerdFixture f)
 
         string[] expected = ["/tasks/create", "/tasks/start", "/tasks/oom", "/tasks/exit", "/tasks/delete"];
         ContainerdFixture.Eventually(() => Topics(runcId).Count >= expected.Length && Topics(wasmId).Count >= expected.Length, Shortly);
-        f.Check(Topics(runcId).SequenceEqual(expected), $"runc's events: {string.Join(", ", Topics(runcId))}", runcId, runc);
-        f.Check(Topics(wasmId).SequenceEqual(Topics(runcId)), $"our events {string.Join(", ", Topics(wasmId))} should be runc's", wasmId, wasm);
+        f.Check(Topics(runcId).SequenceEqual(expected) || Topics(runcId).SequenceEqual(expected[..^1]), $"runc's events: {string.Join(", ", Topics(runcId))}", runcId, runc);
+        f.Check(Topics(wasmId).SequenceEqual(expected) && EventSequences.Compare(Topics(runcId), Topics(wasmId)).Agree,
+            $"our events {string.Join(", ", Topics(wasmId))} should be runc's", wasmId, wasm);
         f.AssertNothingLeft(wasmId, wasm);
         if (HasCgroups) f.Check(!Controllers.Any(c => Directory.Exists(Dir(c, wasmId))), "no cgroup left", wasmId, wasm);
     }
