@@ -1,6 +1,5 @@
 using System.Net.Sockets;
 using Serilog;
-using Wasmsharp.Containerd.Client;
 using Wasmsharp.Linux;
 using Wasmsharp.Ttrpc;
 using Wasmsharp.Wasm;
@@ -41,15 +40,14 @@ internal static partial class Daemon
             if (Interlocked.Exchange(ref socketReleased, 1) == 0) TryDelete(socketPath);
         }
         // A short grace period lets the Shutdown reply reach containerd before the server closes.
-        // containerd's gRPC API, connected only if a container's module is not in its rootfs (artifact images).
-        using var containerd = options.Address.Length > 0 ? new ContainerdClient(options.Address, options.Namespace) : null;
         var service = new TaskService(host, events, log, options.Namespace, () =>
         {
             ReleaseSocket();
             _ = Task.Delay(50).ContinueWith(_ => stop.Cancel(), TaskScheduler.Default);
         })
         {
-            ImageModules = containerd is null ? null : new ImageModules(containerd),
+            // containerd's gRPC API, asked (by a helper process) only if a container's module is not in its rootfs.
+            ImageModules = options.Address.Length > 0 ? new ArtifactModuleFetcher(options.Address, options.Namespace) : null,
         };
         log.Information("shim {Pid} for {Id} serving {Protocol} on {Socket}", Environment.ProcessId, options.Id, options.Protocol.ToString().ToLowerInvariant(), socketPath);
         if (options.Protocol == ShimProtocol.Grpc)

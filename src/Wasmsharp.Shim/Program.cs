@@ -2,6 +2,21 @@ using Wasmsharp.Shim;
 
 // containerd-shim-wasmsharp-v1: `start` and `delete` are short commands containerd runs; with no
 // action we are the daemon that start spawned.
+#if WASMSHARP_GRPC
+if (args.Length > 0 && args[0] == ArtifactModuleFetcher.Command)
+{
+    try
+    {
+        return await FetchModuleCommand.RunAsync(args[1..]);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"{ArtifactModuleFetcher.Command}: {e.Message}");
+        return 2;
+    }
+}
+#endif
+
 ShimOptions options;
 try
 {
