@@ -1,5 +1,6 @@
 #!/bin/bash
-# Installs containerd-shim-wasmsharp-v1 (and the libwasmtime.so it loads from its own directory) where
+# Installs containerd-shim-wasmsharp-v1 (with the libwasmtime.so it loads from its own directory and
+# containerd-shim-wasmsharp-grpc, which it runs for gRPC-mode shims and OCI Wasm artifact images) where
 # containerd finds shims, and registers the runtime with containerd's CRI plugin (for Kubernetes
 # RuntimeClass handler "wasmsharp") without disturbing the rest of the configuration:
 #   - config version 2 (containerd 1.6/1.7; 2.x reads it too): [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wasmsharp]
@@ -14,11 +15,12 @@ set -euo pipefail
 RUNTIME_TYPE=io.containerd.wasmsharp.v1
 HANDLER=wasmsharp
 SHIM=containerd-shim-wasmsharp-v1
+SHIM_GRPC=containerd-shim-wasmsharp-grpc
 
 usage() {
   cat <<EOF
 usage: install.sh [options]
-  --from DIR            where $SHIM and libwasmtime.so are (default: next to this script,
+  --from DIR            where $SHIM, $SHIM_GRPC and libwasmtime.so are (default: next to this script,
                         /usr/lib/wasmsharp, or the repository's out/shim)
   --bin-dir DIR         install them here, on containerd's PATH (default: /usr/local/bin)
   --config FILE         containerd's config (default: /etc/containerd/config.toml)
@@ -73,14 +75,15 @@ if [ $DO_BIN = 1 ]; then
     done
     [ -n "$FROM" ] || { echo "install.sh: $SHIM not found; build it (make publish) or pass --from DIR" >&2; exit 2; }
   fi
-  for f in "$SHIM" libwasmtime.so; do
+  for f in "$SHIM" "$SHIM_GRPC" libwasmtime.so; do
     [ -f "$FROM/$f" ] || { echo "install.sh: $FROM/$f is missing" >&2; exit 2; }
   done
   install -d "$BIN_DIR"
   # Through a temporary name and rename: a shim that is running keeps its old inode.
   install -m 0755 "$FROM/$SHIM" "$BIN_DIR/.$SHIM.new" && mv -f "$BIN_DIR/.$SHIM.new" "$BIN_DIR/$SHIM"
+  install -m 0755 "$FROM/$SHIM_GRPC" "$BIN_DIR/.$SHIM_GRPC.new" && mv -f "$BIN_DIR/.$SHIM_GRPC.new" "$BIN_DIR/$SHIM_GRPC"
   install -m 0644 "$FROM/libwasmtime.so" "$BIN_DIR/.libwasmtime.so.new" && mv -f "$BIN_DIR/.libwasmtime.so.new" "$BIN_DIR/libwasmtime.so"
-  echo "installed $BIN_DIR/$SHIM and $BIN_DIR/libwasmtime.so"
+  echo "installed $BIN_DIR/$SHIM, $BIN_DIR/$SHIM_GRPC and $BIN_DIR/libwasmtime.so"
   pid=$(containerd_pid)
   if [ -n "$pid" ]; then
     path=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | sed -n 's/^PATH=//p')

@@ -213,6 +213,31 @@ public abstract class ArtifactTests(ArtifactFixture f)
         }
     }
 
+    // The content-store client lives in containerd-shim-wasmsharp-grpc (the main binary stays free of a gRPC
+    // client); a shim installed without it must say so. ctr runs the shim by path from a directory without it.
+    [Fact]
+    public void Artifact_image_without_the_grpc_binary_fails_naming_it()
+    {
+        var dir = Directory.CreateTempSubdirectory("wasmsharp-nogrpc-").FullName;
+        var id = f.NewId("art-nogrpc");
+        try
+        {
+            foreach (var file in new[] { RepoLayout.ShimBinary, "libwasmtime.so" })
+                File.Copy(Path.Combine(f.Containerd.ShimDir, file), Path.Combine(dir, file));
+            File.SetUnixFileMode(Path.Combine(dir, RepoLayout.ShimBinary), (UnixFileMode)0b111_101_101);
+            var run = f.Ctr("run", "--rm", "--runtime", Path.Combine(dir, RepoLayout.ShimBinary), ArtifactImages.Hello, id);
+            f.Check(run.ExitCode != 0, "an artifact image cannot run without the -grpc binary", id, run);
+            f.Check(run.Stderr.Contains($"{Path.Combine(dir, "containerd-shim-wasmsharp-grpc")} is not installed", StringComparison.Ordinal),
+                "the error should name the missing binary", id, run);
+        }
+        finally
+        {
+            f.Ctr("tasks", "delete", "-f", id);
+            f.Ctr("containers", "delete", id);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Fact]
     public void Classic_form_still_runs_from_the_rootfs()
     {

@@ -185,6 +185,7 @@ public sealed class InstallScriptTests : IDisposable
         var result = Install("--binaries-only", "--from", RepoLayout.ShimDir, "--bin-dir", bin);
         Assert.True(result.ExitCode == 0, result.ToString());
         Assert.True(File.Exists(Path.Combine(bin, "libwasmtime.so")));
+        Assert.True(File.Exists(Path.Combine(bin, "containerd-shim-wasmsharp-grpc")), result.ToString());
         var version = ProcessRunner.Run(Path.Combine(bin, RepoLayout.ShimBinary), ["--version"]);
         Assert.True(version.ExitCode == 0 && version.Stdout.Contains("Wasmtime", StringComparison.Ordinal), version.ToString());
     }
@@ -314,7 +315,7 @@ public sealed class DebPackageTests : IDisposable
         var contents = ProcessRunner.RunChecked("dpkg-deb", ["--contents", deb]).Stdout;
         foreach (var path in new[]
         {
-            "./usr/lib/wasmsharp/containerd-shim-wasmsharp-v1", "./usr/lib/wasmsharp/libwasmtime.so",
+            "./usr/lib/wasmsharp/containerd-shim-wasmsharp-v1", "./usr/lib/wasmsharp/containerd-shim-wasmsharp-grpc", "./usr/lib/wasmsharp/libwasmtime.so",
             "./usr/bin/containerd-shim-wasmsharp-v1 -> ../lib/wasmsharp/containerd-shim-wasmsharp-v1",
             "./usr/bin/wasmsharp-image", "./usr/lib/wasmsharp/image-tool/wasmsharp-image.dll",
             "./usr/sbin/wasmsharp-doctor -> ../share/wasmsharp/doctor.sh", "./usr/share/wasmsharp/install.sh",

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Builds the wasmsharp Debian package with dpkg-deb. Usage: build-deb.sh SHIM_DIR IMAGE_TOOL_DIR OUT_DIR
-#   SHIM_DIR        the published shim (containerd-shim-wasmsharp-v1 + libwasmtime.so), e.g. out/shim
+#   SHIM_DIR        the published shim (containerd-shim-wasmsharp-v1, -grpc + libwasmtime.so), e.g. out/shim
 #   IMAGE_TOOL_DIR  the built image tool (wasmsharp-image.dll + runtimeconfig); "-" to leave it out
-# Layout: /usr/lib/wasmsharp/{shim, libwasmtime.so} (the shim loads the library from its own directory),
+# Layout: /usr/lib/wasmsharp/{shim, grpc shim, libwasmtime.so} (the shim loads the library from its own
+# directory, and runs the -grpc binary from there for gRPC mode and OCI Wasm artifact images),
 # /usr/bin/containerd-shim-wasmsharp-v1 -> that shim (containerd finds it on PATH), /usr/bin/wasmsharp-image
 # (needs the .NET 10 runtime), /usr/sbin/wasmsharp-doctor, /usr/share/wasmsharp/{install.sh, docker, kubernetes}.
 # The package does not edit containerd's config unless asked (WASMSHARP_CONFIGURE=1 at install time).
@@ -12,8 +13,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 PKG=$(cd "$HERE/.." && pwd)
 ROOT=$(cd "$PKG/.." && pwd)
 SHIM=containerd-shim-wasmsharp-v1
+SHIM_GRPC=containerd-shim-wasmsharp-grpc
 
-[ -x "$SHIM_DIR/$SHIM" ] && [ -f "$SHIM_DIR/libwasmtime.so" ] || { echo "build-deb.sh: no published shim in $SHIM_DIR (make publish)" >&2; exit 2; }
+[ -x "$SHIM_DIR/$SHIM" ] && [ -x "$SHIM_DIR/$SHIM_GRPC" ] && [ -f "$SHIM_DIR/libwasmtime.so" ] || { echo "build-deb.sh: no published shim in $SHIM_DIR (make publish)" >&2; exit 2; }
 # "0.1.0+53e3289e..." -> "0.1.0+git53e3289"
 upstream=$("$SHIM_DIR/$SHIM" --version | sed -n 's/^ *Version: *//p')
 version=$(echo "$upstream" | sed -E 's/\+([0-9a-f]{7})[0-9a-f]*$/+git\1/')
@@ -23,7 +25,7 @@ trap 'rm -rf "$stage"' EXIT
 
 install -d "$stage/DEBIAN" "$stage/usr/lib/wasmsharp" "$stage/usr/bin" "$stage/usr/sbin" \
   "$stage/usr/share/wasmsharp/docker" "$stage/usr/share/wasmsharp/kubernetes" "$stage/usr/share/doc/wasmsharp"
-install -m 0755 "$SHIM_DIR/$SHIM" "$stage/usr/lib/wasmsharp/$SHIM"
+install -m 0755 "$SHIM_DIR/$SHIM" "$SHIM_DIR/$SHIM_GRPC" "$stage/usr/lib/wasmsharp/"
 install -m 0644 "$SHIM_DIR/libwasmtime.so" "$stage/usr/lib/wasmsharp/libwasmtime.so"
 ln -s "../lib/wasmsharp/$SHIM" "$stage/usr/bin/$SHIM"
 install -m 0755 "$PKG/install.sh" "$PKG/doctor.sh" "$stage/usr/share/wasmsharp/"
