@@ -59,6 +59,11 @@ internal sealed class ArtifactModuleFetcher(string address, string ns)
         using var process = Process.Start(psi) ?? throw new FetchException(StatusCode.Internal, "helper", $"cannot run {helper}");
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(Timeout);
+        // A helper that hangs (containerd not answering) is killed; its missing answer then reads as the timeout.
+        using var kill = timeout.Token.Register(() =>
+        {
+            try { process.Kill(); } catch (InvalidOperationException) { }
+        });
         try
         {
             using var first = ReadLine(process, stderr, timeout.Token);
@@ -108,8 +113,10 @@ internal sealed class ArtifactModuleFetcher(string address, string ns)
         }
         catch (OperationCanceledException)
         {
-            throw new FetchException(StatusCode.DeadlineExceeded, "containerd", $"no answer from containerd within {Timeout.TotalSeconds:0} s while looking up the image's Wasm module layer");
+            throw TimedOut();
         }
+        if (line is null && timeout.IsCancellationRequested)
+            throw TimedOut();
         if (line is null)
         {
             process.WaitForExit(TimeSpan.FromSeconds(5));
@@ -127,6 +134,9 @@ internal sealed class ArtifactModuleFetcher(string address, string ns)
         }
         return doc;
     }
+
+    private static FetchException TimedOut() =>
+        new FetchException(StatusCode.DeadlineExceeded, "containerd", $"no answer from containerd within {Timeout.TotalSeconds:0} s while looking up the image's Wasm module layer");
 
     /// <summary>The container's image is not a Wasm artifact (or containerd records none).</summary>
     public sealed class NotArtifactException(string image, string reason) : Exception(reason)

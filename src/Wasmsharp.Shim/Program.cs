@@ -14,6 +14,12 @@ if (args.Length > 0 && args[0] == ArtifactModuleFetcher.Command)
         Console.Error.WriteLine($"{ArtifactModuleFetcher.Command}: {e.Message}");
         return 2;
     }
+    catch (Exception e)
+    {
+        // The shim passes this on to the user: the message, not a stack trace.
+        Console.Error.WriteLine($"{ArtifactModuleFetcher.Command}: {e.Message}");
+        return 1;
+    }
 }
 #endif
 
