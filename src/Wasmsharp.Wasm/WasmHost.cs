@@ -115,10 +115,11 @@ public sealed class WasmHost : IDisposable
     }
 
     /// <summary>
-    /// Reads and compiles a module file. Compiled modules are cached by the SHA-256 of the bytes: loading the
-    /// same bytes again returns the same <see cref="WasmModule"/> (a new wrapper sharing the compiled code when
-    /// the path differs). With <see cref="WasmHostOptions.CacheDirectory"/>, the compiled code is also taken from
-    /// (or written to) the disk cache; <see cref="WasmModule.Origin"/> tells which.
+    /// Loads a module file. Compiled modules are cached by the SHA-256 of the bytes: loading the same bytes
+    /// again returns the same <see cref="WasmModule"/> (a new wrapper sharing the compiled code when the path
+    /// differs). With <see cref="WasmHostOptions.CacheDirectory"/>, the compiled code is also taken from (or
+    /// written to) the disk cache; <see cref="WasmModule.Origin"/> tells which. The file is hashed as it is read,
+    /// never held whole in memory unless it must be compiled.
     /// </summary>
     /// <exception cref="WasmModuleException">missing/unreadable file, not a core wasm module, compile error.</exception>
     public WasmModule LoadModule(string path)
@@ -127,12 +128,32 @@ public sealed class WasmHost : IDisposable
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
         var fullPath = Path.GetFullPath(path);
-        byte[] bytes;
+        if (Directory.Exists(fullPath))
+            throw new WasmModuleException($"{path} is a directory, not a WebAssembly module");
+        var sha = ReadModuleFile(path, () =>
+        {
+            using var file = File.OpenHandle(fullPath);
+            var head = new byte[8];
+            CheckHeader(path, head.AsSpan(0, RandomAccess.Read(file, head, 0))); // a regular file reads short only at its end
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            ModuleDiskCache.ReadChunks(file, hash.AppendData);
+            return Convert.ToHexStringLower(hash.GetHashAndReset());
+        });
+        // Read again only to compile (not in either cache); it must still be the content that was hashed.
+        return Load(fullPath, sha, () =>
+        {
+            var bytes = ReadModuleFile(path, () => File.ReadAllBytes(fullPath));
+            if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha)
+                throw new WasmModuleException($"{path} changed while it was being loaded");
+            return bytes;
+        });
+    }
+
+    private static T ReadModuleFile<T>(string path, Func<T> read)
+    {
         try
         {
-            if (Directory.Exists(fullPath))
-                throw new WasmModuleException($"{path} is a directory, not a WebAssembly module");
-            bytes = File.ReadAllBytes(fullPath);
+            return read();
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -142,22 +163,6 @@ public sealed class WasmHost : IDisposable
         {
             throw new WasmModuleException($"{path}: cannot read WebAssembly module: {e.Message}", e);
         }
-
-        CheckHeader(path, bytes);
-        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-
-        var lazy = modules.GetOrAdd(sha, key => new Lazy<WasmModule>(() => Compile(fullPath, key, () => bytes), LazyThreadSafetyMode.ExecutionAndPublication));
-        WasmModule module;
-        try
-        {
-            module = lazy.Value;
-        }
-        catch
-        {
-            modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha, lazy)); // let a later call retry
-            throw;
-        }
-        return module.Path == fullPath ? module : module.WithPath(fullPath);
     }
 
     /// <summary>
@@ -176,15 +181,19 @@ public sealed class WasmHost : IDisposable
             throw new ArgumentException($"not a lower-case hex SHA-256: {sha256}", nameof(sha256));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
-        byte[] Read()
+        return Load(name, sha256, () =>
         {
             var bytes = readBytes();
             if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
                 throw new WasmModuleException($"{name}: content does not match its digest sha256:{sha256}");
             CheckHeader(name, bytes);
             return bytes;
-        }
-        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, Read), LazyThreadSafetyMode.ExecutionAndPublication));
+        });
+    }
+
+    private WasmModule Load(string name, string sha256, Func<byte[]> readBytes)
+    {
+        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
         WasmModule module;
         try
         {
@@ -192,7 +201,7 @@ public sealed class WasmHost : IDisposable
         }
         catch
         {
-            modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha256, lazy));
+            modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha256, lazy)); // let a later call retry
             throw;
         }
         return module.Path == name ? module : module.WithPath(name);
