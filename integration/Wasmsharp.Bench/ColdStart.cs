@@ -89,7 +89,7 @@ public static class ColdStart
         File.ReadLines(containerd.LogPath).LastOrDefault(l => l.Contains($"{id}: module ", StringComparison.Ordinal)) ?? "(no module line in the log)";
 
     // The shim's own timing: "... CacheMiss in 2922.2 ms (compile 2911.2 ms)", "... CacheHit in 41.0 ms".
-    private static double LoggedMs(PrivateContainerd containerd, string id, string before)
+    public static double LoggedMs(PrivateContainerd containerd, string id, string before)
     {
         var line = ModuleLine(containerd, id);
         var at = line.IndexOf(before, StringComparison.Ordinal);

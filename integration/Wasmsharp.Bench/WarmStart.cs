@@ -23,15 +23,18 @@ public static class WarmStart
         var hello = new List<double>();
         var runc = new List<double>();
         var largeWarm = new List<double>();
+        var largeLoad = new List<double>();
         for (var i = -2; i < runs; i++) // two warm-ups
         {
             var h = ColdStart.Run(containerd, $"wh{n++}", Images.WasmTests, "/hello.wasm", "CacheHit", TimeSpan.FromMinutes(1));
             var r = Bench.Timed(containerd, Runc());
-            var l = ColdStart.Run(containerd, $"wl{n++}", ColdStart.LargeImage, "/large.wasm", "CacheHit", TimeSpan.FromMinutes(1));
+            var id = $"wl{n++}";
+            var l = ColdStart.Run(containerd, id, ColdStart.LargeImage, "/large.wasm", "CacheHit", TimeSpan.FromMinutes(1));
             if (i < 0) continue;
             hello.Add(h);
             runc.Add(r);
             largeWarm.Add(l);
+            largeLoad.Add(ColdStart.LoggedMs(containerd, id, "CacheHit in "));
         }
         var (hm, rm, lm) = (Bench.Median(hello), Bench.Median(runc), Bench.Median(largeWarm));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
@@ -40,7 +43,7 @@ public static class WarmStart
             |---|---:|---:|
             | hello, cache hit | {hm:0.0} | {hm / rm:0.00} × runc busybox echo |
             | runc busybox echo | {rm:0.0} | |
-            | large module ({large / 1024.0 / 1024.0:0.0} MB), cache hit | {lm:0.0} | {lm / hm:0.00} × hello |
+            | large module ({large / 1024.0 / 1024.0:0.0} MB), cache hit | {lm:0.0} | {lm / hm:0.00} × hello; shim's load {Bench.Median(largeLoad):0.0} ms |
             """));
         return 0;
     }

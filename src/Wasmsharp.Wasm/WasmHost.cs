@@ -130,6 +130,7 @@ public sealed class WasmHost : IDisposable
         var fullPath = Path.GetFullPath(path);
         if (Directory.Exists(fullPath))
             throw new WasmModuleException($"{path} is a directory, not a WebAssembly module");
+        var hashing = System.Diagnostics.Stopwatch.StartNew();
         var sha = ReadModuleFile(path, () =>
         {
             using var file = File.OpenHandle(fullPath);
@@ -140,7 +141,8 @@ public sealed class WasmHost : IDisposable
             return Convert.ToHexStringLower(hash.GetHashAndReset());
         });
         // Read again only to compile (not in either cache); it must still be the content that was hashed.
-        return Load(fullPath, sha, () =>
+        var hashTime = hashing.Elapsed;
+        return Load(fullPath, sha, hashTime, () =>
         {
             var bytes = ReadModuleFile(path, () => File.ReadAllBytes(fullPath));
             if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha)
@@ -181,7 +183,7 @@ public sealed class WasmHost : IDisposable
             throw new ArgumentException($"not a lower-case hex SHA-256: {sha256}", nameof(sha256));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
-        return Load(name, sha256, () =>
+        return Load(name, sha256, TimeSpan.Zero, () =>
         {
             var bytes = readBytes();
             if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
@@ -191,9 +193,10 @@ public sealed class WasmHost : IDisposable
         });
     }
 
-    private WasmModule Load(string name, string sha256, Func<byte[]> readBytes)
+    /// <param name="hashTime">Time already spent reading and hashing the module, counted in its <see cref="WasmModule.LoadTime"/>.</param>
+    private WasmModule Load(string name, string sha256, TimeSpan hashTime, Func<byte[]> readBytes)
     {
-        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
+        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
         WasmModule module;
         try
         {
@@ -217,17 +220,17 @@ public sealed class WasmHost : IDisposable
     }
 
     // The bytes are asked for only when there is something to compile (not on a disk cache hit).
-    private WasmModule Compile(string fullPath, string sha, Func<byte[]> bytes)
+    private WasmModule Compile(string fullPath, string sha, TimeSpan hashTime, Func<byte[]> bytes)
     {
         var name = Path.GetFileName(fullPath);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         if (diskCache is not null)
         {
             var result = diskCache.Load(engine, name, sha, () => CompileBytes(fullPath, name, bytes()));
-            return new WasmModule(fullPath, sha, result.Module, result.Origin, result.CompileTime, watch.Elapsed, result.EntryPath, result.Problem);
+            return new WasmModule(fullPath, sha, result.Module, result.Origin, result.CompileTime, hashTime + watch.Elapsed, result.EntryPath, result.Problem);
         }
         var module = CompileBytes(fullPath, name, bytes());
-        return new WasmModule(fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, watch.Elapsed);
+        return new WasmModule(fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, hashTime + watch.Elapsed);
     }
 
     private Module CompileBytes(string fullPath, string name, byte[] bytes)
