@@ -19,13 +19,8 @@ public static class ColdStart
 
     public static Figures Measure(PrivateContainerd containerd, WasmPrograms programs, int warmRuns, int coldRuns, ref int n)
     {
+        var size = PrepareLarge(containerd);
         var large = Path.Combine(containerd.BaseDir, "large.wasm");
-        var size = LargeModule.Write(large, LargeMinBytes);
-        var image = Path.Combine(containerd.BaseDir, "large-image.tar");
-        var built = Images.RunImageTool(["build", "--name", LargeImage, "--output", image, "--platform", Images.HostPlatform,
-            "--file", $"{large}:/large.wasm", "--entrypoint", "/large.wasm"]);
-        if (built.ExitCode != 0) throw new InvalidOperationException($"building {LargeImage} failed:\n{built}");
-        Images.Import(containerd, image);
 
         var cache = Path.Combine(containerd.BaseDir, "cache");
         var helloSha = Sha256(programs.Path("hello"));
@@ -56,6 +51,19 @@ public static class ColdStart
         return new Figures(size / 1024.0 / 1024.0, helloCold, largeCold, largeWarm, compileMs / coldRuns, loadMs / warmRuns);
     }
 
+    /// <summary>Generates the large module and imports it as <see cref="LargeImage"/>; returns its size.</summary>
+    public static long PrepareLarge(PrivateContainerd containerd)
+    {
+        var large = Path.Combine(containerd.BaseDir, "large.wasm");
+        var size = LargeModule.Write(large, LargeMinBytes);
+        var image = Path.Combine(containerd.BaseDir, "large-image.tar");
+        var built = Images.RunImageTool(["build", "--name", LargeImage, "--output", image, "--platform", Images.HostPlatform,
+            "--file", $"{large}:/large.wasm", "--entrypoint", "/large.wasm"]);
+        if (built.ExitCode != 0) throw new InvalidOperationException($"building {LargeImage} failed:\n{built}");
+        Images.Import(containerd, image);
+        return size;
+    }
+
     // Deletes the module's compiled entries under every engine fingerprint directory.
     private static void Evict(string cache, string sha)
     {
@@ -64,7 +72,7 @@ public static class ColdStart
             if (entry.EndsWith(".cwasm", StringComparison.Ordinal)) File.Delete(entry);
     }
 
-    private static double Run(PrivateContainerd containerd, string id, string image, string module, string origin, TimeSpan timeout)
+    public static double Run(PrivateContainerd containerd, string id, string image, string module, string origin, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
         var result = containerd.Ctr(timeout, "run", "--rm", "--runtime", RepoLayout.Runtime, image, id, module);
@@ -81,7 +89,7 @@ public static class ColdStart
         File.ReadLines(containerd.LogPath).LastOrDefault(l => l.Contains($"{id}: module ", StringComparison.Ordinal)) ?? "(no module line in the log)";
 
     // The shim's own timing: "... CacheMiss in 2922.2 ms (compile 2911.2 ms)", "... CacheHit in 41.0 ms".
-    private static double LoggedMs(PrivateContainerd containerd, string id, string before)
+    public static double LoggedMs(PrivateContainerd containerd, string id, string before)
     {
         var line = ModuleLine(containerd, id);
         var at = line.IndexOf(before, StringComparison.Ordinal);

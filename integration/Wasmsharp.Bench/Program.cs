@@ -27,6 +27,7 @@ public static class Program
             {
                 "bench" => Bench.Run(ParseRuns(args[1..])),
                 "demo" => Demo(),
+                "warm-bench" => WarmStart.Run(ParseRuns(args[1..])),
                 "docker-bench" => DockerBench.Run(ParseRuns(args[1..]), d => _docker = d),
                 _ => Usage(),
             };
@@ -50,7 +51,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | docker-bench [--runs N] | demo");
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | docker-bench [--runs N] | demo");
         return 2;
     }
 
@@ -191,7 +192,7 @@ public static class Bench
     }
 
     // Wall time of one `ctr run --rm`, as a user's shell would measure it.
-    private static double Timed(PrivateContainerd containerd, string[] args)
+    public static double Timed(PrivateContainerd containerd, string[] args)
     {
         var clock = Stopwatch.StartNew();
         var result = containerd.Ctr(args);
@@ -201,7 +202,7 @@ public static class Bench
         return ms;
     }
 
-    private static double Median(List<double> values)
+    public static double Median(List<double> values)
     {
         var sorted = values.Order().ToList();
         return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;

@@ -49,7 +49,9 @@ internal sealed class MemoryBudget(long limitBytes, Action<long> exceeded)
 /// compiled code may keep eliding bounds checks; memories never move. The budget comes from the thread
 /// creating the memory: instances are instantiated and run on their own guest thread, which sets
 /// <see cref="CurrentBudget"/> first. Costs: copy-on-write initialisation from the module image is Wasmtime's
-/// only for its own memories, so data segments are copied at instantiation (negligible for ordinary modules).
+/// only for its own memories (and engine-wide), so data segments are copied at instantiation: measured ~0.4 ms
+/// per MB of data segments (1 MB 0.4 ms, 8 MB 3.5 ms, 32 MB 21 ms, against ~0.02 ms with copy-on-write), and
+/// that data is private to the instance instead of shared page cache. Negligible for ordinary modules (KBs).
 /// </remarks>
 internal static unsafe partial class GuestMemory
 {

@@ -115,10 +115,11 @@ public sealed class WasmHost : IDisposable
     }
 
     /// <summary>
-    /// Reads and compiles a module file. Compiled modules are cached by the SHA-256 of the bytes: loading the
-    /// same bytes again returns the same <see cref="WasmModule"/> (a new wrapper sharing the compiled code when
-    /// the path differs). With <see cref="WasmHostOptions.CacheDirectory"/>, the compiled code is also taken from
-    /// (or written to) the disk cache; <see cref="WasmModule.Origin"/> tells which.
+    /// Loads a module file. Compiled modules are cached by the SHA-256 of the bytes: loading the same bytes
+    /// again returns the same <see cref="WasmModule"/> (a new wrapper sharing the compiled code when the path
+    /// differs). With <see cref="WasmHostOptions.CacheDirectory"/>, the compiled code is also taken from (or
+    /// written to) the disk cache; <see cref="WasmModule.Origin"/> tells which. The file is hashed as it is read,
+    /// never held whole in memory unless it must be compiled.
     /// </summary>
     /// <exception cref="WasmModuleException">missing/unreadable file, not a core wasm module, compile error.</exception>
     public WasmModule LoadModule(string path)
@@ -127,12 +128,34 @@ public sealed class WasmHost : IDisposable
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
         var fullPath = Path.GetFullPath(path);
-        byte[] bytes;
+        if (Directory.Exists(fullPath))
+            throw new WasmModuleException($"{path} is a directory, not a WebAssembly module");
+        var hashing = System.Diagnostics.Stopwatch.StartNew();
+        var sha = ReadModuleFile(path, () =>
+        {
+            using var file = File.OpenHandle(fullPath);
+            var head = new byte[8];
+            CheckHeader(path, head.AsSpan(0, RandomAccess.Read(file, head, 0))); // a regular file reads short only at its end
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            ModuleDiskCache.ReadChunks(file, hash.AppendData);
+            return Convert.ToHexStringLower(hash.GetHashAndReset());
+        });
+        // Read again only to compile (not in either cache); it must still be the content that was hashed.
+        var hashTime = hashing.Elapsed;
+        return Load(fullPath, sha, hashTime, () =>
+        {
+            var bytes = ReadModuleFile(path, () => File.ReadAllBytes(fullPath));
+            if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha)
+                throw new WasmModuleException($"{path} changed while it was being loaded");
+            return bytes;
+        });
+    }
+
+    private static T ReadModuleFile<T>(string path, Func<T> read)
+    {
         try
         {
-            if (Directory.Exists(fullPath))
-                throw new WasmModuleException($"{path} is a directory, not a WebAssembly module");
-            bytes = File.ReadAllBytes(fullPath);
+            return read();
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
@@ -142,22 +165,6 @@ public sealed class WasmHost : IDisposable
         {
             throw new WasmModuleException($"{path}: cannot read WebAssembly module: {e.Message}", e);
         }
-
-        CheckHeader(path, bytes);
-        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-
-        var lazy = modules.GetOrAdd(sha, key => new Lazy<WasmModule>(() => Compile(fullPath, key, () => bytes), LazyThreadSafetyMode.ExecutionAndPublication));
-        WasmModule module;
-        try
-        {
-            module = lazy.Value;
-        }
-        catch
-        {
-            modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha, lazy)); // let a later call retry
-            throw;
-        }
-        return module.Path == fullPath ? module : module.WithPath(fullPath);
     }
 
     /// <summary>
@@ -176,15 +183,20 @@ public sealed class WasmHost : IDisposable
             throw new ArgumentException($"not a lower-case hex SHA-256: {sha256}", nameof(sha256));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
-        byte[] Read()
+        return Load(name, sha256, TimeSpan.Zero, () =>
         {
             var bytes = readBytes();
             if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
                 throw new WasmModuleException($"{name}: content does not match its digest sha256:{sha256}");
             CheckHeader(name, bytes);
             return bytes;
-        }
-        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, Read), LazyThreadSafetyMode.ExecutionAndPublication));
+        });
+    }
+
+    /// <param name="hashTime">Time already spent reading and hashing the module, counted in its <see cref="WasmModule.LoadTime"/>.</param>
+    private WasmModule Load(string name, string sha256, TimeSpan hashTime, Func<byte[]> readBytes)
+    {
+        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
         WasmModule module;
         try
         {
@@ -192,7 +204,7 @@ public sealed class WasmHost : IDisposable
         }
         catch
         {
-            modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha256, lazy));
+            modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha256, lazy)); // let a later call retry
             throw;
         }
         return module.Path == name ? module : module.WithPath(name);
@@ -208,17 +220,17 @@ public sealed class WasmHost : IDisposable
     }
 
     // The bytes are asked for only when there is something to compile (not on a disk cache hit).
-    private WasmModule Compile(string fullPath, string sha, Func<byte[]> bytes)
+    private WasmModule Compile(string fullPath, string sha, TimeSpan hashTime, Func<byte[]> bytes)
     {
         var name = Path.GetFileName(fullPath);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         if (diskCache is not null)
         {
             var result = diskCache.Load(engine, name, sha, () => CompileBytes(fullPath, name, bytes()));
-            return new WasmModule(fullPath, sha, result.Module, result.Origin, result.CompileTime, watch.Elapsed, result.EntryPath, result.Problem);
+            return new WasmModule(fullPath, sha, result.Module, result.Origin, result.CompileTime, hashTime + watch.Elapsed, result.EntryPath, result.Problem);
         }
         var module = CompileBytes(fullPath, name, bytes());
-        return new WasmModule(fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, watch.Elapsed);
+        return new WasmModule(fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, hashTime + watch.Elapsed);
     }
 
     private Module CompileBytes(string fullPath, string name, byte[] bytes)

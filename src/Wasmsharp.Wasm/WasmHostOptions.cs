@@ -92,7 +92,10 @@ internal sealed class EngineSettings
         var version = wasmtime.GetName().Version?.ToString() ?? "?";
         var informational = System.Reflection.CustomAttributeExtensions
             .GetCustomAttribute<System.Reflection.AssemblyInformationalVersionAttribute>(wasmtime)?.InformationalVersion ?? "";
-        var text = $"wasmtime={version};{informational}\narch={System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}\n{description}";
+        // The entry checksum names the entries: a new algorithm gets a new directory, so entries named by the old
+        // one are left to eviction rather than each reported as damaged.
+        var text = $"wasmtime={version};{informational}\narch={System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}\n" +
+            $"entry_checksum=xxh128\n{description}";
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..32];
     }
 }

@@ -41,7 +41,8 @@ public sealed class WasmModule
     /// <summary>Time spent compiling (Cranelift); zero on a <see cref="ModuleOrigin.CacheHit"/>.</summary>
     public TimeSpan CompileTime { get; }
 
-    /// <summary>Time to obtain the compiled module: compile (+ cache write) or cache verification and deserialisation.</summary>
+    /// <summary>Time to obtain the compiled module: reading and hashing a module file (not an image layer, whose digest
+    /// is known), then compile (+ cache write) or cache verification and deserialisation.</summary>
     public TimeSpan LoadTime { get; }
 
     /// <summary>The disk cache entry read or written, if any.</summary>

@@ -99,6 +99,46 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Assert.Equal(ModuleOrigin.CacheHit, NewHost().LoadModule(guests.Wasm("args_env")).Origin);
     }
 
+    // Module and entry are hashed as they are read, a chunk at a time: content past the first chunk must count.
+    [Fact]
+    public async Task ModuleLargerThanAReadChunk_KeyedByItsWholeContent_EntryCheckedToItsEnd()
+    {
+        var small = File.ReadAllBytes(guests.Wasm("args_env"));
+        byte[] Padded(byte last)
+        {
+            // A custom section (id 0, name "pad") of 3 MiB appended: valid, ignored by the code.
+            var pad = new byte[3 * ModuleDiskCache.ChunkBytes + 17];
+            pad[^1] = last;
+            byte[] name = [3, (byte)'p', (byte)'a', (byte)'d'];
+            var size = name.Length + pad.Length;
+            byte[] leb = [(byte)(size | 0x80), (byte)((size >> 7) | 0x80), (byte)((size >> 14) | 0x80), (byte)(size >> 21)];
+            return [.. small, 0, .. leb, .. name, .. pad];
+        }
+        var path = Path.Combine(work, "big.wasm");
+        File.WriteAllBytes(path, Padded(1));
+
+        var first = NewHost().LoadModule(path);
+        Assert.Equal(ModuleOrigin.CacheMiss, first.Origin);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path))), first.Sha256);
+
+        // Damage at the very end of the entry, far past its first chunk.
+        var entry = first.CacheEntryPath!;
+        var bytes = File.ReadAllBytes(entry);
+        File.WriteAllBytes(entry, Flip(bytes, bytes.Length - 16));
+        var host = NewHost();
+        var replaced = host.LoadModule(path);
+        Assert.Equal(ModuleOrigin.CacheReplaced, replaced.Origin);
+        Assert.Contains("does not match its digest", replaced.CacheProblem);
+        Assert.Equal("argc=1\narg[0]=guest\n", await RunToStdout(host, replaced));
+        Assert.Equal(ModuleOrigin.CacheHit, NewHost().LoadModule(path).Origin);
+
+        // The module's last byte changed: another module, not a hit on the first one's entry.
+        File.WriteAllBytes(path, Padded(2));
+        var changed = NewHost().LoadModule(path);
+        Assert.Equal(ModuleOrigin.CacheMiss, changed.Origin);
+        Assert.NotEqual(first.Sha256, changed.Sha256);
+    }
+
     private static byte[] Flip(byte[] bytes, int at)
     {
         var copy = (byte[])bytes.Clone();
