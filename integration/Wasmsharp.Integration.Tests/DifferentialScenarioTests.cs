@@ -10,8 +10,6 @@ public sealed class DifferentialScenarioTests(ContainerdFixture f)
 {
     private static readonly TimeSpan Shortly = TimeSpan.FromSeconds(5);
 
-    private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
-
     // One side of a comparison: how to start a long-running task and how to run a given behaviour.
     private sealed record Side(string Name, string Id, string[] RunOptions, string Image, string[] Sleeper);
 
@@ -259,7 +257,7 @@ public sealed class DifferentialScenarioTests(ContainerdFixture f)
         // The input stays open a moment after its last byte, so ctr's CloseIO comes after the task
         // exists (ctr 1.6 loses it otherwise, and runc's cat would wait forever: see StdinTests).
         ProcessResult Piped(string[] ctrArgs) => ProcessRunner.Run("/bin/sh",
-            ["-c", $"{{ printf 'one\\ntwo\\n'; sleep 0.5; }} | {f.Containerd.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(ctrArgs).Select(Quote))}"],
+            ["-c", $"{{ printf 'one\\ntwo\\n'; sleep 0.5; }} | {f.Containerd.CtrCommandLine(ctrArgs)}"],
             ContainerdFixture.RunTimeout);
         var (runc, ours) = Sides("stdin");
         var r = Piped(["run", "--rm", Images.Busybox, runc.Id, "/bin/busybox", "cat"]);

@@ -13,11 +13,9 @@ public sealed class StdinTests(ContainerdFixture f)
     private ProcessResult Piped(string input, string[] ctrArgs)
     {
         // The shell feeds ctr's stdin, as a user's pipeline would.
-        var command = $"{input} | {f.Containerd.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(ctrArgs).Select(Quote))}";
+        var command = $"{input} | {f.Containerd.CtrCommandLine(ctrArgs)}";
         return ProcessRunner.Run("/bin/sh", ["-c", command], ContainerdFixture.RunTimeout);
     }
-
-    private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
 
     [Fact]
     public void Guest_reads_piped_stdin_to_the_end()

@@ -8,8 +8,6 @@ namespace Wasmsharp.Integration.Tests;
 [Collection(ContainerdCollection.Name)]
 public sealed class TerminalTests(ContainerdFixture f)
 {
-    private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
-
     private ProcessResult RunInTerminal(string id, string? keys, string[] ctrArgs) => InTerminal.Run(f, id, keys, ctrArgs);
 
     private static string Escaped(string s) => s.Replace("\r", "\\r").Replace("\n", "\\n\n");
@@ -47,9 +45,8 @@ public sealed class TerminalTests(ContainerdFixture f)
         // The input stays open and empty (a FIFO script holds open itself): the guest blocks reading
         // the pty until the kill wakes it (the shim sends the terminal an end-of-file).
         var id = f.NewId("tty-kill");
-        var fifo = Path.Combine(f.HostDir(id), "in");
-        var ctr = $"{f.Containerd.CtrExe} {string.Join(' ', f.Containerd.CtrArgs(["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]).Select(Quote))}";
-        using var running = ProcessRunner.Start("/bin/sh", ["-c", $"mkfifo {Quote(fifo)} && exec 3<>{Quote(fifo)} && exec script -qec {Quote(ctr)} /dev/null <&3"], ContainerdFixture.RunTimeout);
+        var (ctr, _) = InTerminal.Start(f, ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]);
+        using var running = ctr;
         var started = ContainerdFixture.Eventually(() => f.Containerd.Task(id)?.Status == "RUNNING", TimeSpan.FromSeconds(10));
         Thread.Sleep(300);   // let the guest reach its read
         var kill = f.Ctr("task", "kill", id);

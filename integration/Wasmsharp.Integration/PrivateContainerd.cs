@@ -156,6 +156,10 @@ public sealed class PrivateContainerd : IDisposable
 
     public string[] CtrArgs(IEnumerable<string> args) => ["-a", Address, "-n", Namespace, .. args];
 
+    /// <summary>This containerd's ctr with these arguments, as a shell command line (for pipes and `script`).</summary>
+    public string CtrCommandLine(IEnumerable<string> args) =>
+        string.Join(' ', new[] { CtrExe }.Concat(CtrArgs(args)).Select(ProcessRunner.ShellQuote));
+
     public ProcessResult Ctr(params string[] args) => Ctr(ProcessRunner.DefaultTimeout, args);
 
     public ProcessResult Ctr(TimeSpan timeout, params string[] args) =>

@@ -33,7 +33,7 @@ public sealed class RunningProcess : IDisposable
     internal RunningProcess(string file, IReadOnlyList<string> args, TimeSpan timeout,
         IReadOnlyDictionary<string, string>? environment, Action<string>? onLine)
     {
-        Command = string.Join(' ', new[] { file }.Concat(args).Select(Quote));
+        Command = string.Join(' ', new[] { file }.Concat(args).Select(ProcessRunner.ShellQuote));
         var psi = new ProcessStartInfo(file)
         {
             RedirectStandardInput = true,
@@ -109,13 +109,14 @@ public sealed class RunningProcess : IDisposable
         if (!_process.HasExited) Kill();
         _process.Dispose();
     }
-
-    private static string Quote(string arg) =>
-        arg.Length > 0 && arg.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:=,@+%".Contains(c)) ? arg : $"'{arg.Replace("'", "'\\''")}'";
 }
 
 public static class ProcessRunner
 {
+    /// <summary>The argument as one POSIX shell word (quoted only when it needs to be).</summary>
+    public static string ShellQuote(string arg) =>
+        arg.Length > 0 && arg.All(c => char.IsAsciiLetterOrDigit(c) || "-_./:=,@+%".Contains(c)) ? arg : $"'{arg.Replace("'", "'\\''")}'";
+
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(30);
 
     public static RunningProcess Start(string file, IReadOnlyList<string> args, TimeSpan? timeout = null,
