@@ -141,7 +141,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             log.Information("{Id} exited with {Code}", process.Id, exit.ExitCode);
             if (process.Id == containerId && _containers.TryGetValue(containerId, out var container))
             {
-                foreach (var exec in container.Execs.Values) exec.Instance.Kill(Signals.SIGKILL);
+                foreach (var exec in container.Execs.Values) Terminate(exec, Signals.SIGKILL);
             }
             if (exit.OutOfMemory) PublishOom(containerId); // before the exit, as runc's shim does
             events.Publish("/tasks/exit", new TaskExit
@@ -215,12 +215,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         {
             log.Information("{Id}: kill {Process} with signal {Signal}", request.Id, request.All ? "all" : ProcessName(request.Id, request.ExecId), signal);
             var targets = request.All ? Find(request.Id).All : [process];
-            foreach (var target in targets)
-            {
-                target.Instance.Kill(signal);
-                target.Stdio.InterruptStdin();
-                _ = ReleaseIfBlocked(target);
-            }
+            foreach (var target in targets) Terminate(target, signal);
         }
         else
         {
@@ -229,6 +224,15 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             log.Debug("{Id}: signal {Signal} has no effect on a Wasm guest", request.Id, signal);
         }
         return Task.FromResult(EmptyReply);
+    }
+
+    // A terminating signal for a started process: the guest stops at its next safe point, and whatever
+    // it may be blocked on in the host (a stdin read, a write nobody reads) is made to return.
+    private void Terminate(WasmProcess process, int signal)
+    {
+        if (!process.Instance.Kill(signal)) return;
+        process.Stdio.InterruptStdin();
+        _ = ReleaseIfBlocked(process);
     }
 
     // A killed guest normally stops within milliseconds; one still running after this is blocked in a

@@ -46,14 +46,32 @@ public sealed class TaskLifecycleTests : IAsyncLifetime
           (func (export "_start") (loop $l (br $l))))
         """;
 
+    // Reads stdin forever (also past end-of-file, so only a kill ends it).
+    private const string ReadStdin = """
+        (module
+          (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "_start")
+            (i32.store (i32.const 0) (i32.const 16))
+            (i32.store (i32.const 4) (i32.const 64))
+            (loop $l (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8))) (br $l))))
+        """;
+
+    private static void Wat2Wasm(string wat, string wasm)
+    {
+        var source = wasm + ".wat";
+        File.WriteAllText(source, wat);
+        var wat2wasm = Process.Start(new ProcessStartInfo("wat2wasm", [source, "-o", wasm]) { RedirectStandardError = true })!;
+        wat2wasm.WaitForExit();
+        Assert.True(wat2wasm.ExitCode == 0, wat2wasm.StandardError.ReadToEnd());
+    }
+
     private string Bundle(string id, string wat)
     {
         var bundle = Directory.CreateDirectory(Path.Combine(_dir, id)).FullName;
         var rootfs = Directory.CreateDirectory(Path.Combine(bundle, "rootfs")).FullName;
-        File.WriteAllText(Path.Combine(bundle, "m.wat"), wat);
-        var wat2wasm = Process.Start(new ProcessStartInfo("wat2wasm", [Path.Combine(bundle, "m.wat"), "-o", Path.Combine(rootfs, "m.wasm")]) { RedirectStandardError = true })!;
-        wat2wasm.WaitForExit();
-        Assert.True(wat2wasm.ExitCode == 0, wat2wasm.StandardError.ReadToEnd());
+        Wat2Wasm(wat, Path.Combine(rootfs, "m.wasm"));
+        Wat2Wasm(ReadStdin, Path.Combine(rootfs, "read.wasm"));
         File.WriteAllText(Path.Combine(bundle, "config.json"),
             """{"ociVersion":"1.0.2","process":{"args":["/m.wasm"],"env":["A=1"],"cwd":"/"},"root":{"path":"rootfs"}}""");
         return bundle;
@@ -140,6 +158,35 @@ public sealed class TaskLifecycleTests : IAsyncLifetime
         await Kill(id, 9);
         await Wait(id).WaitAsync(Timeout);
         await _service.Delete(new TaskApi.DeleteRequest { Id = id }, _context);
+    }
+
+    [Fact]
+    public async Task When_init_exits_an_exec_blocked_reading_its_stdin_is_stopped_too()
+    {
+        var id = await Created("exec-blocked", Spin);
+        await Start(id);
+        // The exec's stdin is a FIFO whose writer (this test) stays open and silent: the guest blocks in fd_read.
+        var fifo = Path.Combine(_dir, "exec-stdin");
+        var mkfifo = Process.Start("mkfifo", [fifo])!;
+        mkfifo.WaitForExit();
+        Assert.Equal(0, mkfifo.ExitCode);
+        var spec = Google.Protobuf.ByteString.CopyFromUtf8("""{"args":["/read.wasm"],"cwd":"/"}""");
+        await _service.Exec(new TaskApi.ExecProcessRequest
+        {
+            Id = id, ExecId = "reader", Stdin = fifo,
+            Spec = new Google.Protobuf.WellKnownTypes.Any { TypeUrl = "types.containerd.io/opencontainers/runtime-spec/1/Process", Value = spec },
+        }, _context);
+        await using var writer = await Task.Run(() => new FileStream(fifo, FileMode.Open, FileAccess.Write)).WaitAsync(Timeout);
+        await _service.Start(new TaskApi.StartRequest { Id = id, ExecId = "reader" }, _context);
+        await Task.Delay(200); // the exec reaches its read
+        Assert.Equal(2, _host.LiveInstances);
+
+        await Kill(id, 15);
+        Assert.Equal(137u, (await _service.Wait(new TaskApi.WaitRequest { Id = id, ExecId = "reader" }, _context).WaitAsync(Timeout)).ExitStatus);
+        // Both guest threads end (their stores freed) although the exec's stdin writer is still open.
+        var clock = Stopwatch.StartNew();
+        while (_host.LiveInstances > 0 && clock.Elapsed < Timeout) await Task.Delay(10);
+        Assert.Equal(0, _host.LiveInstances);
     }
 
     private sealed class TestContext : ServerCallContext
