@@ -127,6 +127,56 @@ public sealed class Cgroup
         }
     }
 
+    /// <summary>
+    /// v1 only: moves the calling thread, and no other, into this cgroup's hierarchies for
+    /// <paramref name="controllers"/> (all of them when null). Returns where the thread was, for
+    /// <see cref="LeaveCurrentThread"/>. New threads it creates start in the same cgroups.
+    /// </summary>
+    /// <remarks>
+    /// Writing "0" to a hierarchy's <c>tasks</c> file moves only the writer, and is the one move for which the
+    /// kernel skips its process-wide lock: any cgroup.procs write takes it, and taking it waits for an RCU grace
+    /// period when no move happened just before (~10–30 ms measured on a cgroup v1 host). A guest is one thread
+    /// of the shim, so its thread is what has to be in the cpu, cpuacct and pids cgroups; memory is charged to the
+    /// cgroup of the process's first thread, whatever thread allocates it.
+    /// </remarks>
+    /// <exception cref="IOException">the kernel refused the move.</exception>
+    /// <exception cref="InvalidOperationException">called on a v2 cgroup (v2 moves whole processes).</exception>
+    public IReadOnlyDictionary<string, string> JoinCurrentThread(IEnumerable<string>? controllers = null)
+    {
+        if (Mode != CgroupMode.V1) throw new InvalidOperationException("only cgroup v1 moves single threads");
+        var from = CgroupLayout.CurrentThreadCgroups();
+        var was = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (controller, dir) in directories)
+        {
+            if (controllers is not null && !controllers.Contains(controller)) continue;
+            if (was.ContainsKey(dir)) continue; // co-mounted with a controller already done
+            if (from.TryGetValue(controller, out var path)) was[dir] = Join(dir[..^Path.Length], path);
+            File.WriteAllText(System.IO.Path.Combine(dir, "tasks"), "0");
+        }
+        lock (directories)
+        {
+            // Where Leave sends whatever is still inside at the end (threads these threads started).
+            previous ??= new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (dir, origin) in was) previous.TryAdd(dir, origin);
+        }
+        return was;
+    }
+
+    /// <summary>v1: moves the calling thread back to where <see cref="JoinCurrentThread"/> found it (or to the parent
+    /// of a cgroup whose old place is gone). Best effort.</summary>
+    public static void LeaveCurrentThread(IReadOnlyDictionary<string, string> joined)
+    {
+        foreach (var (dir, was) in joined)
+        {
+            var target = System.IO.Directory.Exists(was) ? was : System.IO.Path.GetDirectoryName(dir);
+            if (target is not null && target != dir) TryWrite(System.IO.Path.Combine(target, "tasks"), "0");
+        }
+    }
+
+    /// <summary>Whether any task (v1 thread, v2 process) is still in one of this cgroup's directories.</summary>
+    public bool IsPopulated() => Directories.Any(dir =>
+        ReadText(System.IO.Path.Combine(dir, Mode == CgroupMode.V1 ? "tasks" : "cgroup.procs")) is { Length: > 0 } tasks && tasks.Trim().Length > 0);
+
     /// <summary>Moves <paramref name="pid"/> back where <see cref="Join"/> found it (or to the parent cgroup when that
     /// is gone), so this cgroup can be removed. Best effort.</summary>
     public void Leave(int pid)

@@ -114,9 +114,14 @@ public sealed class CgroupLayout
     }
 
     /// <summary>The cgroups <paramref name="pid"/> is in (0 = the calling process).</summary>
-    public static IReadOnlyDictionary<string, string> OwnCgroups(int pid = 0)
+    public static IReadOnlyDictionary<string, string> OwnCgroups(int pid = 0) =>
+        ReadProcCgroup(pid == 0 ? "/proc/self/cgroup" : $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cgroup");
+
+    /// <summary>The calling thread's cgroups (v1 threads of one process may be in different ones).</summary>
+    public static IReadOnlyDictionary<string, string> CurrentThreadCgroups() => ReadProcCgroup("/proc/thread-self/cgroup");
+
+    private static IReadOnlyDictionary<string, string> ReadProcCgroup(string file)
     {
-        var file = pid == 0 ? "/proc/self/cgroup" : $"/proc/{pid.ToString(CultureInfo.InvariantCulture)}/cgroup";
         try
         {
             return ParseProcCgroup(File.ReadAllText(file));

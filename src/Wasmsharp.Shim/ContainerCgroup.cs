@@ -13,11 +13,15 @@ namespace Wasmsharp.Shim;
 /// pids hierarchies (v1) or the unified tree (v2), with the spec's limits written as runc writes them.
 /// </summary>
 /// <remarks>
-/// The guest runs inside the shim process, so the shim itself is what goes into the cgroup: the first container
-/// of a shim moves the whole process in at Create (after its module is compiled, so the compiler's transient
-/// peak is not charged to the container), and moves it back out at Delete before removing the directories.
-/// Further containers of a grouped shim get their cgroup and limits, but the process stays where it is (one
-/// process can be in one cgroup per hierarchy): their usage shows in the first container's cgroup.
+/// The guest runs inside the shim process. On cgroup v1 each guest's thread moves itself into all of its
+/// container's hierarchies when it starts running (CPU time, cpu limits and the task count are then the
+/// guest's, as a runc container's are its processes'), and the shim's first thread moves into the first
+/// container's memory cgroup at Create, after the module is compiled (the kernel charges a process's memory to
+/// its first thread's cgroup; the compiler's transient peak is not the container's). Threads move themselves
+/// because that is the one move for which the kernel takes no process-wide lock (see
+/// <see cref="Cgroup.JoinCurrentThread"/>). On v2 the whole process moves at Create. Further containers of a
+/// grouped shim get their cgroups and limits and their guests' threads, but the memory stays charged to the
+/// first container's cgroup (a process has one memory cgroup).
 /// </remarks>
 internal sealed class ContainerCgroup
 {
@@ -77,7 +81,14 @@ internal sealed class ContainerCgroup
     /// <summary>Counts a guest killed at its memory limit: the kernel's own OOM counters never see those.</summary>
     public void RecordGuestOom() => Interlocked.Increment(ref guestOomKills);
 
-    /// <summary>Moves the shim process into this cgroup unless it is already in another container's.</summary>
+    // v1: where the shim's first thread was before it joined this cgroup's memory hierarchy.
+    private IReadOnlyDictionary<string, string>? firstThreadWas;
+
+    /// <summary>
+    /// Puts the shim's memory in this cgroup, unless it is already in another container's. v1: the first thread
+    /// moves into the memory hierarchy (the kernel charges a process's memory to its first thread's cgroup); the
+    /// guest threads join the rest themselves (<see cref="EnterGuestThread"/>). v2: the whole process moves.
+    /// </summary>
     public void JoinShim()
     {
         lock (HolderGate)
@@ -85,7 +96,10 @@ internal sealed class ContainerCgroup
             if (holder is not null) return;
             try
             {
-                cgroup.Join(Environment.ProcessId);
+                if (Mode == CgroupMode.V1)
+                    firstThreadWas = MainThread.InvokeAsync(() => cgroup.JoinCurrentThread(["memory"])).GetAwaiter().GetResult();
+                else
+                    cgroup.Join(Environment.ProcessId);
                 holder = this;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -93,6 +107,31 @@ internal sealed class ContainerCgroup
                 log.Warning("cgroup {Path}: cannot move the shim in: {Error}", cgroup.Path, e.Message);
             }
         }
+    }
+
+    /// <summary>
+    /// On a guest's thread, before it runs: v1 moves the thread into all of the container's hierarchies, so its
+    /// CPU time, limits and task count are the container's, as a runc container's processes are. Disposing
+    /// (on the same thread, when the guest has ended) moves it back. Nothing to do on v2.
+    /// </summary>
+    public IDisposable? EnterGuestThread()
+    {
+        if (Mode != CgroupMode.V1) return null;
+        try
+        {
+            var was = cgroup.JoinCurrentThread();
+            return new ThreadMove(was);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            log.Warning("cgroup {Path}: cannot move the guest thread in: {Error}", cgroup.Path, e.Message);
+            return null;
+        }
+    }
+
+    private sealed class ThreadMove(IReadOnlyDictionary<string, string> was) : IDisposable
+    {
+        public void Dispose() => Cgroup.LeaveCurrentThread(was);
     }
 
     /// <summary>Applies new limits (an Update): to the cgroup, and the returned guest limit to the guests.</summary>
@@ -110,10 +149,15 @@ internal sealed class ContainerCgroup
         {
             if (holder == this)
             {
-                cgroup.Leave(Environment.ProcessId);
+                if (firstThreadWas is { } was)
+                    MainThread.InvokeAsync(() => { Cgroup.LeaveCurrentThread(was); return 0; }).GetAwaiter().GetResult();
+                else
+                    cgroup.Leave(Environment.ProcessId);
                 holder = null;
             }
         }
+        // v1: a thread a guest thread started, or one still stuck in a host call, may be left inside.
+        if (Mode == CgroupMode.V1 && cgroup.IsPopulated()) cgroup.Leave(Environment.ProcessId);
         if (!cgroup.Remove()) log.Warning("cgroup {Path}: could not remove all of {Dirs}", cgroup.Path, string.Join(", ", cgroup.Directories));
     }
 

@@ -16,6 +16,7 @@ internal static partial class Daemon
     {
         var bundle = Directory.GetCurrentDirectory();
         var log = ShimLog.ToBundleLog(bundle, options.Debug);
+        StartupTrace.Mark("daemon: log open");
         try
         {
             Processes.SetChildSubreaper();
@@ -28,7 +29,28 @@ internal static partial class Daemon
         var socketPath = ListenerPath();
         var ttrpcAddress = Environment.GetEnvironmentVariable("TTRPC_ADDRESS") is { Length: > 0 } t ? t : options.Address + ".ttrpc";
 
-        using var host = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDirectory(log) });
+        StartupTrace.Mark("daemon: before host");
+        // Loading libwasmtime and making the engine takes milliseconds: done while containerd connects and sends Create.
+        // Loading libwasmtime and making the engine takes milliseconds: done while containerd connects and sends Create.
+        var host = Task.Run(() =>
+        {
+            var made = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDirectory(log) });
+            StartupTrace.Mark("daemon: host made (bg)");
+            made.BeginWarmUp();
+            return made;
+        });
+        // So is the first use of the JSON reader (~2 ms), which Create needs for the bundle's config.json.
+        _ = Task.Run(() =>
+        {
+            try
+            {
+                Oci.Spec.Load(Path.Combine(bundle, "config.json"));
+            }
+            catch (Oci.OciSpecException)
+            {
+                // Create reports it
+            }
+        });
         var events = new EventPublisher(ttrpcAddress, options.Namespace, log);
         using var stop = new CancellationTokenSource();
         // The socket's name goes at once, before the Shutdown reply: a `start` for the same group that
@@ -49,6 +71,7 @@ internal static partial class Daemon
             // containerd's gRPC API, asked (by a helper process) only if a container's module is not in its rootfs.
             ImageModules = options.Address.Length > 0 ? new ArtifactModuleFetcher(options.Address, options.Namespace) : null,
         };
+        StartupTrace.Mark("daemon: serving");
         log.Information("shim {Pid} for {Id} serving {Protocol} on {Socket}", Environment.ProcessId, options.Id, options.Protocol.ToString().ToLowerInvariant(), socketPath);
         if (options.Protocol == ShimProtocol.Grpc)
         {
@@ -66,6 +89,7 @@ internal static partial class Daemon
         // Let the Shutdown reply go out and the last events (TaskDelete) reach containerd.
         await events.DrainAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         ReleaseSocket();
+        if (host.IsCompletedSuccessfully) host.Result.Dispose();
         log.Information("shim {Pid} exiting", Environment.ProcessId);
         (log as IDisposable)?.Dispose();
         return 0;

@@ -35,6 +35,7 @@ internal static partial class DeleteCommand
         }
         ContainerCgroup.RemoveLeftover(bundlePath, log);
         // As runc reports for a process it could not reap: killed (SIGKILL).
+        StartupTrace.Mark("delete: cleaned");
         var response = new TaskApi.DeleteResponse
         {
             ExitStatus = (uint)Signals.ExitStatus(Signals.SIGKILL),

@@ -23,6 +23,7 @@ if (args.Length > 0 && args[0] == ArtifactModuleFetcher.Command)
 }
 #endif
 
+StartupTrace.Mark("main");
 ShimOptions options;
 try
 {
@@ -47,7 +48,8 @@ try
     {
         "start" => StartCommand.Run(options),
         "delete" => await DeleteCommand.RunAsync(options, ShimLog.ToStderr(options.Debug)),
-        _ => await Daemon.RunAsync(options),
+        // The first thread stays free for work only it can do (MainThread).
+        _ => MainThread.Run(() => Daemon.RunAsync(options)),
     };
 }
 catch (Exception e)

@@ -1,11 +1,11 @@
 using System.Net.Sockets;
-using System.Security.Cryptography;
 using System.Text;
 
 namespace Wasmsharp.Shim;
 
-/// <summary>Where a shim (group) listens, computed exactly as containerd's shim kit does so that every
-/// shim binary start for the same group lands on the same socket.</summary>
+/// <summary>Where a shim (group) listens: derived from containerd's address, the namespace and the group as
+/// containerd's shim kit derives it (with another digest), so that every shim binary start for the same group
+/// lands on the same socket.</summary>
 public static class ShimAddress
 {
     private const string SocketRoot = "/run/containerd/s";
@@ -15,7 +15,9 @@ public static class ShimAddress
     {
         // Go: filepath.Join(address, namespace, id) — cleaned, '/'-separated.
         var joined = CleanJoin(containerdAddress, ns, groupId);
-        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(joined)));
+        // Any stable 128-bit digest will do (containerd only reads the address we print). XxHash128 is in
+        // process already; SHA-256 would load OpenSSL into `start`, ~3 ms of every container's start.
+        var hash = Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(Encoding.UTF8.GetBytes(joined)));
         return $"{(string.IsNullOrEmpty(socketDir) ? SocketRoot : socketDir.TrimEnd('/'))}/{hash}";
     }
 

@@ -16,9 +16,11 @@ internal static class StartCommand
     public static int Run(ShimOptions options)
     {
         var input = StartInput.Parse(StartInput.ReadStdin(), options.Id);
+        StartupTrace.Mark("start: stdin read");
         var runtimeOptions = ShimRuntimeOptions.From(input.RuntimeOptions);
         var bundle = Directory.GetCurrentDirectory();
         var spec = Spec.Load(Path.Combine(bundle, "config.json"));
+        StartupTrace.Mark("start: spec loaded");
         var protocol = spec.Annotations.TryGetValue(ProtocolAnnotation, out var annotated) && annotated.Length > 0
             ? ShimRuntimeOptions.ParseProtocol(annotated, $"annotation {ProtocolAnnotation}")
             : runtimeOptions.Protocol ?? ShimProtocol.Ttrpc;
@@ -26,6 +28,7 @@ internal static class StartCommand
         var socketDir = input.Bootstrap is { HasSocketDir: true } b ? b.SocketDir : null;
         var socketPath = ShimAddress.SocketPath(options.Address, options.Namespace, group, socketDir);
         string reply;
+        StartupTrace.Mark("start: socket path");
         if (protocol == ShimProtocol.Grpc &&
             (GrpcUnavailable(ContainerdVersion.Detect(input.Bootstrap?.ContainerdVersion, options.PublishBinary)) ?? GrpcDaemonMissing()) is { } why)
         {
@@ -56,9 +59,11 @@ internal static class StartCommand
         }
         // containerd 1.6/1.7 reconnect to running shims from this file after a restart, parsing it as
         // they parse our reply (2.x keeps its own bootstrap.json).
+        StartupTrace.Mark("start: served");
         File.WriteAllText(Path.Combine(bundle, "address"), reply);
         Console.Out.Write(reply);
         Console.Out.Flush();
+        StartupTrace.Mark("start: done");
         return 0;
     }
 
@@ -121,6 +126,7 @@ internal static class StartCommand
             : Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
         try
         {
+            StartupTrace.Mark("start: spawning");
             AdjustOomScore(Processes.SpawnDaemon(daemon, [daemon, .. options.DaemonArgs(protocol)], listener));
         }
         finally

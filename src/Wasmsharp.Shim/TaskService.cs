@@ -16,9 +16,17 @@ namespace Wasmsharp.Shim;
 /// containerd's task API over Wasm instances. Every RPC not overridden here answers Unimplemented
 /// (the generated base class does that).
 /// </summary>
-internal sealed partial class TaskService(WasmHost host, EventPublisher events, ILogger log, string ns, Action requestShutdown)
+internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublisher events, ILogger log, string ns, Action requestShutdown)
     : TaskApi.Task.TaskBase
 {
+    public TaskService(WasmHost host, EventPublisher events, ILogger log, string ns, Action requestShutdown)
+        : this(Task.FromResult(host), events, log, ns, requestShutdown)
+    {
+    }
+
+    // The daemon makes its Wasm engine while containerd connects; the first Create waits for it if need be.
+    private WasmHost host => hostReady.GetAwaiter().GetResult();
+
     private static readonly Empty EmptyReply = new();
     private readonly ConcurrentDictionary<string, Container> _containers = new();
     private readonly object _createGate = new();
@@ -27,6 +35,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
 
     public override Task<TaskApi.CreateTaskResponse> Create(TaskApi.CreateTaskRequest request, ServerCallContext context)
     {
+        StartupTrace.Mark("create: begin");
         if (string.IsNullOrEmpty(request.Id)) throw Error(StatusCode.InvalidArgument, "container id is required");
         if (!string.IsNullOrEmpty(request.Checkpoint)) throw Error(StatusCode.Unimplemented, "checkpoint/restore is not supported for Wasm containers");
         Container container;
@@ -47,6 +56,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
             Pid = init.Pid,
         });
         log.Information("created {Id} (pid {Pid})", request.Id, init.Pid);
+        StartupTrace.Mark("create: done");
         Processes.TrimNativeHeap();
         return Task.FromResult(new TaskApi.CreateTaskResponse { Pid = init.Pid });
     }
@@ -59,17 +69,22 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         try
         {
             bundle = Bundle.Load(request.Bundle);
+            StartupTrace.Mark("create: bundle loaded");
             var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
             if (InjectedInit.Unwrap(process, bundle.Spec.Mounts)) log.Information("{Id}: running the command without the injected init", request.Id);
             var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
             cgroup = ContainerCgroup.Create(bundle.Spec, resources, log);
+            StartupTrace.Mark("create: cgroup created");
             if (request.Rootfs.Count > 0)
             {
                 bundle.MountRootfs(request.Rootfs);
                 mounted = true;
+                StartupTrace.Mark("create: mounted");
             }
-            var init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit);
+            var init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup);
+            StartupTrace.Mark("create: prepared");
             cgroup?.JoinShim(); // after compiling: the compiler's transient peak is not the container's
+            StartupTrace.Mark("create: joined");
             return new Container(request.Id, bundle, init) { Cgroup = cgroup, MemoryLimit = resources.MemoryLimit };
         }
         catch (Exception e)
@@ -82,7 +97,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
 
     /// <summary>Resolves, compiles and instantiates a process's module; the guest waits for Start.</summary>
     private WasmProcess PrepareProcess(string containerId, string processId, Bundle bundle, Oci.Process process,
-        string stdin, string stdout, string stderr, bool terminal, long? memoryLimit)
+        string stdin, string stdout, string stderr, bool terminal, long? memoryLimit, ContainerCgroup? cgroup)
     {
         Stdio? stdio = null;
         try
@@ -103,6 +118,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
                 StderrPath = stdio.GuestStderr,
                 Entrypoint = export,
                 MemoryLimitBytes = memoryLimit,
+                GuestThreadScope = cgroup is null ? null : cgroup.EnterGuestThread,
             });
             var result = new WasmProcess(processId, instance, stdio);
             WatchExit(containerId, result);
@@ -157,6 +173,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
 
     public override Task<TaskApi.StartResponse> Start(TaskApi.StartRequest request, ServerCallContext context)
     {
+        StartupTrace.Mark("start rpc: begin");
         var process = Process(request.Id, request.ExecId);
         if (!process.MarkRunning())
         {
@@ -249,6 +266,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
 
     public override async Task<TaskApi.DeleteResponse> Delete(TaskApi.DeleteRequest request, ServerCallContext context)
     {
+        StartupTrace.Mark("delete rpc: begin");
         if (!string.IsNullOrEmpty(request.ExecId)) return await DeleteExec(request.Id, request.ExecId).ConfigureAwait(false);
         var container = Find(request.Id);
         var init = container.Init;
@@ -267,8 +285,11 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         if (!_containers.TryRemove(request.Id, out _)) throw Error(StatusCode.NotFound, $"container {request.Id} not found");
         foreach (var exec in container.Execs.Values) exec.Dispose();
         init.Dispose();
+        StartupTrace.Mark("delete rpc: disposed");
         TryUnmount(container.Bundle);
+        StartupTrace.Mark("delete rpc: unmounted");
         container.Cgroup?.Release();
+        StartupTrace.Mark("delete rpc: released");
         events.Publish("/tasks/delete", new TaskDelete
         {
             ContainerId = request.Id,
@@ -325,7 +346,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
         WasmProcess exec;
         try
         {
-            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit);
+            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit, container.Cgroup);
         }
         catch (Exception e)
         {
@@ -374,6 +395,7 @@ internal sealed partial class TaskService(WasmHost host, EventPublisher events, 
 
     public override Task<Empty> Shutdown(TaskApi.ShutdownRequest request, ServerCallContext context)
     {
+        StartupTrace.Mark("shutdown rpc");
         // A grouped shim stays while any container of its group remains.
         if (_containers.IsEmpty || request.Now)
         {

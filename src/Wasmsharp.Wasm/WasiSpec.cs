@@ -38,6 +38,14 @@ public sealed record WasiSpec
     /// </summary>
     public long? MemoryLimitBytes { get; init; }
 
+    /// <summary>
+    /// Called on the guest's thread just before the entrypoint runs (after instantiation, during which Wasmtime may
+    /// start threads of its own that should not inherit what this sets up); what it returns is disposed on that
+    /// thread once the guest has ended, just before <see cref="WasmInstance.Completion"/> completes. For what
+    /// belongs to the guest's thread, e.g. the cgroups it runs in. An exception ends the guest as a failure.
+    /// </summary>
+    public Func<IDisposable?>? GuestThreadScope { get; init; }
+
     /// <summary>Exported function of type () → () to run.</summary>
     public string Entrypoint { get; init; } = "_start";
 }

@@ -278,6 +278,51 @@ public sealed class WasmHost : IDisposable
     /// Kills the instances still alive and waits up to 2 s for them. If one cannot be stopped (blocked in a
     /// WASI call), the native engine is deliberately leaked rather than freed under a running guest.
     /// </summary>
+    // Writes one byte to stdout through WASI.
+    private const string WarmUpWat = """
+        (module
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "\10\00\00\00\01\00\00\00")
+          (data (i32.const 16) "\n")
+          (func (export "_start") (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+        """;
+
+    private Task warmUp = Task.CompletedTask;
+
+    /// <summary>
+    /// Starts, in the background, what the first guest would otherwise pay for on its own time: OpenSSL (the
+    /// SHA-256 of every module loaded) and Wasmtime's WASI worker threads, by running a guest that writes a
+    /// byte to /dev/null. Wasmtime starts those threads (a tokio runtime) at the first WASI call and keeps
+    /// them; started here they also inherit the caller's cgroups, not those of the first real guest's thread.
+    /// <see cref="WasmInstance.Start"/> waits for it to finish.
+    /// </summary>
+    public void BeginWarmUp()
+    {
+        var hashing = Task.Run(() => SHA256.HashData([]));
+        var wasi = Task.Factory.StartNew(() =>
+        {
+            var module = new WasmModule("wasmsharp-warm-up", "", Module.FromText(engine, "wasmsharp-warm-up", WarmUpWat));
+            using var instance = Prepare(module, new WasiSpec { Args = ["warm-up"], StdoutPath = "/dev/null" });
+            instance.StartNow();
+            var exit = instance.Completion.GetAwaiter().GetResult();
+            if (exit.ExitCode != 0) throw new InvalidOperationException($"the warm-up guest failed: {exit.Message}");
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        warmUp = Task.WhenAll(hashing, wasi);
+    }
+
+    /// <summary>Waits for <see cref="BeginWarmUp"/>'s work; its failure only means the guest pays for it.</summary>
+    internal void AwaitWarmUp()
+    {
+        try
+        {
+            warmUp.Wait(TimeSpan.FromSeconds(10));
+        }
+        catch (AggregateException)
+        {
+        }
+    }
+
     public void Dispose()
     {
         if (Interlocked.Exchange(ref disposed, 1) != 0)

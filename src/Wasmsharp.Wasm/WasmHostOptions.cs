@@ -96,6 +96,6 @@ internal sealed class EngineSettings
         // one are left to eviction rather than each reported as damaged.
         var text = $"wasmtime={version};{informational}\narch={System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}\n" +
             $"entry_checksum=xxh128\n{description}";
-        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..32];
+        return Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 }

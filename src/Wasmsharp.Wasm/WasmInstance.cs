@@ -58,6 +58,7 @@ public sealed class WasmInstance : IDisposable
     private Function? originalPollOneoff; // Wasmtime's own poll_oneoff behind a trampoline, made on first use
     private Exception? prepareError;
     private Action? entrypoint;
+    private IDisposable? threadScope; // the spec's GuestThreadScope, held by the guest thread while it runs
     private Store? store;
     private readonly MemoryBudget memoryBudget;
     private volatile bool outOfMemory;
@@ -121,6 +122,12 @@ public sealed class WasmInstance : IDisposable
 
     /// <summary>Lets the guest run its entrypoint. Throws InvalidOperationException when called twice.</summary>
     public void Start()
+    {
+        host.AwaitWarmUp();
+        StartNow();
+    }
+
+    internal void StartNow()
     {
         lock (gate)
         {
@@ -379,6 +386,7 @@ public sealed class WasmInstance : IDisposable
             {
                 try
                 {
+                    threadScope = spec.GuestThreadScope?.Invoke();
                     entrypoint!();
                 }
                 catch (Exception e)
@@ -462,6 +470,15 @@ public sealed class WasmInstance : IDisposable
         entrypoint = null;
         originalPollOneoff = null;
         host.Forget(this);
+        try
+        {
+            threadScope?.Dispose(); // Finish runs on the guest thread
+        }
+        catch (Exception)
+        {
+            // the scope's owner reports its own failures
+        }
+        threadScope = null;
         completion.TrySetResult(exit);
     }
 }

@@ -168,6 +168,43 @@ public class CgroupTests
         Assert.Equal("io.containerd.cgroups.v2.Metrics", ContainerCgroup.Pack(m).TypeUrl);
     }
 
+    // v1: one thread moves itself in (and only it), comes back out, and the cgroup can then go.
+    [Fact]
+    public void A_thread_joins_a_v1_cgroup_alone_and_leaves_it()
+    {
+        var layout = CgroupLayout.Host();
+        if (layout.Mode != CgroupMode.V1 || Environment.UserName != "root") return; // nothing to test here
+        var cgroup = Cgroup.Locate(layout, $"/wasmsharp-unit-{Guid.NewGuid():N}")!;
+        try
+        {
+            cgroup.Create();
+            IReadOnlyDictionary<string, string>? inside = null, after = null, processAfter = null;
+            var before = CgroupLayout.OwnCgroups();
+            var thread = new Thread(() =>
+            {
+                var was = cgroup.JoinCurrentThread(["cpu", "pids"]);
+                inside = CgroupLayout.CurrentThreadCgroups();
+                processAfter = CgroupLayout.OwnCgroups(); // the first thread's view: unmoved
+                Assert.True(cgroup.IsPopulated());
+                Cgroup.LeaveCurrentThread(was);
+                after = CgroupLayout.CurrentThreadCgroups();
+            });
+            thread.Start();
+            thread.Join();
+            Assert.Equal(cgroup.Path, inside!["cpu"]);
+            Assert.Equal(cgroup.Path, inside["pids"]);
+            Assert.Equal(before["memory"], inside["memory"]); // not asked for
+            Assert.Equal(before["cpu"], processAfter!["cpu"]);
+            Assert.Equal(before["cpu"], after!["cpu"]);
+            Assert.False(cgroup.IsPopulated());
+            Assert.True(cgroup.Remove());
+        }
+        finally
+        {
+            cgroup.Remove();
+        }
+    }
+
     // The real kernel interface: create, limit, join a process, read, leave, remove.
     [Fact]
     public void A_cgroup_on_this_host_takes_limits_and_a_process_and_is_removed_without_a_trace()

@@ -1,14 +1,15 @@
-using System.Security.Cryptography;
 using System.Text;
 using Wasmsharp.Shim;
 
 public class ShimAddressTests
 {
     [Fact]
-    public void SocketPathIsSha256OfJoinedAddressNamespaceAndGroup()
+    public void SocketPathIsADigestOfJoinedAddressNamespaceAndGroup()
     {
-        var expected = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes("/run/containerd/containerd.sock/default/c1")));
+        var expected = Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(Encoding.UTF8.GetBytes("/run/containerd/containerd.sock/default/c1")));
         Assert.Equal("/run/containerd/s/" + expected, ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c1"));
+        Assert.NotEqual(ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c1"), ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c2"));
+        Assert.NotEqual(ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c1"), ShimAddress.SocketPath("/run/containerd/containerd.sock", "other", "c1"));
         // Go's filepath.Join cleans the path: doubled and trailing slashes do not change the socket.
         Assert.Equal(ShimAddress.SocketPath("/run/containerd/containerd.sock", "default", "c1"),
             ShimAddress.SocketPath("/run//containerd/containerd.sock/", "default", "c1"));
