@@ -49,7 +49,8 @@ public sealed class PrivateContainerd : IDisposable
     /// Starts a private containerd. <paramref name="binDir"/> picks its binaries (e.g. an extracted newer
     /// release); by default WASMSHARP_CONTAINERD_DIR, else the system's.
     /// </summary>
-    public static PrivateContainerd Start(string ns, string? binDir = null)
+    /// <param name="environment">Extra variables in containerd's environment (so in every shim's).</param>
+    public static PrivateContainerd Start(string ns, string? binDir = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         binDir ??= RepoLayout.ContainerdDir;
         if (ProcFs.GetEuid() != 0)
@@ -64,8 +65,8 @@ public sealed class PrivateContainerd : IDisposable
         var config = Path.Combine(baseDir, "config.toml");
         File.WriteAllText(config, Config(baseDir));
 
-        var process = Launch(baseDir, shimDir, binDir, config);
-        var containerd = new PrivateContainerd(baseDir, ns, shimDir, binDir, process);
+        var process = Launch(baseDir, shimDir, binDir, config, environment);
+        var containerd = new PrivateContainerd(baseDir, ns, shimDir, binDir, process) { _environment = environment };
         try
         {
             containerd.WaitReady(TimeSpan.FromSeconds(30));
@@ -78,7 +79,9 @@ public sealed class PrivateContainerd : IDisposable
         }
     }
 
-    private static Process Launch(string baseDir, string shimDir, string? binDir, string config)
+    private IReadOnlyDictionary<string, string>? _environment;
+
+    private static Process Launch(string baseDir, string shimDir, string? binDir, string config, IReadOnlyDictionary<string, string>? environment)
     {
         // Through sh so containerd's output goes straight to a file that outlives us if we crash.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
@@ -92,6 +95,7 @@ public sealed class PrivateContainerd : IDisposable
         psi.Environment[HostEnvMarker] = "leaked";
         // The shim's compiled-module cache stays inside the base dir, so runs neither share nor leave it.
         psi.Environment["WASMSHARP_CACHE_DIR"] = Path.Combine(baseDir, "cache");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start containerd");
         File.WriteAllText(Path.Combine(baseDir, "containerd.pid"), process.Id.ToString(CultureInfo.InvariantCulture));
         return process;
@@ -106,9 +110,13 @@ public sealed class PrivateContainerd : IDisposable
     {
         StopProcess(_containerd);
         _containerd.Dispose();
-        _containerd = Launch(BaseDir, ShimDir, BinDir, Path.Combine(BaseDir, "config.toml"));
+        _containerd = Launch(BaseDir, ShimDir, BinDir, Path.Combine(BaseDir, "config.toml"), _environment);
         WaitReady(TimeSpan.FromSeconds(30));
     }
+
+    /// <summary>Stops containerd (SIGTERM) and leaves it stopped; shims and containers stay as they are.
+    /// Dispose still cleans up.</summary>
+    public void StopDaemon() => StopProcess(_containerd);
 
     private static string Config(string baseDir) => $"""
         # Private containerd for the wasmsharp integration suite.

@@ -53,6 +53,18 @@ public static class Files
     }
 
     /// <summary>A path through which others (e.g. Wasmtime) can open the same file again.</summary>
+    /// <summary>The inode number of <paramref name="path"/> (not following a final symlink); -1 when it does not exist.</summary>
+    public static unsafe long Inode(string path)
+    {
+        var bytes = Mounts.Encode(path);
+        stat st;
+        fixed (byte* p = bytes)
+        {
+            if (lstat(p, &st) != 0) return -1;
+        }
+        return (long)(ulong)st.st_ino;
+    }
+
     public static string ProcPath(SafeFileHandle handle) => $"/proc/self/fd/{handle.DangerousGetHandle()}";
 
     /// <summary>A pipe; both ends close-on-exec.</summary>

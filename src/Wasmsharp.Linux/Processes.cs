@@ -49,9 +49,69 @@ public static partial class Processes
     [LibraryImport("libc")]
     private static unsafe partial int sigemptyset(void* sigset);
     private const short POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08;
+    private const int SCHED_OTHER_ = 0, SCHED_IDLE_ = 5;
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int sched_setscheduler(int pid, int policy, int* param);
 
     [LibraryImport("libc", EntryPoint = "waitpid", SetLastError = true)]
     private static unsafe partial int sys_waitpid(int pid, int* status, int options);
+
+    private const int PR_SET_MM = 35, PR_SET_MM_ARG_START = 8, PR_SET_MM_ARG_END = 9;
+
+    /// <summary>
+    /// Makes /proc/self/cmdline (what ps and pkill -f see) read <paramref name="args"/>: for a process that
+    /// becomes something its command line does not say. With CAP_SYS_RESOURCE the kernel is pointed at a new
+    /// block (never freed); without it, the new arguments are written over the original ones, which works when
+    /// they fit (start such a process with a padding argument). False when neither is possible.
+    /// </summary>
+    public static unsafe bool SetCommandLine(IReadOnlyList<string> args)
+    {
+        var bytes = args.SelectMany(a => System.Text.Encoding.UTF8.GetBytes(a).Append((byte)0)).ToArray();
+        // /proc/self/stat fields 48 and 49 (counted after the parenthesised command name, which may hold spaces).
+        var stat = File.ReadAllText("/proc/self/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        if (fields.Length < 48 || !nuint.TryParse(fields[45], out var oldStart) || !nuint.TryParse(fields[46], out var oldEnd)) return false;
+
+        var block = (byte*)NativeMemory.Alloc((nuint)bytes.Length);
+        bytes.CopyTo(new Span<byte>(block, bytes.Length));
+        nuint start = (nuint)block, end = start + (nuint)bytes.Length;
+        // The kernel wants start <= end after each step: above the old block, move the end first; below, the start.
+        var (first, firstValue, firstOld, second, secondValue) = start >= oldEnd
+            ? (PR_SET_MM_ARG_END, end, oldEnd, PR_SET_MM_ARG_START, start)
+            : (PR_SET_MM_ARG_START, start, oldStart, PR_SET_MM_ARG_END, end);
+        if (prctl(PR_SET_MM, (nuint)first, firstValue, 0, 0) == 0)
+        {
+            if (prctl(PR_SET_MM, (nuint)second, secondValue, 0, 0) == 0) return true;
+            prctl(PR_SET_MM, (nuint)first, firstOld, 0, 0); // back to the old command line
+        }
+        NativeMemory.Free(block);
+
+        // In place: the original arguments live on the initial stack, writable. The rest is zeroed, and the last
+        // byte stays 0 so the kernel keeps reading the area as NUL-separated arguments.
+        var room = (int)(oldEnd - oldStart);
+        if (bytes.Length > room) return false;
+        var area = new Span<byte>((void*)oldStart, room);
+        bytes.CopyTo(area);
+        area[bytes.Length..].Clear();
+        return true;
+    }
+
+    /// <summary>
+    /// Puts every thread of this process on SCHED_IDLE (they run only when no other thread wants the CPU; threads
+    /// they start inherit it), or back on the normal policy. Twice over: a thread started meanwhile by a thread
+    /// not yet moved would otherwise keep the old policy.
+    /// </summary>
+    public static unsafe void SetIdleScheduling(bool idle)
+    {
+        var priority = 0;
+        for (var pass = 0; pass < 2; pass++)
+        {
+            foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+            {
+                if (int.TryParse(Path.GetFileName(task), out var tid)) sched_setscheduler(tid, idle ? SCHED_IDLE_ : SCHED_OTHER_, &priority);
+            }
+        }
+    }
 
     /// <summary>
     /// Returns freed native heap (e.g. what Cranelift used while compiling a module) to the kernel, so

@@ -10,9 +10,11 @@ namespace Wasmsharp.Shim;
 /// <summary>The long-running shim: serves the task API on the socket `start` handed over as fd 3.</summary>
 internal static partial class Daemon
 {
-    private const int ListenerFd = 3;
+    private const int InheritedListenerFd = 3;
 
-    public static async Task<int> RunAsync(ShimOptions options)
+    /// <param name="listenerFd">The listening socket: fd 3 from `start`, or the one a spare was handed.</param>
+    /// <param name="host">A Wasm host already being made (a spare's), else one is made now.</param>
+    public static async Task<int> RunAsync(ShimOptions options, int listenerFd = InheritedListenerFd, Task<WasmHost>? host = null)
     {
         var bundle = Directory.GetCurrentDirectory();
         var log = ShimLog.ToBundleLog(bundle, options.Debug);
@@ -26,19 +28,12 @@ internal static partial class Daemon
             log.Warning(e, "cannot become a subreaper");
         }
 
-        var socketPath = ListenerPath();
+        var socketPath = ListenerPath(listenerFd);
         var ttrpcAddress = Environment.GetEnvironmentVariable("TTRPC_ADDRESS") is { Length: > 0 } t ? t : options.Address + ".ttrpc";
 
         StartupTrace.Mark("daemon: before host");
         // Loading libwasmtime and making the engine takes milliseconds: done while containerd connects and sends Create.
-        // Loading libwasmtime and making the engine takes milliseconds: done while containerd connects and sends Create.
-        var host = Task.Run(() =>
-        {
-            var made = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDirectory(log) });
-            StartupTrace.Mark("daemon: host made (bg)");
-            made.BeginWarmUp();
-            return made;
-        });
+        host ??= MakeHost(log);
         // So is the first use of the JSON reader (~2 ms), which Create needs for the bundle's config.json.
         _ = Task.Run(() =>
         {
@@ -76,7 +71,7 @@ internal static partial class Daemon
         if (options.Protocol == ShimProtocol.Grpc)
         {
 #if WASMSHARP_GRPC
-            await ServeGrpcAsync(service, log, stop.Token).ConfigureAwait(false);
+            await ServeGrpcAsync(listenerFd, service, log, stop.Token).ConfigureAwait(false);
 #else
             // `start` runs containerd-shim-wasmsharp-grpc for gRPC; this binary has no gRPC server.
             throw new NotSupportedException("this binary serves ttrpc only");
@@ -84,7 +79,7 @@ internal static partial class Daemon
         }
         else
         {
-            await ServeTtrpcAsync(service, log, stop.Token).ConfigureAwait(false);
+            await ServeTtrpcAsync(listenerFd, service, log, stop.Token).ConfigureAwait(false);
         }
         // Let the Shutdown reply go out and the last events (TaskDelete) reach containerd.
         await events.DrainAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
@@ -95,9 +90,9 @@ internal static partial class Daemon
         return 0;
     }
 
-    private static async Task ServeTtrpcAsync(TaskService service, ILogger log, CancellationToken stop)
+    private static async Task ServeTtrpcAsync(int listenerFd, TaskService service, ILogger log, CancellationToken stop)
     {
-        using var listener = new Socket(new SafeSocketHandle(ListenerFd, ownsHandle: true));
+        using var listener = new Socket(new SafeSocketHandle(listenerFd, ownsHandle: true));
         var registry = new TtrpcServiceRegistry();
         TaskApi.Task.BindService(registry, service);
         await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));
@@ -110,11 +105,19 @@ internal static partial class Daemon
         }
     }
 
-    private static string ListenerPath()
+    private static string ListenerPath(int listenerFd)
     {
-        using var listener = new Socket(new SafeSocketHandle(ListenerFd, ownsHandle: false));
+        using var listener = new Socket(new SafeSocketHandle(listenerFd, ownsHandle: false));
         return listener.LocalEndPoint?.ToString() ?? "";
     }
+
+    /// <summary>Makes the Wasm host in the background and warms it up (see <see cref="WasmHost.BeginWarmUp"/>).</summary>
+    public static Task<WasmHost> MakeHost(ILogger? log) => Task.Run(() =>
+    {
+        var made = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDirectory(log ?? Serilog.Core.Logger.None) });
+        made.BeginWarmUp();
+        return made;
+    });
 
     private const string DefaultCacheDirectory = "/var/lib/wasmsharp/cache";
 

@@ -8,10 +8,10 @@ namespace Wasmsharp.Shim;
 internal static partial class Daemon
 {
     /// <summary>The same task service over gRPC, as task API v3 (see <see cref="GrpcTaskApi"/>).</summary>
-    private static async Task ServeGrpcAsync(TaskService service, ILogger log, CancellationToken stop)
+    private static async Task ServeGrpcAsync(int listenerFd, TaskService service, ILogger log, CancellationToken stop)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        await using var server = await GrpcServer.StartAsync(ListenerFd, binder => TaskApi.Task.BindService(binder, service), new GrpcServerOptions
+        await using var server = await GrpcServer.StartAsync((ulong)listenerFd, binder => TaskApi.Task.BindService(binder, service), new GrpcServerOptions
         {
             ServiceNames = GrpcTaskApi.ServiceNames,
             Log = (message, e) => log.Warning(e, "grpc: {Message}", message),

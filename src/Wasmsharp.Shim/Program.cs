@@ -24,6 +24,21 @@ if (args.Length > 0 && args[0] == ArtifactModuleFetcher.Command)
 #endif
 
 StartupTrace.Mark("main");
+// A spare daemon (see SpareShim): -spare SOCKET, then the flags it was started with.
+if (args.Length >= 2 && args[0] == SpareShim.Flag)
+{
+    try
+    {
+        var spareOptions = ShimOptions.Parse(args[2..].Where(a => a.Trim().Length > 0).ToList()); // without the blank room
+        return MainThread.Run(() => SpareShim.RunAsync(args[1], spareOptions));
+    }
+    catch (Exception e)
+    {
+        Console.Error.WriteLine($"containerd-shim-wasmsharp-v1 {SpareShim.Flag}: {e.Message}");
+        return 1;
+    }
+}
+
 ShimOptions options;
 try
 {

@@ -19,12 +19,12 @@ internal static class StartCommand
         StartupTrace.Mark("start: stdin read");
         var runtimeOptions = ShimRuntimeOptions.From(input.RuntimeOptions);
         var bundle = Directory.GetCurrentDirectory();
-        var spec = Spec.Load(Path.Combine(bundle, "config.json"));
+        var annotations = Spec.LoadAnnotations(Path.Combine(bundle, "config.json"));
         StartupTrace.Mark("start: spec loaded");
-        var protocol = spec.Annotations.TryGetValue(ProtocolAnnotation, out var annotated) && annotated.Length > 0
+        var protocol = annotations.TryGetValue(ProtocolAnnotation, out var annotated) && annotated.Length > 0
             ? ShimRuntimeOptions.ParseProtocol(annotated, $"annotation {ProtocolAnnotation}")
             : runtimeOptions.Protocol ?? ShimProtocol.Ttrpc;
-        var group = ShimAddress.GroupId(options.Id, spec.Annotations);
+        var group = ShimAddress.GroupId(options.Id, annotations);
         var socketDir = input.Bootstrap is { HasSocketDir: true } b ? b.SocketDir : null;
         var socketPath = ShimAddress.SocketPath(options.Address, options.Namespace, group, socketDir);
         string reply;
@@ -50,9 +50,13 @@ internal static class StartCommand
             reply = ShimAddress.ToUri(socketPath);
         }
 
+        // Only the ttrpc daemon (this binary) has spares.
+        var sparePath = protocol == ShimProtocol.Ttrpc && SpareShim.Enabled ? SpareShim.SocketPath(options.Address, socketDir) : null;
+        var served = false;
         if (!ShimAddress.IsLive(socketPath))
         {
-            if (!TryServe(options, socketPath, protocol) && !ShimAddress.IsLive(socketPath))
+            served = TryServe(options, bundle, socketPath, protocol, sparePath);
+            if (!served && !ShimAddress.IsLive(socketPath))
             {
                 throw new InvalidOperationException($"cannot listen on {socketPath}");
             }
@@ -61,8 +65,12 @@ internal static class StartCommand
         // they parse our reply (2.x keeps its own bootstrap.json).
         StartupTrace.Mark("start: served");
         File.WriteAllText(Path.Combine(bundle, "address"), reply);
-        Console.Out.Write(reply);
-        Console.Out.Flush();
+        // Straight to fd 1: Console.Out's set-up costs more than this whole reply.
+        using (var stdout = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, 1))
+            stdout.Write(System.Text.Encoding.UTF8.GetBytes(reply));
+        StartupTrace.Mark("start: replied");
+        // The next container's daemon, started now (it waits before warming up, not to slow this one down).
+        if (served && sparePath is not null) SpareShim.Spawn(options, sparePath);
         StartupTrace.Mark("start: done");
         return 0;
     }
@@ -107,7 +115,7 @@ internal static class StartCommand
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    private static bool TryServe(ShimOptions options, string socketPath, ShimProtocol protocol)
+    private static bool TryServe(ShimOptions options, string bundle, string socketPath, ShimProtocol protocol, string? sparePath)
     {
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
         File.Delete(socketPath); // stale: nobody answered on it
@@ -127,7 +135,9 @@ internal static class StartCommand
         try
         {
             StartupTrace.Mark("start: spawning");
-            AdjustOomScore(Processes.SpawnDaemon(daemon, [daemon, .. options.DaemonArgs(protocol)], listener));
+            var pid = sparePath is null ? null : SpareShim.TryHandOver(sparePath, bundle, options.DaemonArgs(protocol), listener);
+            StartupTrace.Mark(pid is null ? "start: no spare" : "start: handed to a spare");
+            AdjustOomScore(pid ?? Processes.SpawnDaemon(daemon, [daemon, .. options.DaemonArgs(protocol)], listener));
         }
         finally
         {

@@ -147,6 +147,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         process.Instance.Completion.ContinueWith(t =>
         {
             var exit = t.IsCompletedSuccessfully ? t.Result : new WasmExit(255, t.Exception?.GetBaseException().Message);
+            StartupTrace.Mark("guest ended");
             if (exit.Message is not null)
             {
                 log.Warning("{Id}: guest ended with {Code}: {Message}", process.Id, exit.ExitCode, exit.Message);
@@ -160,6 +161,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 foreach (var exec in container.Execs.Values) Terminate(exec, Signals.SIGKILL);
             }
             if (exit.OutOfMemory) PublishOom(containerId); // before the exit, as runc's shim does
+            StartupTrace.Mark("exit recorded");
             events.Publish("/tasks/exit", new TaskExit
             {
                 ContainerId = containerId,
@@ -189,6 +191,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             events.Publish("/tasks/exec-started", new TaskExecStarted { ContainerId = request.Id, ExecId = request.ExecId, Pid = process.Pid });
         }
         process.Instance.Start();
+        StartupTrace.Mark("start rpc: guest started");
         return Task.FromResult(new TaskApi.StartResponse { Pid = process.Pid });
     }
 

@@ -1,0 +1,93 @@
+using Wasmsharp.Integration;
+
+namespace Wasmsharp.Integration.Tests;
+
+// `start` hands each container to a spare daemon that the previous `start` left running (see SpareShim in the
+// shim), so a container does not wait for a shim process to start up. What a user can see of it: one extra
+// shim process per containerd, shims that look like any other (`ps` shows -id ID), and a way to turn it off.
+[Collection(ContainerdCollection.Name)]
+public sealed class SpareShimTests(ContainerdFixture f)
+{
+    private static readonly TimeSpan Shortly = TimeSpan.FromSeconds(10);
+
+    // Spare shims of this containerd: `containerd-shim-wasmsharp-v1 -spare SOCKET -address ADDRESS ...`.
+    private static List<ProcFs.ProcessInfo> Spares(PrivateContainerd containerd) =>
+        ProcFs.Processes().Where(p => p.Args.Count > 1 && p.Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal)
+            && p.Args[1] == "-spare" && p.HasArgPair("-address", containerd.Address)).ToList();
+
+    // Alive and not a zombie waiting to be reaped.
+    private static bool Running(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private int ShimOf(string id) => ProcFs.Tgid(f.Containerd.Task(id)!.Pid) ?? throw new InvalidOperationException($"no process for {id}");
+
+    [Fact]
+    public void The_next_container_is_served_by_the_spare_the_previous_start_left()
+    {
+        var first = f.NewId("spare-first");
+        var second = f.NewId("spare-second");
+        try
+        {
+            var run1 = f.Ctr("run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, first, "/sleep.wasm", "1000");
+            f.Check(run1.ExitCode == 0, "the first container starts", first, run1);
+            ContainerdFixture.Eventually(() => Spares(f.Containerd).Count == 1, Shortly);
+            var spares = Spares(f.Containerd);
+            f.Check(spares.Count == 1, $"one spare shim waits after a start: {string.Join(" | ", spares.Select(p => p.CommandLine))}", first, run1);
+            var spare = spares[0].Pid;
+
+            var run2 = f.Ctr("run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, second, "/sleep.wasm", "1000");
+            f.Check(run2.ExitCode == 0, "the second container starts", second, run2);
+            f.Check(ShimOf(second) == spare, $"the second container runs in the spare ({spare}), not in {ShimOf(second)}", second, run2);
+            var shown = ProcFs.Processes().First(p => p.Pid == spare);
+            f.Check(shown.HasArgPair("-id", second) && shown.HasArgPair("-namespace", f.Containerd.Namespace),
+                $"the adopted spare shows a shim's command line: {shown.CommandLine}", second, run2);
+            ContainerdFixture.Eventually(() => Spares(f.Containerd).Any(p => p.Pid != spare), Shortly);
+            f.Check(Spares(f.Containerd).Count == 1 && Spares(f.Containerd)[0].Pid != spare, "a new spare waits for the next container", second, run2);
+
+            var exec = f.Ctr("tasks", "exec", "--exec-id", "e1", second, "/exit.wasm", "3");
+            f.Check(exec.ExitCode == 3, $"the adopted shim serves the task API (exec exit {exec.ExitCode})", second, exec);
+        }
+        finally
+        {
+            f.RemoveContainer(first);
+            f.RemoveContainer(second);
+        }
+    }
+
+    [Fact]
+    public void Switched_off_in_containerds_environment_no_spare_is_started()
+    {
+        using var containerd = PrivateContainerd.Start("wasmsharp-spare-off", environment: new Dictionary<string, string> { ["WASMSHARP_SPARE_SHIM"] = "off" });
+        Images.Import(containerd, Images.BuildHello(f.Programs, containerd.BaseDir));
+        for (var i = 0; i < 2; i++)
+        {
+            var run = containerd.Ctr("run", "--rm", "--runtime", RepoLayout.Runtime, Images.Hello, $"off-{i}");
+            Assert.True(run.ExitCode == 0 && run.Stdout.Contains("hello", StringComparison.Ordinal), run.ToString());
+        }
+        Assert.Empty(Spares(containerd));
+    }
+
+    [Fact]
+    public void A_spare_leaves_when_its_containerd_is_gone()
+    {
+        using var containerd = PrivateContainerd.Start("wasmsharp-spare-gone");
+        Images.Import(containerd, Images.BuildHello(f.Programs, containerd.BaseDir));
+        var run = containerd.Ctr("run", "--rm", "--runtime", RepoLayout.Runtime, Images.Hello, "gone-1");
+        Assert.True(run.ExitCode == 0, run.ToString());
+        ContainerdFixture.Eventually(() => Spares(containerd).Count == 1, Shortly);
+        var spare = Assert.Single(Spares(containerd)).Pid;
+        containerd.StopDaemon();
+        ContainerdFixture.Eventually(() => !Running(spare), Shortly);
+        Assert.False(Running(spare), $"spare {spare} still runs after containerd stopped");
+    }
+}
