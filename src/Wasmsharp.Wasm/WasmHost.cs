@@ -20,6 +20,7 @@ public sealed class WasmHost : IDisposable
     private readonly ConcurrentDictionary<WasmInstance, byte> live = new();
     private readonly Lazy<OriginalWasi> originalWasi;
     private readonly ModuleDiskCache? diskCache;
+    private readonly ModuleDigestMemo? digestMemo; // with the disk cache: module files' SHA-256 by file identity
     private int disposed;
 
     /// <summary>WAT of the trampoline through which our poll_oneoff calls Wasmtime's (see <see cref="WasiPoll"/>).</summary>
@@ -46,7 +47,10 @@ public sealed class WasmHost : IDisposable
         EngineFingerprint = fingerprint;
         engine = new Engine(config); // takes (and releases) the config
         if (this.options.CacheDirectory is { } cacheDirectory)
+        {
             diskCache = new ModuleDiskCache(cacheDirectory, fingerprint, this.options.CacheMaxBytes);
+            digestMemo = new ModuleDigestMemo(cacheDirectory);
+        }
 
         linker = new Linker(engine);
         linker.DefineWasi();
@@ -136,9 +140,13 @@ public sealed class WasmHost : IDisposable
             using var file = File.OpenHandle(fullPath);
             var head = new byte[8];
             CheckHeader(path, head.AsSpan(0, RandomAccess.Read(file, head, 0))); // a regular file reads short only at its end
+            var identity = digestMemo is null ? null : ModuleDigestMemo.Identity(file);
+            if (identity is not null && digestMemo!.Lookup(identity) is { } known) return known;
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             ModuleDiskCache.ReadChunks(file, hash.AppendData);
-            return Convert.ToHexStringLower(hash.GetHashAndReset());
+            var digest = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (identity is not null) digestMemo!.Remember(identity, digest);
+            return digest;
         });
         // Read again only to compile (not in either cache); it must still be the content that was hashed.
         var hashTime = hashing.Elapsed;

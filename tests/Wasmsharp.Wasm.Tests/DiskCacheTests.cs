@@ -61,6 +61,40 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Assert.Same(second, host2.LoadModule(guests.Wasm("args_env")));
     }
 
+    // The SHA-256 of a module file is remembered by the file's identity (inode, size, times): a file left alone
+    // is not hashed again; one changed in place, even to the same size, is.
+    [Fact]
+    public async Task ModuleDigest_RememberedForAnUnchangedFile_NeverForAChangedOne()
+    {
+        var path = Path.Combine(work, "module.wasm");
+        File.Copy(guests.Wasm("args_env"), path);
+        var memo = Path.Combine(CacheDir, "digests");
+        NewHost().LoadModule(path);
+        Assert.False(Directory.Exists(memo) && Directory.GetFiles(memo).Length > 0); // changed just now: not remembered
+
+        await Task.Delay(TimeSpan.FromSeconds(2.2)); // the file settles (see ModuleDigestMemo)
+        var first = NewHost().LoadModule(path);
+        Assert.Single(Directory.GetFiles(memo));
+        Assert.Equal(first.Sha256, File.ReadAllText(Directory.GetFiles(memo)[0]));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(CacheDir));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(memo));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Directory.GetFiles(memo)[0]));
+        var again = NewHost().LoadModule(path);
+        Assert.Equal((ModuleOrigin.CacheHit, first.Sha256), (again.Origin, again.Sha256));
+
+        // Same size, same inode, one byte other (in the last custom section, a feature name: still a valid module):
+        // a different module, never the remembered digest.
+        var bytes = File.ReadAllBytes(path);
+        using (var file = new FileStream(path, FileMode.Open, FileAccess.Write))
+        {
+            file.Seek(-1, SeekOrigin.End);
+            file.WriteByte(bytes[^1] == (byte)'a' ? (byte)'b' : (byte)'a');
+        }
+        var changed = NewHost().LoadModule(path);
+        Assert.NotEqual(first.Sha256, changed.Sha256);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path))), changed.Sha256);
+    }
+
     [Fact]
     public void NoCacheDirectory_CompilesAndWritesNothing()
     {
