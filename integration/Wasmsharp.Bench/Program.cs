@@ -126,6 +126,7 @@ public static class Bench
         var cold = ColdStart.Measure(containerd, programs, warmRuns: 10, coldRuns: 3, ref n);
 
         var wasmMb = IdleMemory(containerd, "mw", i => ["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"mw{i}", "/sleep.wasm", "3600"]);
+        var spareMb = SpareMemory(containerd);
         var runcMb = IdleMemory(containerd, "mr", i => ["run", "-d", Images.Busybox, $"mr{i}", "sleep", "3600"]);
 
         const int stops = 10;
@@ -142,6 +143,7 @@ public static class Bench
         Console.WriteLine(F($"| `ctr run --rm` hello, min / max | {wasm.Min():0.0} / {wasm.Max():0.0} ms | {runc.Min():0.0} / {runc.Max():0.0} ms | |"));
         Console.WriteLine(F($"| idle container memory (PSS), mean of {Idle} | {wasmMb.Total:0.00} MB | {runcMb.Total:0.00} MB | {wasmMb.Total / runcMb.Total:0.00} |"));
         Console.WriteLine(F($"| — of which shim / container process | {wasmMb.Shim:0.00} / {wasmMb.Process:0.00} MB | {runcMb.Shim:0.00} / {runcMb.Process:0.00} MB | |"));
+        Console.WriteLine(F($"| spare shim waiting for the next container (one per containerd, not per container) | {spareMb:0.00} MB | | |"));
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest sleeping, median of {stops} | {stopSleep:0.0} ms | {stopRunc:0.0} ms (busybox sleep) | {stopSleep / stopRunc:0.00} |"));
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest blocked reading stdin, median of {stops} | {stopStdin:0.0} ms | | {stopStdin / stopRunc:0.00} |"));
         PrintColdStart(cold, wasmMedian, runcMedian, runs);
@@ -215,6 +217,11 @@ public static class Bench
     {
         public double Total => Shim + Process;
     }
+
+    // PSS of the spare shim(s) of this containerd (see SpareShim in the shim); 0 when there is none.
+    private static double SpareMemory(PrivateContainerd containerd) =>
+        ProcFs.Processes().Where(p => p.Args.Count > 1 && p.Args[1] == "-spare" && p.HasArgPair("-address", containerd.Address))
+            .Sum(p => ProcFs.PssKb(p.Pid) ?? 0) / 1024.0;
 
     private static Memory IdleMemory(PrivateContainerd containerd, string prefix, Func<int, string[]> run)
     {

@@ -5,7 +5,8 @@ using Microsoft.Win32.SafeHandles;
 namespace Wasmsharp.Wasm;
 
 /// <summary>
-/// Remembers the SHA-256 of module files by their identity on the host (inode, size, modification and change
+/// Remembers the SHA-256 (and an XxHash128, to check a later read of the same bytes) of module files by their
+/// identity on the host (inode, size, modification and change
 /// times to the nanosecond; the device too, except on overlayfs, which gives every container's mount a device
 /// of its own), so that starting the same image's module again does not read and hash it again (~13 ms for
 /// 16 MB). A file changed in any way gets a new change time from the kernel, which no one can set, so it is
@@ -41,12 +42,13 @@ internal sealed partial class ModuleDigestMemo(string root)
         return Convert.ToHexStringLower(XxHash128.Hash(System.Text.Encoding.UTF8.GetBytes(key)));
     }
 
-    public string? Lookup(string identity)
+    /// <summary>The file's SHA-256 and XxHash128, as <see cref="Remember"/> stored them; null when unknown.</summary>
+    public (string Sha256, string XxHash128)? Lookup(string identity)
     {
         try
         {
-            var text = File.ReadAllText(Path.Combine(Directory, identity));
-            return text.Length == 64 && text.All(char.IsAsciiHexDigitLower) ? text : null;
+            var parts = File.ReadAllText(Path.Combine(Directory, identity)).Split('\n');
+            return parts.Length == 2 && IsHex(parts[0], 64) && IsHex(parts[1], 32) ? (parts[0], parts[1]) : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -54,14 +56,16 @@ internal sealed partial class ModuleDigestMemo(string root)
         }
     }
 
-    public void Remember(string identity, string sha256)
+    private static bool IsHex(string text, int length) => text.Length == length && text.All(char.IsAsciiHexDigitLower);
+
+    public void Remember(string identity, string sha256, string xxHash128)
     {
         try
         {
             System.IO.Directory.CreateDirectory(root, ModuleDiskCache.DirectoryMode); // parents would get 0755
             System.IO.Directory.CreateDirectory(Directory, ModuleDiskCache.DirectoryMode);
             var temp = Path.Combine(Directory, ".tmp-" + Guid.NewGuid().ToString("N"));
-            File.WriteAllText(temp, sha256);
+            File.WriteAllText(temp, sha256 + "\n" + xxHash128);
             File.SetUnixFileMode(temp, ModuleDiskCache.EntryMode);
             File.Move(temp, Path.Combine(Directory, identity), overwrite: true);
             Trim();

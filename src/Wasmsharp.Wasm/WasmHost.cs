@@ -135,7 +135,9 @@ public sealed class WasmHost : IDisposable
         if (Directory.Exists(fullPath))
             throw new WasmModuleException($"{path} is a directory, not a WebAssembly module");
         var hashing = System.Diagnostics.Stopwatch.StartNew();
-        var sha = ReadModuleFile(path, () =>
+        // The SHA-256 names the module; the XxHash128 of the same bytes (cheap, no OpenSSL) checks that a later
+        // read for compiling still gets them.
+        var (sha, checksum) = ReadModuleFile(path, () =>
         {
             using var file = File.OpenHandle(fullPath);
             var head = new byte[8];
@@ -143,17 +145,22 @@ public sealed class WasmHost : IDisposable
             var identity = digestMemo is null ? null : ModuleDigestMemo.Identity(file);
             if (identity is not null && digestMemo!.Lookup(identity) is { } known) return known;
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            ModuleDiskCache.ReadChunks(file, hash.AppendData);
-            var digest = Convert.ToHexStringLower(hash.GetHashAndReset());
-            if (identity is not null) digestMemo!.Remember(identity, digest);
-            return digest;
+            var content = new System.IO.Hashing.XxHash128();
+            ModuleDiskCache.ReadChunks(file, chunk =>
+            {
+                hash.AppendData(chunk);
+                content.Append(chunk);
+            });
+            var digests = (Convert.ToHexStringLower(hash.GetHashAndReset()), Convert.ToHexStringLower(content.GetCurrentHash()));
+            if (identity is not null) digestMemo!.Remember(identity, digests.Item1, digests.Item2);
+            return digests;
         });
         // Read again only to compile (not in either cache); it must still be the content that was hashed.
         var hashTime = hashing.Elapsed;
         return Load(fullPath, sha, hashTime, () =>
         {
             var bytes = ReadModuleFile(path, () => File.ReadAllBytes(fullPath));
-            if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha)
+            if (Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(bytes)) != checksum)
                 throw new WasmModuleException($"{path} changed while it was being loaded");
             return bytes;
         });
@@ -299,15 +306,15 @@ public sealed class WasmHost : IDisposable
     private Task warmUp = Task.CompletedTask;
 
     /// <summary>
-    /// Starts, in the background, what the first guest would otherwise pay for on its own time: OpenSSL (the
-    /// SHA-256 of every module loaded) and Wasmtime's WASI worker threads, by running a guest that writes a
-    /// byte to /dev/null. Wasmtime starts those threads (a tokio runtime) at the first WASI call and keeps
-    /// them; started here they also inherit the caller's cgroups, not those of the first real guest's thread.
-    /// <see cref="WasmInstance.Start"/> waits for it to finish.
+    /// Starts, in the background, what the first guest would otherwise pay for on its own time: Wasmtime's WASI
+    /// worker threads, by running a guest that writes a byte to /dev/null (and the compiler, by compiling it).
+    /// Wasmtime starts those threads (a tokio runtime) at the first WASI call and keeps them; started here they
+    /// also inherit the caller's cgroups, not those of the first real guest's thread.
+    /// <see cref="WasmInstance.Start"/> waits for it to finish. OpenSSL is not loaded here: with the digest memo
+    /// most starts hash nothing, and it costs a process about half a megabyte.
     /// </summary>
     public void BeginWarmUp()
     {
-        var hashing = Task.Run(() => SHA256.HashData([]));
         var wasi = Task.Factory.StartNew(() =>
         {
             var module = new WasmModule("wasmsharp-warm-up", "", Module.FromText(engine, "wasmsharp-warm-up", WarmUpWat));
@@ -316,7 +323,7 @@ public sealed class WasmHost : IDisposable
             var exit = instance.Completion.GetAwaiter().GetResult();
             if (exit.ExitCode != 0) throw new InvalidOperationException($"the warm-up guest failed: {exit.Message}");
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        warmUp = Task.WhenAll(hashing, wasi);
+        warmUp = wasi;
     }
 
     /// <summary>Waits for <see cref="BeginWarmUp"/>'s work; its failure only means the guest pays for it.</summary>
