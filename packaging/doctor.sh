@@ -73,6 +73,15 @@ if [ -n "$shim" ]; then
   else
     fail "shim runs" "$shim --version failed: $(echo "$version" | tail -1)" "reinstall it: sudo $INSTALL --binaries-only"
   fi
+  # OCI Wasm artifact images (module in a layer) and gRPC-mode containers need the companion binary, which
+  # the shim runs from the directory of its real file.
+  grpc=$(dirname "$(readlink -f "$shim")")/containerd-shim-wasmsharp-grpc
+  if [ -x "$grpc" ]; then
+    ok "gRPC companion" "$grpc (Wasm artifact images, gRPC mode)"
+  else
+    fail "gRPC companion" "$grpc is missing: images whose module is a Wasm layer (not a file in the rootfs) and gRPC-mode containers fail" \
+      "sudo $INSTALL --binaries-only   (installs it next to the shim)"
+  fi
   # The shim loads libwasmtime.so from the directory of its real file (symlinks resolved), then the loader's path.
   lib=$(dirname "$(readlink -f "$shim")")/libwasmtime.so
   [ -f "$lib" ] || lib=$(ldconfig -p 2>/dev/null | awk '/libwasmtime\.so / { print $NF; exit }')
@@ -136,6 +145,20 @@ else
   else
     fail "module cache" "$cache cannot be created under $parent" "sudo mkdir -p -m 0700 $cache, or set WASMSHARP_CACHE_DIR in containerd's environment"
   fi
+fi
+
+# ---- spare shims ----------------------------------------------------------------------------------------
+spare=$(envvar WASMSHARP_SPARE_SHIM)
+if [ "$spare" = off ]; then
+  ok "spare shim" "off (WASMSHARP_SPARE_SHIM=off): each container waits for a new shim process to start"
+else
+  address=$(echo "${dump:-}" | sed -n '/^\[grpc\]/,/^\[/s/^ *address = "\(.*\)"/\1/p' | head -1)
+  address=${address:-/run/containerd/containerd.sock}
+  waiting=0
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q -- "-spare .* -address $address " && waiting=$((waiting + 1))
+  done
+  ok "spare shim" "on: $waiting waiting for containerd at $address (one, once a Wasm container has started)"
 fi
 
 # ---- cgroups ---------------------------------------------------------------------------------------------

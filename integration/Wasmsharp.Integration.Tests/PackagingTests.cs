@@ -233,6 +233,7 @@ public sealed class DoctorTests
         Assert.StartsWith("OK", Line(before, "shim on PATH"));
         Assert.Contains(containerd.ShimDir, Line(before, "shim on PATH"), StringComparison.Ordinal);
         Assert.StartsWith("OK", Line(before, "libwasmtime.so"));
+        Assert.StartsWith("OK", Line(before, "gRPC companion"));
         Assert.StartsWith("FAIL", Line(before, "module cache"));
         Assert.Contains($"chmod 0700 {cache}", before.Stdout, StringComparison.Ordinal);
         File.SetUnixFileMode(cache, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -246,6 +247,34 @@ public sealed class DoctorTests
         var after = ProcessRunner.Run(Doctor, ["--pid", containerd.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(60));
         Assert.True(after.ExitCode == 0 && after.Stdout.Contains("all checks passed", StringComparison.Ordinal), after.ToString());
         Assert.StartsWith("OK", Line(after, "runtime in config"));
+    }
+
+    [Fact]
+    public void Doctor_says_when_the_gRPC_companion_is_not_next_to_the_shim()
+    {
+        // The main shim and its library copied alone: what copying only containerd-shim-wasmsharp-v1 gives.
+        var dir = Directory.CreateTempSubdirectory("wasmsharp-doctor-").FullName;
+        try
+        {
+            foreach (var file in new[] { "containerd-shim-wasmsharp-v1", "libwasmtime.so" })
+            {
+                File.Copy(Path.Combine(RepoLayout.ShimDir, file), Path.Combine(dir, file));
+                File.SetUnixFileMode(Path.Combine(dir, file), (UnixFileMode)0b111_101_101);
+            }
+            var fake = Path.Combine(dir, "containerd");
+            File.Copy("/bin/sleep", fake);
+            using var process = ProcessRunner.Start(fake, ["30"], TimeSpan.FromSeconds(60), new Dictionary<string, string> { ["PATH"] = $"{dir}:/usr/bin:/bin" });
+            var result = ProcessRunner.Run(Doctor, ["--pid", process.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(60));
+            process.Kill();
+            Assert.StartsWith("OK", Line(result, "shim on PATH"));
+            var line = Line(result, "gRPC companion");
+            Assert.StartsWith("FAIL", line);
+            Assert.Contains($"{dir}/containerd-shim-wasmsharp-grpc is missing", line, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]
@@ -359,6 +388,7 @@ public sealed class DebPackageTests : IDisposable
                 ["--pid", containerd.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(60));
             Assert.Contains($"OK    shim on PATH           {bin}/containerd-shim-wasmsharp-v1", doctor.Stdout, StringComparison.Ordinal);
             Assert.Contains($"OK    libwasmtime.so         {root}/usr/lib/wasmsharp/libwasmtime.so loads", doctor.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"OK    gRPC companion         {root}/usr/lib/wasmsharp/containerd-shim-wasmsharp-grpc", doctor.Stdout, StringComparison.Ordinal);
         }
         finally
         {
