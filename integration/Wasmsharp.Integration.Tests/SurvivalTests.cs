@@ -39,6 +39,8 @@ public sealed class SurvivalTests(ContainerdFixture f)
         f.Check(run.ExitCode == 0, "ctr run -d should succeed", id, run);
         var shim = ProcFs.Processes().Single(p => p.Args.Count > 0 && p.Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal) && p.HasArgPair("-id", id));
 
+        // The socket the shim listened on, as `start` told containerd: the dead shim cannot remove it.
+        var socket = File.ReadAllText(Path.Combine(f.Containerd.BundleDir(id), "address")).Trim().Replace("unix://", "", StringComparison.Ordinal);
         ProcFs.Signal(shim.Pid, ProcFs.SIGKILL);
 
         var exit = f.Events.WaitFor(id, "/tasks/exit", TimeSpan.FromSeconds(10));
@@ -49,5 +51,6 @@ public sealed class SurvivalTests(ContainerdFixture f)
         var deleteContainer = f.Ctr("containers", "delete", id);
         f.Check(deleteContainer.ExitCode == 0, "the container can then be deleted", id, deleteContainer);
         f.AssertNothingLeft(id, run, deleteContainer);
+        f.Check(!File.Exists(socket), $"the dead shim's socket {socket} is removed (by `shim delete`, as runc's)", id, run);
     }
 }

@@ -321,7 +321,13 @@ public sealed class PrivateContainerd : IDisposable
         {
             var left = ProcFs.Processes().Where(Belongs).ToList();
             if (left.Count == 0) return;
-            foreach (var p in left) ProcFs.Signal(p.Pid, ProcFs.SIGKILL);
+            foreach (var p in left)
+            {
+                ProcFs.Signal(p.Pid, ProcFs.SIGKILL);
+                // A spare shim (`-spare SOCKET ...`) killed this way cannot remove its socket: we do.
+                if (p.Args.Count > 2 && p.Args[1] == "-spare" && p.Args[2].StartsWith("/run/containerd/s/", StringComparison.Ordinal))
+                    File.Delete(p.Args[2]);
+            }
             Thread.Sleep(100);
         }
     }

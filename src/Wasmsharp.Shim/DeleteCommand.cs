@@ -24,7 +24,22 @@ internal static partial class DeleteCommand
             return await DelegateToGrpcBinaryAsync(options).ConfigureAwait(false);
 #endif
         if (address is { } live && ShimAddress.IsLive(live.SocketPath))
+        {
             await StopInLiveShimAsync(live, options.Id, log).ConfigureAwait(false);
+        }
+        else if (address is { } dead)
+        {
+            // Its shim died without removing its socket (killed -9, say): nobody listens there, as runc's
+            // shim also cleans up.
+            try
+            {
+                File.Delete(dead.SocketPath);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                log.Warning("cannot remove the socket {Socket} of a dead shim: {Error}", dead.SocketPath, e.Message);
+            }
+        }
         try
         {
             Linux.Mounts.UnmountAll(Path.Combine(bundlePath, "rootfs"));
