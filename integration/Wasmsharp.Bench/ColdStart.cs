@@ -37,6 +37,7 @@ public static class ColdStart
             var id = $"lc{n++}";
             largeCold.Add(Run(containerd, id, LargeImage, "/large.wasm", "CacheMiss", coldTimeout));
             compileMs += LoggedMs(containerd, id, "(compile ");
+            WaitForEntry(cache, largeSha, coldTimeout); // the optimised code is written in the background
         }
         // The entry now exists: every run below loads it. Hello cold runs are interleaved with the warm large ones.
         double loadMs = 0;
@@ -47,6 +48,7 @@ public static class ColdStart
             loadMs += LoggedMs(containerd, id, "CacheHit in ");
             Evict(cache, helloSha);
             helloCold.Add(Run(containerd, $"hc{n++}", Images.WasmTests, "/hello.wasm", "CacheMiss", coldTimeout));
+            WaitForEntry(cache, helloSha, coldTimeout); // not to measure the next start against its compile
         }
         return new Figures(size / 1024.0 / 1024.0, helloCold, largeCold, largeWarm, compileMs / coldRuns, loadMs / warmRuns);
     }
@@ -62,6 +64,18 @@ public static class ColdStart
         if (built.ExitCode != 0) throw new InvalidOperationException($"building {LargeImage} failed:\n{built}");
         Images.Import(containerd, image);
         return size;
+    }
+
+    // A cache miss runs baseline code and writes the optimised code in the background: until it is there, the
+    // next start would be another miss.
+    public static void WaitForEntry(string cache, string sha, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Directory.Exists(cache) || Directory.GetFiles(cache, sha + ".*.cwasm", SearchOption.AllDirectories).Length == 0)
+        {
+            if (clock.Elapsed > timeout) throw new TimeoutException($"no cache entry for {sha} after {timeout.TotalSeconds} s");
+            Thread.Sleep(20);
+        }
     }
 
     // Deletes the module's compiled entries under every engine fingerprint directory.
@@ -98,7 +112,7 @@ public static class ColdStart
         return double.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var ms) ? ms : 0;
     }
 
-    private static string Sha256(string path)
+    public static string Sha256(string path)
     {
         using var stream = File.OpenRead(path);
         return Convert.ToHexStringLower(SHA256.HashData(stream));

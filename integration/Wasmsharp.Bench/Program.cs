@@ -115,6 +115,8 @@ public static class Bench
             Timed(containerd, Wasm());
             Timed(containerd, Runc());
         }
+        // The first start compiled hello for itself; the measured ones load the optimised code from the cache.
+        ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), ColdStart.Sha256(programs.Path("hello")), TimeSpan.FromMinutes(1));
         var wasm = new List<double>();
         var runc = new List<double>();
         for (var i = 0; i < runs; i++)
@@ -160,7 +162,7 @@ public static class Bench
         Console.WriteLine(F($"| hello, cache hit (the row above), median of {runs} | {helloWarm:0.0} ms | {helloWarm / runcEcho:0.00} × runc busybox echo |"));
         Console.WriteLine(F($"| hello, cache miss, median of {cold.HelloCold.Count} | {helloCold:0.0} ms | {helloCold / runcEcho:0.00} × runc busybox echo |"));
         Console.WriteLine(F($"| large module ({cold.LargeMb:0.0} MB), cache hit, median of {cold.LargeWarm.Count} | {largeWarm:0.0} ms | {largeWarm / helloWarm:0.00} × hello (cache hit); shim's load {cold.LargeLoadMs:0} ms |"));
-        Console.WriteLine(F($"| large module ({cold.LargeMb:0.0} MB), cache miss, median of {cold.LargeCold.Count} | {largeCold:0.0} ms | {largeCold / largeWarm:0.0} × its cache hit; compile {cold.LargeCompileMs:0} ms |"));
+        Console.WriteLine(F($"| large module ({cold.LargeMb:0.0} MB), cache miss, median of {cold.LargeCold.Count} | {largeCold:0.0} ms | {largeCold / largeWarm:0.0} × its cache hit; baseline compile {cold.LargeCompileMs:0} ms (optimised code written in the background) |"));
     }
 
     // Time from `ctr task kill` until a waiting client (`ctr task attach`) sees the exit.

@@ -9,6 +9,15 @@ public sealed class ModuleCacheTests(ContainerdFixture f)
 {
     private string CacheDir => Path.Combine(f.Containerd.BaseDir, "cache");
 
+    // A first run compiles quickly for itself and writes the optimised code in the background: wait for it.
+    private void WaitForHelloEntry()
+    {
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(f.Programs.Path("hello"))));
+        bool Written() => Directory.Exists(CacheDir) && Directory.GetFiles(CacheDir, sha + ".*.cwasm", SearchOption.AllDirectories).Length > 0;
+        ContainerdFixture.Eventually(Written, TimeSpan.FromSeconds(60));
+        Assert.True(Written(), $"no cache entry for hello ({sha}) in {CacheDir}");
+    }
+
     private string ModuleLogLine(string id) =>
         File.ReadLines(f.Containerd.LogPath).LastOrDefault(l => l.Contains($"{id}: module /hello.wasm", StringComparison.Ordinal)) ?? "(no line)";
 
@@ -17,6 +26,7 @@ public sealed class ModuleCacheTests(ContainerdFixture f)
     {
         var first = f.NewId("cache-first");
         var run1 = f.RunWasm(first, "/hello.wasm");
+        WaitForHelloEntry();
         var second = f.NewId("cache-second");
         var run2 = f.RunWasm(second, "/hello.wasm");
         f.Check(run1.ExitCode == 0 && run2.ExitCode == 0, "both runs succeed", second, run1, run2);
@@ -31,6 +41,7 @@ public sealed class ModuleCacheTests(ContainerdFixture f)
     {
         var warm = f.NewId("cache-warm");
         f.RunWasm(warm, "/hello.wasm");
+        WaitForHelloEntry();
         foreach (var entry in Directory.GetFiles(CacheDir, "*.cwasm", SearchOption.AllDirectories))
         {
             var bytes = File.ReadAllBytes(entry);

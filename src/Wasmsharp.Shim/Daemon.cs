@@ -114,7 +114,12 @@ internal static partial class Daemon
     /// <summary>Makes the Wasm host in the background and warms it up (see <see cref="WasmHost.BeginWarmUp"/>).</summary>
     public static Task<WasmHost> MakeHost(ILogger? log) => Task.Run(() =>
     {
-        var made = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDirectory(log ?? Serilog.Core.Logger.None) });
+        var made = new WasmHost(new WasmHostOptions
+        {
+            CacheDirectory = CacheDirectory(log ?? Serilog.Core.Logger.None),
+            // A module met for the first time runs on quickly compiled code; the optimised code goes to the cache.
+            BaselineFirstRun = !string.Equals(Environment.GetEnvironmentVariable("WASMSHARP_BASELINE_FIRST_RUN"), "off", StringComparison.OrdinalIgnoreCase),
+        });
         made.BeginWarmUp();
         return made;
     });

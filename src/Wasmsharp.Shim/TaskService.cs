@@ -103,8 +103,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         try
         {
             var (module, moduleName, export, args) = LoadModule(containerId, bundle, process);
-            log.Information("{Id}: module {Module} {Origin} in {LoadMs:0.0} ms (compile {CompileMs:0.0} ms)",
-                processId, moduleName, module.Origin, module.LoadTime.TotalMilliseconds, module.CompileTime.TotalMilliseconds);
+            log.Information("{Id}: module {Module} {Origin} in {LoadMs:0.0} ms (compile {CompileMs:0.0} ms{Tier})",
+                processId, moduleName, module.Origin, module.LoadTime.TotalMilliseconds, module.CompileTime.TotalMilliseconds,
+                module.Baseline ? ", baseline: the optimised code for the cache is compiled in the background" : "");
             if (module.CacheProblem is { } problem) log.Warning("{Id}: module cache: {Problem}", processId, problem);
             stdio = new Stdio(stdin, stdout, stderr, terminal, containerId, ns);
             var instance = host.Prepare(module, new WasiSpec

@@ -57,50 +57,15 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     /// <param name="compile">Compiles the module; its exceptions propagate.</param>
     public Result Load(Engine engine, string name, string sha, Func<Module> compile)
     {
-        Microsoft.Win32.SafeHandles.SafeFileHandle? held;
-        try
-        {
-            System.IO.Directory.CreateDirectory(Root, DirectoryMode);
-            System.IO.Directory.CreateDirectory(Directory, DirectoryMode);
-            held = Native.LockFile(Path.Combine(Directory, sha + ".lock"), LockTimeout);
-        }
-        catch (Exception e) when (IsIoError(e))
-        {
-            return CompileOnly(compile, $"disk cache {Directory} unusable: {e.Message}");
-        }
+        var (held, unusable) = Lock(sha);
         if (held is null)
-            return CompileOnly(compile, $"disk cache: timed out waiting for the lock of {sha}");
-
+            return CompileOnly(compile, unusable!);
         using var _ = held;
-        string? problem = null;
-        string[] candidates;
-        try
-        {
-            candidates = System.IO.Directory.GetFiles(Directory, sha + ".*" + Extension);
-        }
-        catch (Exception e) when (IsIoError(e))
-        {
-            return CompileOnly(compile, $"disk cache {Directory} unreadable: {e.Message}");
-        }
-        foreach (var entry in candidates)
-        {
-            var why = Verify(entry);
-            if (why is null)
-            {
-                try
-                {
-                    var module = Module.DeserializeFile(engine, name, entry);
-                    Touch(entry);
-                    return new Result(module, ModuleOrigin.CacheHit, TimeSpan.Zero, entry, null);
-                }
-                catch (WasmtimeException e)
-                {
-                    why = "incompatible: " + e.Message;
-                }
-            }
-            problem = $"discarded cache entry {entry} ({why})";
-            TryDelete(entry);
-        }
+        var (hit, problem, unreadable) = Lookup(engine, name, sha);
+        if (hit is not null)
+            return hit;
+        if (unreadable is not null)
+            return CompileOnly(compile, unreadable);
 
         var watch = Stopwatch.StartNew();
         var compiled = compile();
@@ -118,6 +83,76 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
             return new Result(compiled, ModuleOrigin.Compiled, compileTime, null,
                 (problem is null ? "" : problem + "; ") + $"cannot write disk cache entry: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// The cached module, or null with <paramref name="problem"/> saying what was wrong with the entries found
+    /// (deleted) or with the cache; compiles nothing.
+    /// </summary>
+    public Result? LoadCached(Engine engine, string name, string sha, out string? problem)
+    {
+        // Never waits: a module locked by a compile in progress (another container's) is treated as not cached yet.
+        var (held, unusable) = Lock(sha, TimeSpan.Zero);
+        if (held is null)
+        {
+            problem = unusable is null || unusable.StartsWith("disk cache: timed out", StringComparison.Ordinal) ? null : unusable;
+            return null;
+        }
+        using var _ = held;
+        var (hit, discarded, unreadable) = Lookup(engine, name, sha);
+        problem = discarded ?? unreadable;
+        return hit;
+    }
+
+    // The module's lock (check-compile-write is done under it), or why the cache cannot be used.
+    private (Microsoft.Win32.SafeHandles.SafeFileHandle? Held, string? Problem) Lock(string sha, TimeSpan? timeout = null)
+    {
+        try
+        {
+            System.IO.Directory.CreateDirectory(Root, DirectoryMode);
+            System.IO.Directory.CreateDirectory(Directory, DirectoryMode);
+            var held = Native.LockFile(Path.Combine(Directory, sha + ".lock"), timeout ?? LockTimeout);
+            return held is null ? (null, $"disk cache: timed out waiting for the lock of {sha}") : (held, null);
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+            return (null, $"disk cache {Directory} unusable: {e.Message}");
+        }
+    }
+
+    // Under the lock: a verified, loadable entry; else what was discarded, or why the directory cannot be read.
+    private (Result? Hit, string? Discarded, string? Unreadable) Lookup(Engine engine, string name, string sha)
+    {
+        string? problem = null;
+        string[] candidates;
+        try
+        {
+            candidates = System.IO.Directory.GetFiles(Directory, sha + ".*" + Extension);
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+            return (null, null, $"disk cache {Directory} unreadable: {e.Message}");
+        }
+        foreach (var entry in candidates)
+        {
+            var why = Verify(entry);
+            if (why is null)
+            {
+                try
+                {
+                    var module = Module.DeserializeFile(engine, name, entry);
+                    Touch(entry);
+                    return (new Result(module, ModuleOrigin.CacheHit, TimeSpan.Zero, entry, null), null, null);
+                }
+                catch (WasmtimeException e)
+                {
+                    why = "incompatible: " + e.Message;
+                }
+            }
+            problem = $"discarded cache entry {entry} ({why})";
+            TryDelete(entry);
+        }
+        return (null, problem, null);
     }
 
     private static Result CompileOnly(Func<Module> compile, string problem)

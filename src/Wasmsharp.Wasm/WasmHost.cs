@@ -14,24 +14,13 @@ public sealed class WasmHost : IDisposable
     private static ReadOnlySpan<byte> WasmMagic => "\0asm"u8;
 
     private readonly WasmHostOptions options;
-    private readonly Engine engine;
-    private readonly Linker linker;
+    private readonly WasmEngine optimizing;
+    private readonly Lazy<WasmEngine>? baseline; // Winch, for first runs of modules not in the disk cache
     private readonly ConcurrentDictionary<string, Lazy<WasmModule>> modules = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<WasmInstance, byte> live = new();
-    private readonly Lazy<OriginalWasi> originalWasi;
     private readonly ModuleDiskCache? diskCache;
     private readonly ModuleDigestMemo? digestMemo; // with the disk cache: module files' SHA-256 by file identity
     private int disposed;
-
-    /// <summary>WAT of the trampoline through which our poll_oneoff calls Wasmtime's (see <see cref="WasiPoll"/>).</summary>
-    private const string PollTrampolineWat = """
-        (module
-          (import "host" "memory" (memory 0))
-          (import "host" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-          (export "memory" (memory 0))
-          (func (export "poll_oneoff") (param i32 i32 i32 i32) (result i32)
-            (call $poll (local.get 0) (local.get 1) (local.get 2) (local.get 3))))
-        """;
 
     public WasmHost(WasmHostOptions? options = null) : this(options, shadowPollOneoff: true)
     {
@@ -45,48 +34,14 @@ public sealed class WasmHost : IDisposable
 
         var config = this.options.CreateEngineConfig(out var fingerprint);
         EngineFingerprint = fingerprint;
-        engine = new Engine(config); // takes (and releases) the config
+        optimizing = new WasmEngine(config, shadowPollOneoff);
         if (this.options.CacheDirectory is { } cacheDirectory)
         {
             diskCache = new ModuleDiskCache(cacheDirectory, fingerprint, this.options.CacheMaxBytes);
             digestMemo = new ModuleDigestMemo(cacheDirectory);
+            if (this.options.BaselineFirstRun)
+                baseline = new Lazy<WasmEngine>(() => new WasmEngine(this.options.CreateBaselineEngineConfig(), shadowPollOneoff), LazyThreadSafetyMode.ExecutionAndPublication);
         }
-
-        linker = new Linker(engine);
-        linker.DefineWasi();
-        // Wasmtime's proc_exit reports statuses ≥ 126 without the number; ours keeps it (see ExitStatus).
-        linker.AllowShadowing = true;
-        linker.DefineFunction("wasi_snapshot_preview1", "proc_exit",
-            static (Caller _, ReadOnlySpan<ValueBox> args, Span<ValueBox> _) => throw new ProcExitException(args[0].AsInt32()),
-            [ValueKind.Int32], []);
-        // Sleeps must end when the guest is killed and hold while it is paused (see WasiPoll).
-        if (shadowPollOneoff)
-            linker.DefineFunction("wasi_snapshot_preview1", "poll_oneoff", WasiPoll.PollOneoff, WasiPoll.Parameters, WasiPoll.Results);
-        linker.AllowShadowing = false;
-
-        originalWasi = new Lazy<OriginalWasi>(() =>
-        {
-            var original = new Linker(engine);
-            original.DefineWasi();
-            return new OriginalWasi(original, Module.FromText(engine, "wasmsharp-poll-trampoline", PollTrampolineWat));
-        }, LazyThreadSafetyMode.ExecutionAndPublication);
-    }
-
-    private sealed record OriginalWasi(Linker Linker, Module Trampoline);
-
-    /// <summary>
-    /// Wasmtime's own poll_oneoff bound to <paramref name="store"/>, callable from a host function: through a
-    /// trampoline instance that imports the guest's memory (and exports it as "memory", where WASI functions
-    /// look for it) and the original function from an unshadowed linker.
-    /// </summary>
-    internal Function MakeOriginalPollOneoff(Store store, Memory memory)
-    {
-        var (original, trampoline) = originalWasi.Value;
-        var poll = original.GetFunction(store, "wasi_snapshot_preview1", "poll_oneoff")
-            ?? throw new InvalidOperationException("Wasmtime's WASI defines no poll_oneoff");
-        var instance = new Instance(store, trampoline, memory, poll);
-        return instance.GetFunction("poll_oneoff")
-            ?? throw new InvalidOperationException("the poll_oneoff trampoline exports no poll_oneoff");
     }
 
     public WasmHostOptions Options => options;
@@ -97,8 +52,7 @@ public sealed class WasmHost : IDisposable
 
     internal ModuleDiskCache? DiskCache => diskCache;
 
-    internal Engine Engine => engine;
-    internal Linker Linker => linker;
+    internal Engine Engine => optimizing.Engine;
 
     /// <summary>Instances prepared and not yet ended.</summary>
     public int LiveInstances => live.Count;
@@ -239,20 +193,84 @@ public sealed class WasmHost : IDisposable
     {
         var name = Path.GetFileName(fullPath);
         var watch = System.Diagnostics.Stopwatch.StartNew();
+        if (diskCache is not null && baseline is not null)
+        {
+            if (diskCache.LoadCached(optimizing.Engine, name, sha, out var problem) is { } cached)
+                return new WasmModule(optimizing, fullPath, sha, cached.Module, cached.Origin, cached.CompileTime, hashTime + watch.Elapsed, cached.EntryPath, cached.Problem);
+            var data = bytes();
+            var compiling = System.Diagnostics.Stopwatch.StartNew();
+            if (TryCompileBaseline(name, data) is { } quick)
+            {
+                OptimizeInBackground(fullPath, name, sha, data);
+                var origin = problem is null ? ModuleOrigin.CacheMiss : ModuleOrigin.CacheReplaced;
+                return new WasmModule(baseline.Value, fullPath, sha, quick, origin, compiling.Elapsed, hashTime + watch.Elapsed, null, problem, baseline: true);
+            }
+            bytes = () => data; // read once; the optimising compiler reports what the baseline one could not take
+        }
         if (diskCache is not null)
         {
-            var result = diskCache.Load(engine, name, sha, () => CompileBytes(fullPath, name, bytes()));
-            return new WasmModule(fullPath, sha, result.Module, result.Origin, result.CompileTime, hashTime + watch.Elapsed, result.EntryPath, result.Problem);
+            var result = diskCache.Load(optimizing.Engine, name, sha, () => CompileBytes(optimizing, fullPath, name, bytes()));
+            return new WasmModule(optimizing, fullPath, sha, result.Module, result.Origin, result.CompileTime, hashTime + watch.Elapsed, result.EntryPath, result.Problem);
         }
-        var module = CompileBytes(fullPath, name, bytes());
-        return new WasmModule(fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, hashTime + watch.Elapsed);
+        var module = CompileBytes(optimizing, fullPath, name, bytes());
+        return new WasmModule(optimizing, fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, hashTime + watch.Elapsed);
     }
 
-    private Module CompileBytes(string fullPath, string name, byte[] bytes)
+    // Null when Winch cannot take the module (invalid, or a feature it lacks): the optimising path then decides.
+    private Module? TryCompileBaseline(string name, byte[] data)
     {
         try
         {
-            return Module.FromBytes(engine, name, bytes);
+            return Module.FromBytes(baseline!.Value.Engine, name, data);
+        }
+        catch (WasmtimeException)
+        {
+            return null;
+        }
+    }
+
+    private readonly List<Task> cacheWrites = [];
+
+    /// <summary>Completes when the optimised compiles started for first runs (see
+    /// <see cref="WasmHostOptions.BaselineFirstRun"/>) have written their cache entries (or failed to).</summary>
+    public Task CacheWrites
+    {
+        get
+        {
+            lock (cacheWrites)
+                return Task.WhenAll(cacheWrites);
+        }
+    }
+
+    // Cranelift compiles the module for the disk cache; later loads in this host get the optimised code too.
+    private void OptimizeInBackground(string fullPath, string name, string sha, byte[] data)
+    {
+        var task = Task.Factory.StartNew(() =>
+        {
+            try
+            {
+                var result = diskCache!.Load(optimizing.Engine, name, sha, () => CompileBytes(optimizing, fullPath, name, data));
+                if (Volatile.Read(ref disposed) == 0)
+                    modules[sha] = new Lazy<WasmModule>(new WasmModule(optimizing, fullPath, sha, result.Module, result.Origin, result.CompileTime,
+                        result.CompileTime, result.EntryPath, result.Problem));
+            }
+            catch (Exception e) when (e is WasmModuleException or WasmtimeException or IOException)
+            {
+                // The next start compiles again; this one runs the baseline code.
+            }
+        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        lock (cacheWrites)
+        {
+            cacheWrites.RemoveAll(t => t.IsCompleted);
+            cacheWrites.Add(task);
+        }
+    }
+
+    private static Module CompileBytes(WasmEngine compiler, string fullPath, string name, byte[] bytes)
+    {
+        try
+        {
+            return Module.FromBytes(compiler.Engine, name, bytes);
         }
         catch (WasmtimeException e)
         {
@@ -317,7 +335,7 @@ public sealed class WasmHost : IDisposable
     {
         var wasi = Task.Factory.StartNew(() =>
         {
-            var module = new WasmModule("wasmsharp-warm-up", "", Module.FromText(engine, "wasmsharp-warm-up", WarmUpWat));
+            var module = new WasmModule(optimizing, "wasmsharp-warm-up", "", Module.FromText(optimizing.Engine, "wasmsharp-warm-up", WarmUpWat));
             using var instance = Prepare(module, new WasiSpec { Args = ["warm-up"], StdoutPath = "/dev/null" });
             instance.StartNow();
             var exit = instance.Completion.GetAwaiter().GetResult();
@@ -342,6 +360,14 @@ public sealed class WasmHost : IDisposable
     {
         if (Interlocked.Exchange(ref disposed, 1) != 0)
             return;
+        // A compile for the cache still running needs its engine: let it finish (a large module takes seconds).
+        try
+        {
+            CacheWrites.Wait(TimeSpan.FromMinutes(10));
+        }
+        catch (AggregateException)
+        {
+        }
         var instances = live.Keys.ToArray();
         foreach (var instance in instances)
             instance.Kill(9);
@@ -352,12 +378,7 @@ public sealed class WasmHost : IDisposable
             if (lazy.IsValueCreated)
                 lazy.Value.Inner.Dispose();
         modules.Clear();
-        if (originalWasi.IsValueCreated)
-        {
-            originalWasi.Value.Trampoline.Dispose();
-            originalWasi.Value.Linker.Dispose();
-        }
-        linker.Dispose();
-        engine.Dispose();
+        if (baseline is { IsValueCreated: true }) baseline.Value.Dispose();
+        optimizing.Dispose();
     }
 }

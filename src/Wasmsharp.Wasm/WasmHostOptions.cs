@@ -37,6 +37,14 @@ public sealed record WasmHostOptions
     public long CacheMaxBytes { get; init; } = DefaultCacheMaxBytes;
 
     /// <summary>
+    /// With a <see cref="CacheDirectory"/>: a module that is in neither cache is compiled for its first run by
+    /// Wasmtime's baseline compiler (Winch: several times quicker to compile, slower code), and the optimising
+    /// compiler (Cranelift) compiles it in the background for the disk cache, from which every later start loads
+    /// it. <see cref="WasmHost.CacheWrites"/> completes when those background compiles are done.
+    /// </summary>
+    public bool BaselineFirstRun { get; init; }
+
+    /// <summary>
     /// The single place where the engine configuration is derived from the options: every setting is applied
     /// through <see cref="EngineSettings.Set"/>, which also records it in the fingerprint that keys the disk cache.
     /// </summary>
@@ -51,6 +59,34 @@ public sealed record WasmHostOptions
         fingerprint = settings.Fingerprint();
         return settings.Config;
     }
+
+    /// <summary>The same settings for the baseline compiler (Winch); its code is never cached, so no fingerprint.</summary>
+    internal Wasmtime.Config CreateBaselineEngineConfig()
+    {
+        var config = CreateEngineConfig(out _);
+        var handle = (System.Runtime.InteropServices.SafeHandle)ConfigHandle(config);
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            wasmtime_config_strategy_set(handle.DangerousGetHandle(), WasmtimeStrategyWinch);
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+        return config;
+    }
+
+    // The binding's Config.WithCompilerStrategy knows only Auto and Cranelift (wasmtime.h: WASMTIME_STRATEGY_WINCH = 2).
+    private const byte WasmtimeStrategyWinch = 2;
+
+    [System.Runtime.InteropServices.DllImport("wasmtime")]
+    private static extern void wasmtime_config_strategy_set(nint config, byte strategy);
+
+    [System.Runtime.CompilerServices.UnsafeAccessor(System.Runtime.CompilerServices.UnsafeAccessorKind.Method, Name = "get_NativeHandle")]
+    [return: System.Runtime.CompilerServices.UnsafeAccessorType("Wasmtime.Config+Handle, Wasmtime.Dotnet")]
+    private static extern object ConfigHandle(Wasmtime.Config config);
 
     internal void Validate()
     {

@@ -211,7 +211,7 @@ public sealed class WasmInstance : IDisposable
     {
         try
         {
-            host.Engine.IncrementEpoch();
+            module.Engine.Engine.IncrementEpoch();
         }
         catch (ObjectDisposedException)
         {
@@ -338,7 +338,7 @@ public sealed class WasmInstance : IDisposable
 
     /// <summary>Wasmtime's own poll_oneoff for this store, callable from a host function (made on first use).</summary>
     internal Function OriginalPollOneoff(Store store, Memory memory) =>
-        originalPollOneoff ??= host.MakeOriginalPollOneoff(store, memory);
+        originalPollOneoff ??= module.Engine.MakeOriginalPollOneoff(store, memory);
 
     /// <summary>Whether <paramref name="signal"/>'s default action ends a process.</summary>
     public static bool Terminates(int signal) => signal switch
@@ -416,7 +416,7 @@ public sealed class WasmInstance : IDisposable
     {
         try
         {
-            store = new Store(host.Engine, this); // poll_oneoff finds its instance through the store's data
+            store = new Store(module.Engine.Engine, this); // poll_oneoff finds its instance through the store's data
             store.SetEpochDeadline(1);
             store.SetEpochDeadlineCallback(OnEpochDeadline);
             store.SetWasiConfiguration(WasiSetup.Build(spec)); // without it the first WASI call aborts the process
@@ -424,7 +424,7 @@ public sealed class WasmInstance : IDisposable
             // the origin just after it makes our view of the guest's clock lag by the set-up time (µs): absolute
             // monotonic sleeps may end that much late, never early.
             monotonicOrigin = Stopwatch.GetTimestamp();
-            var instance = host.Linker.Instantiate(store, module.Inner);
+            var instance = module.Engine.Linker.Instantiate(store, module.Inner);
             entrypoint = instance.GetAction(spec.Entrypoint)
                 ?? throw new WasmModuleException($"{module.Path} does not export a function '{spec.Entrypoint}' of type () -> ()");
             ready.Set();

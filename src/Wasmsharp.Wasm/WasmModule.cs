@@ -16,9 +16,11 @@ public enum ModuleOrigin
 /// <summary>A compiled WebAssembly module. Owned by its <see cref="WasmHost"/>; shareable across instances and threads.</summary>
 public sealed class WasmModule
 {
-    internal WasmModule(string path, string sha256, Wasmtime.Module inner, ModuleOrigin origin = ModuleOrigin.Compiled,
-        TimeSpan compileTime = default, TimeSpan loadTime = default, string? cacheEntryPath = null, string? cacheProblem = null)
+    internal WasmModule(WasmEngine engine, string path, string sha256, Wasmtime.Module inner, ModuleOrigin origin = ModuleOrigin.Compiled,
+        TimeSpan compileTime = default, TimeSpan loadTime = default, string? cacheEntryPath = null, string? cacheProblem = null, bool baseline = false)
     {
+        Engine = engine;
+        Baseline = baseline;
         Path = path;
         Sha256 = sha256;
         Inner = inner;
@@ -51,10 +53,19 @@ public sealed class WasmModule
     /// <summary>Why a cache entry was discarded or the disk cache could not be used; null when all went well. For logging.</summary>
     public string? CacheProblem { get; }
 
+    /// <summary>
+    /// Compiled by the baseline compiler (Winch: quick to compile, slower code) for a first run, while the optimised
+    /// code is compiled in the background for the disk cache (see <see cref="WasmHostOptions.BaselineFirstRun"/>).
+    /// </summary>
+    public bool Baseline { get; }
+
     internal Wasmtime.Module Inner { get; }
 
+    /// <summary>The engine that compiled <see cref="Inner"/>: the only one it runs with.</summary>
+    internal WasmEngine Engine { get; }
+
     internal WasmModule WithPath(string path) =>
-        new(path, Sha256, Inner, Origin, CompileTime, LoadTime, CacheEntryPath, CacheProblem);
+        new(Engine, path, Sha256, Inner, Origin, CompileTime, LoadTime, CacheEntryPath, CacheProblem, Baseline);
 
     public override string ToString() => $"{Path} (sha256:{Sha256})";
 }

@@ -95,6 +95,74 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path))), changed.Sha256);
     }
 
+    private WasmHost NewBaselineHost()
+    {
+        var host = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, BaselineFirstRun = true });
+        hosts.Add(host);
+        return host;
+    }
+
+    // A module met for the first time runs on baseline (Winch) code at once; Cranelift's code reaches the disk
+    // cache in the background, and every later load, in this host or another, gets it.
+    [Fact]
+    public async Task BaselineFirstRun_RunsAtOnce_ThenTheOptimisedCodeIsCachedAndUsed()
+    {
+        var host = NewBaselineHost();
+        var first = host.LoadModule(guests.Wasm("args_env"));
+        Assert.True(first.Baseline);
+        Assert.Equal(ModuleOrigin.CacheMiss, first.Origin);
+        Assert.Null(first.CacheEntryPath);
+        Assert.Equal("argc=2\narg[0]=guest\narg[1]=quick\n", await RunToStdout(host, first, "quick"));
+
+        await host.CacheWrites.WaitAsync(Timeout);
+        Assert.Single(Entries(CacheDir));
+        var again = host.LoadModule(guests.Wasm("args_env"));
+        Assert.False(again.Baseline);
+        Assert.Equal("argc=2\narg[0]=guest\narg[1]=optimised\n", await RunToStdout(host, again, "optimised"));
+        var elsewhere = NewBaselineHost().LoadModule(guests.Wasm("args_env"));
+        Assert.Equal((ModuleOrigin.CacheHit, false), (elsewhere.Origin, elsewhere.Baseline));
+    }
+
+    // Baseline code is interrupted, traps and reports exits as optimised code does.
+    [Fact]
+    public async Task BaselineFirstRun_GuestsAreKilledTrapAndExitAsUsual()
+    {
+        var host = NewBaselineHost();
+        var loop = host.LoadModule(guests.Wasm("loop"));
+        Assert.True(loop.Baseline);
+        using (var instance = host.Prepare(loop, new WasiSpec { Args = ["loop"] }))
+        {
+            instance.Start();
+            await Task.Delay(100);
+            Assert.True(instance.Kill(15));
+            Assert.Equal(143, (await instance.Completion.WaitAsync(Timeout)).ExitCode);
+        }
+        var trap = host.LoadModule(guests.Wasm("trap"));
+        Assert.True(trap.Baseline);
+        using (var instance = host.Prepare(trap, new WasiSpec { Args = ["trap"] }))
+        {
+            instance.Start();
+            Assert.Equal(134, (await instance.Completion.WaitAsync(Timeout)).ExitCode);
+        }
+        var exit = host.LoadModule(guests.Wasm("exit"));
+        using (var instance = host.Prepare(exit, new WasiSpec { Args = ["exit", "42"] }))
+        {
+            instance.Start();
+            Assert.Equal(42, (await instance.Completion.WaitAsync(Timeout)).ExitCode);
+        }
+        await host.CacheWrites.WaitAsync(Timeout);
+    }
+
+    // What the baseline compiler cannot take is compiled (and its errors reported) as without it.
+    [Fact]
+    public void BaselineFirstRun_AnInvalidModuleFailsWithTheUsualError()
+    {
+        var bad = Path.Combine(work, "bad.wasm");
+        File.WriteAllBytes(bad, [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff]);
+        var e = Assert.Throws<WasmModuleException>(() => NewBaselineHost().LoadModule(bad));
+        Assert.Contains("failed to compile WebAssembly module", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void NoCacheDirectory_CompilesAndWritesNothing()
     {
