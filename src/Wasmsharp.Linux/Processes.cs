@@ -96,6 +96,14 @@ public static partial class Processes
         return true;
     }
 
+    /// <summary>Puts the calling thread (and threads it starts) on SCHED_IDLE: it runs only when no other thread
+    /// wants the CPU. Best effort.</summary>
+    public static unsafe void SetCurrentThreadIdle()
+    {
+        var priority = 0;
+        sched_setscheduler(0, SCHED_IDLE_, &priority);
+    }
+
     /// <summary>
     /// Puts every thread of this process on SCHED_IDLE (they run only when no other thread wants the CPU; threads
     /// they start inherit it), or back on the normal policy. Twice over: a thread started meanwhile by a thread

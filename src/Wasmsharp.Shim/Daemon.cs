@@ -119,6 +119,7 @@ internal static partial class Daemon
             CacheDirectory = CacheDirectory(log ?? Serilog.Core.Logger.None),
             // A module met for the first time runs on quickly compiled code; the optimised code goes to the cache.
             BaselineFirstRun = !string.Equals(Environment.GetEnvironmentVariable("WASMSHARP_BASELINE_FIRST_RUN"), "off", StringComparison.OrdinalIgnoreCase),
+            BackgroundThreadSetup = Processes.SetCurrentThreadIdle,
         });
         made.BeginWarmUp();
         return made;

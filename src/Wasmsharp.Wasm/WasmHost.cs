@@ -16,6 +16,7 @@ public sealed class WasmHost : IDisposable
     private readonly WasmHostOptions options;
     private readonly WasmEngine optimizing;
     private readonly Lazy<WasmEngine>? baseline; // Winch, for first runs of modules not in the disk cache
+    private readonly Lazy<WasmEngine>? background; // Cranelift on one thread, for the cache entries of first runs
     private readonly ConcurrentDictionary<string, Lazy<WasmModule>> modules = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<WasmInstance, byte> live = new();
     private readonly ModuleDiskCache? diskCache;
@@ -40,7 +41,10 @@ public sealed class WasmHost : IDisposable
             diskCache = new ModuleDiskCache(cacheDirectory, fingerprint, this.options.CacheMaxBytes);
             digestMemo = new ModuleDigestMemo(cacheDirectory);
             if (this.options.BaselineFirstRun)
+            {
                 baseline = new Lazy<WasmEngine>(() => new WasmEngine(this.options.CreateBaselineEngineConfig(), shadowPollOneoff), LazyThreadSafetyMode.ExecutionAndPublication);
+                background = new Lazy<WasmEngine>(() => new WasmEngine(this.options.CreateSingleThreadedEngineConfig(), shadowPollOneoff), LazyThreadSafetyMode.ExecutionAndPublication);
+            }
         }
     }
 
@@ -249,10 +253,14 @@ public sealed class WasmHost : IDisposable
         {
             try
             {
-                var result = diskCache!.Load(optimizing.Engine, name, sha, () => CompileBytes(optimizing, fullPath, name, data));
-                if (Volatile.Read(ref disposed) == 0)
-                    modules[sha] = new Lazy<WasmModule>(new WasmModule(optimizing, fullPath, sha, result.Module, result.Origin, result.CompileTime,
-                        result.CompileTime, result.EntryPath, result.Problem));
+                options.BackgroundThreadSetup?.Invoke();
+                var compiler = background!.Value;
+                var result = diskCache!.Load(compiler.Engine, name, sha, () => CompileBytes(compiler, fullPath, name, data));
+                result.Module.Dispose();
+                // Later loads in this host: the entry, in the engine the others run with.
+                if (result.EntryPath is { } entry && Volatile.Read(ref disposed) == 0)
+                    modules[sha] = new Lazy<WasmModule>(new WasmModule(optimizing, fullPath, sha, Module.DeserializeFile(optimizing.Engine, name, entry),
+                        result.Origin, result.CompileTime, result.CompileTime, entry, result.Problem));
             }
             catch (Exception e) when (e is WasmModuleException or WasmtimeException or IOException)
             {
@@ -379,6 +387,7 @@ public sealed class WasmHost : IDisposable
                 lazy.Value.Inner.Dispose();
         modules.Clear();
         if (baseline is { IsValueCreated: true }) baseline.Value.Dispose();
+        if (background is { IsValueCreated: true }) background.Value.Dispose();
         optimizing.Dispose();
     }
 }

@@ -45,6 +45,13 @@ public sealed record WasmHostOptions
     public bool BaselineFirstRun { get; init; }
 
     /// <summary>
+    /// Called on the thread of each background compile (see <see cref="BaselineFirstRun"/>) before it starts, e.g.
+    /// to give it the lowest scheduling priority: that compile runs on this one thread (not in parallel), so it
+    /// takes only CPU time the container's start does not want.
+    /// </summary>
+    public Action? BackgroundThreadSetup { get; init; }
+
+    /// <summary>
     /// The single place where the engine configuration is derived from the options: every setting is applied
     /// through <see cref="EngineSettings.Set"/>, which also records it in the fingerprint that keys the disk cache.
     /// </summary>
@@ -77,6 +84,10 @@ public sealed record WasmHostOptions
         }
         return config;
     }
+
+    /// <summary>The same settings, compiling on the calling thread only (same code: parallelism does not change it,
+    /// so its modules load in the main engine).</summary>
+    internal Wasmtime.Config CreateSingleThreadedEngineConfig() => CreateEngineConfig(out _).WithParallelCompilation(false);
 
     // The binding's Config.WithCompilerStrategy knows only Auto and Cranelift (wasmtime.h: WASMTIME_STRATEGY_WINCH = 2).
     private const byte WasmtimeStrategyWinch = 2;
