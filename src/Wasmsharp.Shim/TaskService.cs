@@ -83,7 +83,12 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             }
             var init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup);
             StartupTrace.Mark("create: prepared");
-            cgroup?.JoinShim(); // after compiling: the compiler's transient peak is not the container's
+            // After compiling: the compiler's transient peak is not the container's. A first run's optimising
+            // compile goes on in the background (WasmHostOptions.BaselineFirstRun): the memory joins after it.
+            if (cgroup is not null && init.Instance.Module.Baseline)
+                _ = host.CacheWrites.ContinueWith(_ => cgroup.JoinShim(), TaskScheduler.Default);
+            else
+                cgroup?.JoinShim();
             StartupTrace.Mark("create: joined");
             return new Container(request.Id, bundle, init) { Cgroup = cgroup, MemoryLimit = resources.MemoryLimit };
         }
