@@ -17,7 +17,11 @@ internal sealed partial class TaskService
 
     private sealed record LoadedModule(WasmModule Module, string Name, string Export, IReadOnlyList<string> Args);
 
-    private LoadedModule LoadModule(string containerId, Bundle bundle, Oci.Process process)
+    /// <param name="baselineFirstRun">A module met for the first time may run on baseline code while the optimised
+    /// code is compiled in the background (WasmHostOptions.BaselineFirstRun). Only for containers without a memory
+    /// limit: that compile's memory is charged to the container once the shim is in its cgroup, and must not
+    /// push a limited one over; with a limit the module is compiled before the shim joins, as it always was.</param>
+    private LoadedModule LoadModule(string containerId, Bundle bundle, Oci.Process process, bool baselineFirstRun)
     {
         Entrypoint entrypoint;
         try
@@ -26,15 +30,15 @@ internal sealed partial class TaskService
         }
         catch (EntrypointNotFoundException notInRootfs) when (ImageModules is not null)
         {
-            return LoadFromImage(containerId, bundle, process, notInRootfs);
+            return LoadFromImage(containerId, bundle, process, notInRootfs, baselineFirstRun);
         }
         using (entrypoint)
         {
-            return new LoadedModule(host.LoadModule(entrypoint.HostPath), entrypoint.GuestPath, entrypoint.Export, process.Args);
+            return new LoadedModule(host.LoadModule(entrypoint.HostPath, baselineFirstRun), entrypoint.GuestPath, entrypoint.Export, process.Args);
         }
     }
 
-    private LoadedModule LoadFromImage(string containerId, Bundle bundle, Oci.Process process, EntrypointNotFoundException notInRootfs)
+    private LoadedModule LoadFromImage(string containerId, Bundle bundle, Oci.Process process, EntrypointNotFoundException notInRootfs, bool baselineFirstRun)
     {
         var arg0 = process.Args.FirstOrDefault();
         var (file, export) = string.IsNullOrEmpty(arg0) ? (null, "_start") : Bundle.SplitExport(arg0);
@@ -50,12 +54,12 @@ internal sealed partial class TaskService
                 WasmModule module;
                 if (image.Sha256 is { } sha)
                 {
-                    module = host.LoadModule(image.Name, sha, image.Read);
+                    module = host.LoadModule(image.Name, sha, image.Read, baselineFirstRun);
                 }
                 else
                 {
                     var bytes = image.Read();
-                    module = host.LoadModule(image.Name, Convert.ToHexStringLower(SHA256.HashData(bytes)), () => bytes);
+                    module = host.LoadModule(image.Name, Convert.ToHexStringLower(SHA256.HashData(bytes)), () => bytes, baselineFirstRun);
                 }
                 log.Information("{Id}: module {Layer} from image {Image} ({MediaType}), resolved in {ResolveMs:0.0} ms",
                     containerId, image.Digest, image.Image, image.MediaType, resolveMs);

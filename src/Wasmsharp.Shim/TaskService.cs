@@ -83,12 +83,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             }
             var init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup);
             StartupTrace.Mark("create: prepared");
-            // After compiling: the compiler's transient peak is not the container's. A first run's optimising
-            // compile goes on in the background (WasmHostOptions.BaselineFirstRun): the memory joins after it.
-            if (cgroup is not null && init.Instance.Module.Baseline)
-                _ = host.CacheWrites.ContinueWith(_ => cgroup.JoinShim(), TaskScheduler.Default);
-            else
-                cgroup?.JoinShim();
+            cgroup?.JoinShim(); // after compiling: the compiler's transient peak is not the container's
             StartupTrace.Mark("create: joined");
             return new Container(request.Id, bundle, init) { Cgroup = cgroup, MemoryLimit = resources.MemoryLimit };
         }
@@ -107,7 +102,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         Stdio? stdio = null;
         try
         {
-            var (module, moduleName, export, args) = LoadModule(containerId, bundle, process);
+            var (module, moduleName, export, args) = LoadModule(containerId, bundle, process, baselineFirstRun: memoryLimit is null);
             log.Information("{Id}: module {Module} {Origin} in {LoadMs:0.0} ms (compile {CompileMs:0.0} ms{Tier})",
                 processId, moduleName, module.Origin, module.LoadTime.TotalMilliseconds, module.CompileTime.TotalMilliseconds,
                 module.Baseline ? ", baseline: the optimised code for the cache is compiled in the background" : "");

@@ -84,7 +84,9 @@ public sealed class WasmHost : IDisposable
     /// never held whole in memory unless it must be compiled.
     /// </summary>
     /// <exception cref="WasmModuleException">missing/unreadable file, not a core wasm module, compile error.</exception>
-    public WasmModule LoadModule(string path)
+    /// <param name="baselineFirstRun">With <see cref="WasmHostOptions.BaselineFirstRun"/>: whether this load may run
+    /// baseline code while the optimised code is compiled in the background (false: compile it now, as without).</param>
+    public WasmModule LoadModule(string path, bool baselineFirstRun = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
@@ -115,7 +117,7 @@ public sealed class WasmHost : IDisposable
         });
         // Read again only to compile (not in either cache); it must still be the content that was hashed.
         var hashTime = hashing.Elapsed;
-        return Load(fullPath, sha, hashTime, () =>
+        return Load(fullPath, sha, hashTime, baselineFirstRun, () =>
         {
             var bytes = ReadModuleFile(path, () => File.ReadAllBytes(fullPath));
             if (Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(bytes)) != checksum)
@@ -148,7 +150,7 @@ public sealed class WasmHost : IDisposable
     /// <param name="name">For messages and the module's <see cref="WasmModule.Path"/>.</param>
     /// <param name="sha256">Lower-case hex SHA-256 of the module's bytes.</param>
     /// <exception cref="WasmModuleException">bytes that do not match, not a core wasm module, compile error.</exception>
-    public WasmModule LoadModule(string name, string sha256, Func<byte[]> readBytes)
+    public WasmModule LoadModule(string name, string sha256, Func<byte[]> readBytes, bool baselineFirstRun = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(readBytes);
@@ -156,7 +158,7 @@ public sealed class WasmHost : IDisposable
             throw new ArgumentException($"not a lower-case hex SHA-256: {sha256}", nameof(sha256));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
-        return Load(name, sha256, TimeSpan.Zero, () =>
+        return Load(name, sha256, TimeSpan.Zero, baselineFirstRun, () =>
         {
             var bytes = readBytes();
             if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
@@ -167,9 +169,9 @@ public sealed class WasmHost : IDisposable
     }
 
     /// <param name="hashTime">Time already spent reading and hashing the module, counted in its <see cref="WasmModule.LoadTime"/>.</param>
-    private WasmModule Load(string name, string sha256, TimeSpan hashTime, Func<byte[]> readBytes)
+    private WasmModule Load(string name, string sha256, TimeSpan hashTime, bool baselineFirstRun, Func<byte[]> readBytes)
     {
-        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
+        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, baselineFirstRun, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
         WasmModule module;
         try
         {
@@ -193,11 +195,11 @@ public sealed class WasmHost : IDisposable
     }
 
     // The bytes are asked for only when there is something to compile (not on a disk cache hit).
-    private WasmModule Compile(string fullPath, string sha, TimeSpan hashTime, Func<byte[]> bytes)
+    private WasmModule Compile(string fullPath, string sha, TimeSpan hashTime, bool baselineFirstRun, Func<byte[]> bytes)
     {
         var name = Path.GetFileName(fullPath);
         var watch = System.Diagnostics.Stopwatch.StartNew();
-        if (diskCache is not null && baseline is not null)
+        if (diskCache is not null && baseline is not null && baselineFirstRun)
         {
             if (diskCache.LoadCached(optimizing.Engine, name, sha, out var problem) is { } cached)
                 return new WasmModule(optimizing, fullPath, sha, cached.Module, cached.Origin, cached.CompileTime, hashTime + watch.Elapsed, cached.EntryPath, cached.Problem);
