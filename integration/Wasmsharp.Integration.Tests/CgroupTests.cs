@@ -72,8 +72,6 @@ public sealed class CgroupTests(ContainerdFixture f)
                 f.Check(ours[controller] == $"/{Ns}/{wasmId}", $"the guest is in {ours[controller]} ({controller}), runc's pattern is /{Ns}/ID", wasmId, wasm);
                 f.Check(Directory.Exists(Dir(controller, wasmId)), $"{Dir(controller, wasmId)} exists", wasmId, wasm);
             }
-            ContainerdFixture.Eventually(() => CgroupsOf(ShimPid(wasmId))[Controller("memory")] == $"/{Ns}/{wasmId}", Shortly);
-            shim = CgroupsOf(ShimPid(wasmId));
             f.Check(shim[Controller("memory")] == $"/{Ns}/{wasmId}", $"the shim's memory is charged to {shim[Controller("memory")]}", wasmId, wasm);
         }
         finally

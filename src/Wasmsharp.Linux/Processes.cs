@@ -239,7 +239,8 @@ public static partial class Processes
         }
     }
 
-    private static IEnumerable<string> EnvironmentStrings()
+    /// <summary>This process's environment as "K=V" strings (the managed view, which Environment.SetEnvironmentVariable changes).</summary>
+    public static IEnumerable<string> EnvironmentStrings()
     {
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {

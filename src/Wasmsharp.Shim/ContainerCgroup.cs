@@ -93,7 +93,7 @@ internal sealed class ContainerCgroup
     {
         lock (HolderGate)
         {
-            if (holder is not null || released) return;
+            if (holder is not null) return;
             try
             {
                 if (Mode == CgroupMode.V1)
@@ -142,14 +142,11 @@ internal sealed class ContainerCgroup
         if (resources.Cgroup.MemoryBytes is not null) MemoryLimit = resources.MemoryLimit;
     }
 
-    private bool released; // a JoinShim deferred past the container's end must not join
-
     /// <summary>Moves the shim out (if it is in) and removes the directories. Idempotent.</summary>
     public void Release()
     {
         lock (HolderGate)
         {
-            released = true;
             if (holder == this)
             {
                 if (firstThreadWas is { } was)

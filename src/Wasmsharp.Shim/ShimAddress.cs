@@ -18,8 +18,11 @@ public static class ShimAddress
         // Any stable 128-bit digest will do (containerd only reads the address we print). XxHash128 is in
         // process already; SHA-256 would load OpenSSL into `start`, ~3 ms of every container's start.
         var hash = Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(Encoding.UTF8.GetBytes(joined)));
-        return $"{(string.IsNullOrEmpty(socketDir) ? SocketRoot : socketDir.TrimEnd('/'))}/{hash}";
+        return $"{SocketDirectory(socketDir)}/{hash}";
     }
+
+    /// <summary>Where shim sockets go: the directory containerd 2.3+ may name (bootstrap socket_dir), else containerd's.</summary>
+    public static string SocketDirectory(string? socketDir) => string.IsNullOrEmpty(socketDir) ? SocketRoot : socketDir.TrimEnd('/');
 
     public static string ToUri(string socketPath) => "unix://" + socketPath;
 

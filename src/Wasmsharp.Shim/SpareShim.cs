@@ -35,8 +35,7 @@ internal static class SpareShim
         var info = new FileInfo(self);
         var key = $"{self}\n{(info.Exists ? info.Length : 0)}\n{(info.Exists ? info.LastWriteTimeUtc.Ticks : 0)}\n{containerdAddress}";
         var hash = Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(Encoding.UTF8.GetBytes(key)));
-        var dir = string.IsNullOrEmpty(socketDir) ? "/run/containerd/s" : socketDir.TrimEnd('/');
-        return $"{dir}/wasmsharp-spare-{hash}";
+        return $"{ShimAddress.SocketDirectory(socketDir)}/wasmsharp-spare-{hash}";
     }
 
     // ---- `start`'s side --------------------------------------------------------------------------------
@@ -61,7 +60,7 @@ internal static class SpareShim
         if (connection is not int fd) return null;
         try
         {
-            var message = Encode(bundle, daemonArgs, EnvironmentStrings());
+            var message = Encode(bundle, daemonArgs, Processes.EnvironmentStrings().ToList());
             if (message.Length > MaxMessageBytes) return null;
             Sockets.Send(fd, message, listener);
             if (!Sockets.WaitReadable(fd, TimeSpan.FromSeconds(2))) return null;
@@ -91,7 +90,7 @@ internal static class SpareShim
             var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
             // The blank last argument is room for the daemon's command line, written over this one on adoption.
             string[] args = [self, Flag, sparePath, "-address", options.Address, "-publish-binary", options.PublishBinary, new string(' ', CommandLineRoom)];
-            Processes.Spawn(self, args, EnvironmentStrings().ToList(), new Dictionary<int, int>(), newSession: true);
+            Processes.Spawn(self, args, Processes.EnvironmentStrings().ToList(), new Dictionary<int, int>(), newSession: true);
         }
         catch (Exception e) when (e is LinuxException or InvalidOperationException)
         {
@@ -122,16 +121,9 @@ internal static class SpareShim
         return new Adoption(parts[1], args, parts[(at + 1)..]);
     }
 
-    private static List<string> EnvironmentStrings()
-    {
-        var env = new List<string>();
-        foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables()) env.Add($"{e.Key}={e.Value}");
-        return env;
-    }
-
     // The one variable containerd sets per container rather than per containerd.
     private static bool SameEnvironment(IReadOnlyList<string> theirs) =>
-        Comparable(theirs).SetEquals(Comparable(EnvironmentStrings()));
+        Comparable(theirs).SetEquals(Comparable(Processes.EnvironmentStrings()));
 
     private static HashSet<string> Comparable(IEnumerable<string> env) =>
         env.Where(v => !v.StartsWith("NAMESPACE=", StringComparison.Ordinal)).ToHashSet(StringComparer.Ordinal);

@@ -115,37 +115,22 @@ internal static unsafe partial class GuestMemory
     [LibraryImport("wasmtime")]
     private static partial void wasmtime_config_memory_init_cow_set(nint config, [MarshalAs(UnmanagedType.U1)] bool enable);
 
-    // The binding keeps the native wasm_config_t in a private SafeHandle and does not wrap the memory creator.
-    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "get_NativeHandle")]
-    [return: UnsafeAccessorType("Wasmtime.Config+Handle, Wasmtime.Dotnet")]
-    private static extern object ConfigHandle(Wasmtime.Config config);
-
     private static readonly nuint PageSize = (nuint)Math.Max(4096, sysconf(_SC_PAGESIZE));
 
     /// <summary>Makes the engine built from <paramref name="config"/> take its linear memories from here.</summary>
-    public static void Install(Wasmtime.Config config)
+    public static void Install(Wasmtime.Config config) => NativeConfig.Set(config, static native =>
     {
-        var handle = (SafeHandle)ConfigHandle(config);
+        // The binding does not wrap the memory creator.
         var creator = new MemoryCreator
         {
             Env = 0,
             NewMemory = &NewMemory,
             Finalizer = null,
         };
-        bool added = false;
-        handle.DangerousAddRef(ref added);
-        try
-        {
-            wasmtime_config_host_memory_creator_set(handle.DangerousGetHandle(), &creator);
-            // Copy-on-write images work only with Wasmtime's own memories (it panics otherwise).
-            wasmtime_config_memory_init_cow_set(handle.DangerousGetHandle(), false);
-        }
-        finally
-        {
-            if (added)
-                handle.DangerousRelease();
-        }
-    }
+        wasmtime_config_host_memory_creator_set(native, &creator);
+        // Copy-on-write images work only with Wasmtime's own memories (it panics otherwise).
+        wasmtime_config_memory_init_cow_set(native, false);
+    });
 
     private static nuint RoundUp(nuint value) => (value + PageSize - 1) & ~(PageSize - 1);
 

@@ -57,7 +57,7 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     /// <param name="compile">Compiles the module; its exceptions propagate.</param>
     public Result Load(Engine engine, string name, string sha, Func<Module> compile)
     {
-        var (held, unusable) = Lock(sha);
+        var (held, unusable, _) = Lock(sha);
         if (held is null)
             return CompileOnly(compile, unusable!);
         using var _ = held;
@@ -92,10 +92,10 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     public Result? LoadCached(Engine engine, string name, string sha, out string? problem)
     {
         // Never waits: a module locked by a compile in progress (another container's) is treated as not cached yet.
-        var (held, unusable) = Lock(sha, TimeSpan.Zero);
+        var (held, unusable, busy) = Lock(sha, TimeSpan.Zero);
         if (held is null)
         {
-            problem = unusable is null || unusable.StartsWith("disk cache: timed out", StringComparison.Ordinal) ? null : unusable;
+            problem = busy ? null : unusable;
             return null;
         }
         using var _ = held;
@@ -105,18 +105,18 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     }
 
     // The module's lock (check-compile-write is done under it), or why the cache cannot be used.
-    private (Microsoft.Win32.SafeHandles.SafeFileHandle? Held, string? Problem) Lock(string sha, TimeSpan? timeout = null)
+    private (Microsoft.Win32.SafeHandles.SafeFileHandle? Held, string? Problem, bool Busy) Lock(string sha, TimeSpan? timeout = null)
     {
         try
         {
             System.IO.Directory.CreateDirectory(Root, DirectoryMode);
             System.IO.Directory.CreateDirectory(Directory, DirectoryMode);
             var held = Native.LockFile(Path.Combine(Directory, sha + ".lock"), timeout ?? LockTimeout);
-            return held is null ? (null, $"disk cache: timed out waiting for the lock of {sha}") : (held, null);
+            return held is null ? (null, $"disk cache: timed out waiting for the lock of {sha}", true) : (held, null, false);
         }
         catch (Exception e) when (IsIoError(e))
         {
-            return (null, $"disk cache {Directory} unusable: {e.Message}");
+            return (null, $"disk cache {Directory} unusable: {e.Message}", false);
         }
     }
 

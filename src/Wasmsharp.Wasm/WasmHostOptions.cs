@@ -71,17 +71,7 @@ public sealed record WasmHostOptions
     internal Wasmtime.Config CreateBaselineEngineConfig()
     {
         var config = CreateEngineConfig(out _);
-        var handle = (System.Runtime.InteropServices.SafeHandle)ConfigHandle(config);
-        var added = false;
-        handle.DangerousAddRef(ref added);
-        try
-        {
-            wasmtime_config_strategy_set(handle.DangerousGetHandle(), WasmtimeStrategyWinch);
-        }
-        finally
-        {
-            if (added) handle.DangerousRelease();
-        }
+        NativeConfig.Set(config, static native => wasmtime_config_strategy_set(native, WasmtimeStrategyWinch));
         return config;
     }
 
@@ -94,10 +84,6 @@ public sealed record WasmHostOptions
 
     [System.Runtime.InteropServices.DllImport("wasmtime")]
     private static extern void wasmtime_config_strategy_set(nint config, byte strategy);
-
-    [System.Runtime.CompilerServices.UnsafeAccessor(System.Runtime.CompilerServices.UnsafeAccessorKind.Method, Name = "get_NativeHandle")]
-    [return: System.Runtime.CompilerServices.UnsafeAccessorType("Wasmtime.Config+Handle, Wasmtime.Dotnet")]
-    private static extern object ConfigHandle(Wasmtime.Config config);
 
     internal void Validate()
     {
