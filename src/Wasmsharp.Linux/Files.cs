@@ -23,6 +23,50 @@ public static class Files
     }
 
     /// <summary>
+    /// Opens a FIFO a process's output goes to (read-write, as <see cref="OpenFifoReadWrite"/>), once its
+    /// client has begun to open it for reading. runc's shim opens it write-only, which blocks until then.
+    /// Without that wait a guest that ends within a few ms could close the FIFO before the client's open
+    /// has begun: with nobody holding the FIFO the kernel drops what was written, and the client, released
+    /// later, reads nothing. A write-only non-blocking open fails with ENXIO until some reader is in
+    /// open(2); it is retried until <paramref name="readerWait"/> has passed, then the FIFO is opened all
+    /// the same and <paramref name="readerArrived"/> is false. A regular file is opened at once.
+    /// </summary>
+    public static unsafe SafeFileHandle OpenFifoForOutput(string path, TimeSpan readerWait, out bool readerArrived)
+    {
+        var p = Mounts.Encode(path);
+        var probe = -1;
+        readerArrived = false;
+        fixed (byte* pp = p)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var pause = 1;
+            while (true)
+            {
+                probe = open(pp, O_WRONLY | O_NONBLOCK | O_CLOEXEC, 0);
+                if (probe >= 0)
+                {
+                    readerArrived = true;
+                    break;
+                }
+                // Anything but "no reader yet" is reported by the real open below.
+                if (errno != ENXIO || clock.Elapsed >= readerWait) break;
+                Thread.Sleep(pause);
+                pause = Math.Min(pause * 2, 20);
+            }
+        }
+        try
+        {
+            // The probe stays open until then: were no writer left in between, the reader it released
+            // would read end-of-file.
+            return OpenFifoReadWrite(path);
+        }
+        finally
+        {
+            if (probe >= 0) close(probe);
+        }
+    }
+
+    /// <summary>
     /// Opens <paramref name="path"/> read-only as if <paramref name="root"/> were "/": symlinks and ".."
     /// cannot leave the root (openat2 RESOLVE_IN_ROOT). Used for files named by an untrusted image.
     /// </summary>
@@ -52,7 +96,6 @@ public static class Files
         }
     }
 
-    /// <summary>A path through which others (e.g. Wasmtime) can open the same file again.</summary>
     /// <summary>The inode number of <paramref name="path"/> (not following a final symlink); -1 when it does not exist.</summary>
     public static unsafe long Inode(string path)
     {
@@ -65,6 +108,7 @@ public static class Files
         return (long)(ulong)st.st_ino;
     }
 
+    /// <summary>A path through which others (e.g. Wasmtime) can open the same file again.</summary>
     public static string ProcPath(SafeFileHandle handle) => $"/proc/self/fd/{handle.DangerousGetHandle()}";
 
     /// <summary>A pipe; both ends close-on-exec.</summary>

@@ -9,7 +9,8 @@ namespace Wasmsharp.Shim;
 /// Wasmtime opens the guest's stdio by path (stdout/stderr with O_TRUNC), so we hand it paths to
 /// descriptors we own (/proc/self/fd/N) or the pty's slave:
 /// <list type="bullet">
-/// <item>FIFO paths (made by the client): stdout/stderr opened O_RDWR and given to the guest directly;
+/// <item>FIFO paths (made by the client): stdout/stderr opened O_RDWR once the client has begun to read
+/// them (as runc's shim waits for, else a guest's output could be lost), and given to the guest directly;
 /// stdin fed through a pipe by <see cref="StdinPump"/>.</item>
 /// <item><c>file:///path</c> (decided by stdout, as in containerd's shim): the file is created with its
 /// parent directories and never truncated; the guest writes into pipes that <see cref="OutputPump"/>s
@@ -24,6 +25,8 @@ namespace Wasmsharp.Shim;
 internal sealed class Stdio : IDisposable
 {
     private static readonly TimeSpan CopyTimeout = TimeSpan.FromSeconds(2);
+    // How long an output FIFO's client may take to begin reading it (runc's shim waits without limit).
+    private static readonly TimeSpan ReaderWait = TimeSpan.FromSeconds(2);
     private static readonly object SighupGate = new();
     private static PosixSignalRegistration? s_sighup;
 
@@ -46,6 +49,9 @@ internal sealed class Stdio : IDisposable
     public string? GuestStdin { get; private set; }
     public string? GuestStdout { get; private set; }
     public string? GuestStderr { get; private set; }
+
+    /// <summary>Output FIFOs whose client had not begun to read them within the wait (worth a warning).</summary>
+    public List<string> FifosWithoutReader { get; } = [];
 
     public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "", string ns = "")
     {
@@ -95,10 +101,17 @@ internal sealed class Stdio : IDisposable
     private string? OpenFifo(string? path)
     {
         if (string.IsNullOrEmpty(path)) return null;
-        var fifo = Files.OpenFifoReadWrite(path);
+        var fifo = OpenOutputFifo(path);
         _handles.Add(fifo);
         _outputFifos.Add(fifo);
         return Files.ProcPath(fifo);
+    }
+
+    private SafeFileHandle OpenOutputFifo(string path)
+    {
+        var fifo = Files.OpenFifoForOutput(path, ReaderWait, out var readerArrived);
+        if (!readerArrived) FifosWithoutReader.Add(path);
+        return fifo;
     }
 
     // containerd: MkdirAll(dir, 0755), then OpenFile(O_WRONLY|O_CREATE|O_APPEND, 0644); stdout and stderr
@@ -136,7 +149,7 @@ internal sealed class Stdio : IDisposable
         _pty = Pty.Open();
         GuestStdin = GuestStdout = GuestStderr = _pty.SlavePath;
         // Without a stdout the output is discarded, so a guest never blocks on a full terminal.
-        var output = string.IsNullOrEmpty(Stdout) ? Descriptors.OpenAppend("/dev/null") : Files.OpenFifoReadWrite(StdioUri.Parse(Stdout).Path);
+        var output = string.IsNullOrEmpty(Stdout) ? Descriptors.OpenAppend("/dev/null") : OpenOutputFifo(StdioUri.Parse(Stdout).Path);
         _handles.Add(output);
         if (!string.IsNullOrEmpty(Stdout)) _outputFifos.Add(output);
         _pumps.Add(new OutputPump(Files.Duplicate(_pty.Master), output, "pty-out"));

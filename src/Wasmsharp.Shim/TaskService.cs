@@ -108,6 +108,10 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 module.Baseline ? ", baseline: the optimised code for the cache is compiled in the background" : "");
             if (module.CacheProblem is { } problem) log.Warning("{Id}: module cache: {Problem}", processId, problem);
             stdio = new Stdio(stdin, stdout, stderr, terminal, containerId, ns);
+            foreach (var fifo in stdio.FifosWithoutReader)
+            {
+                log.Warning("{Id}: nobody began reading {Fifo} within 2 s; output written before a reader opens it may be lost", processId, fifo);
+            }
             var instance = host.Prepare(module, new WasiSpec
             {
                 Args = args.ToList(),

@@ -7,13 +7,6 @@ using Wasmsharp.Shim;
 // the stdin FIFO into the master. The guest's side is played by opening the slave path, as Wasmtime does.
 public class TerminalTests
 {
-    private static void MkFifo(string path)
-    {
-        using var p = Process.Start("mkfifo", [path])!;
-        p.WaitForExit();
-        Assert.Equal(0, p.ExitCode);
-    }
-
     private static string ReadUntil(FileStream stream, string expected, TimeSpan timeout)
     {
         var got = new StringBuilder();
@@ -30,22 +23,24 @@ public class TerminalTests
     }
 
     [Fact]
-    public void PtyCarriesOutputToStdoutFifoAndStdinFifoToTheGuest()
+    public async Task PtyCarriesOutputToStdoutFifoAndStdinFifoToTheGuest()
     {
         var dir = Directory.CreateTempSubdirectory("stdio-tty-").FullName;
         try
         {
             var stdin = Path.Combine(dir, "stdin");
             var stdout = Path.Combine(dir, "stdout");
-            MkFifo(stdin);
-            MkFifo(stdout);
+            StdioFifoTests.MkFifo(stdin);
+            StdioFifoTests.MkFifo(stdout);
+            // The client begins reading stdout before Create, as ctr does (the shim waits for that).
+            var opening = Task.Run(() => new FileStream(stdout, FileMode.Open, FileAccess.Read));
             using var stdio = new Stdio(stdin, stdout, "", terminal: true, "c1");
             Assert.StartsWith("/dev/pts/", stdio.GuestStdout);
             Assert.Equal(stdio.GuestStdout, stdio.GuestStdin);
             Assert.Equal(stdio.GuestStdout, stdio.GuestStderr);
 
             // The client: reads stdout, writes stdin.
-            using var client = new FileStream(stdout, FileMode.Open, FileAccess.Read);
+            using var client = await opening.WaitAsync(TimeSpan.FromSeconds(5));
             using var input = new FileStream(stdin, FileMode.Open, FileAccess.Write);
 
             using (var guestOut = new FileStream(stdio.GuestStdout!, FileMode.Open, FileAccess.Write))
