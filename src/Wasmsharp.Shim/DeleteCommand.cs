@@ -18,6 +18,7 @@ internal static partial class DeleteCommand
     {
         var bundlePath = string.IsNullOrEmpty(options.Bundle) ? Directory.GetCurrentDirectory() : options.Bundle;
         var address = ReadAddress(bundlePath);
+        StartupTrace.Mark("delete: address read");
 #if !WASMSHARP_GRPC
         // Only the gRPC binary has a gRPC client: let it do the whole delete.
         if (address is { Protocol: ShimProtocol.Grpc } && File.Exists(StartCommand.GrpcDaemonPath))
@@ -48,6 +49,7 @@ internal static partial class DeleteCommand
         {
             log.Warning(e, "unmounting the rootfs of {Id} failed", options.Id);
         }
+        StartupTrace.Mark("delete: unmounted");
         ContainerCgroup.RemoveLeftover(bundlePath, log);
         // As runc reports for a process it could not reap: killed (SIGKILL).
         StartupTrace.Mark("delete: cleaned");

@@ -123,6 +123,22 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Assert.Equal((ModuleOrigin.CacheHit, false), (elsewhere.Origin, elsewhere.Baseline));
     }
 
+    // The optimised compile waits out the container's first moments: the guest has run, and nothing has been
+    // written, before it starts.
+    [Fact]
+    public async Task BaselineFirstRun_TheOptimisedCompileWaitsForItsDelay()
+    {
+        var host = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, BaselineFirstRun = true, BackgroundCompileDelay = TimeSpan.FromSeconds(3) });
+        hosts.Add(host);
+        var first = host.LoadModule(guests.Wasm("args_env"));
+        Assert.True(first.Baseline);
+        Assert.Equal("argc=2\narg[0]=guest\narg[1]=early\n", await RunToStdout(host, first, "early"));
+        Assert.False(host.CacheWrites.IsCompleted);
+        Assert.Empty(Entries(CacheDir));
+        await host.CacheWrites.WaitAsync(Timeout);
+        Assert.Single(Entries(CacheDir));
+    }
+
     // Baseline code is interrupted, traps and reports exits as optimised code does.
     [Fact]
     public async Task BaselineFirstRun_GuestsAreKilledTrapAndExitAsUsual()
@@ -392,6 +408,7 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
     {
         Assert.Throws<ArgumentException>(() => new WasmHost(new WasmHostOptions { CacheDirectory = "relative/dir" }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, CacheMaxBytes = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new WasmHost(new WasmHostOptions { BackgroundCompileDelay = TimeSpan.FromMilliseconds(-1) }));
     }
 
     [Fact]
