@@ -2,9 +2,9 @@ using Wasmsharp.Integration;
 
 namespace Wasmsharp.Integration.Tests;
 
-// `start` hands each container to a spare daemon that the previous `start` left running (see SpareShim in the
-// shim), so a container does not wait for a shim process to start up. What a user can see of it: one extra
-// shim process per containerd, shims that look like any other (`ps` shows -id ID), and a way to turn it off.
+// `start` hands each container to a spare daemon left running before (see SpareShim in the shim), so a container
+// does not wait for a shim process to start up; a standby takes the spare's place. What a user can see of it: two
+// extra shim processes per containerd, shims that look like any other (`ps` shows -id ID), and a way to turn it off.
 [Collection(ContainerdCollection.Name)]
 public sealed class SpareShimTests(ContainerdFixture f)
 {
@@ -14,6 +14,11 @@ public sealed class SpareShimTests(ContainerdFixture f)
     private static List<ProcFs.ProcessInfo> Spares(PrivateContainerd containerd) =>
         ProcFs.Processes().Where(p => p.Args.Count > 1 && p.Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal)
             && p.Args[1] == "-spare" && p.HasArgPair("-address", containerd.Address)).ToList();
+
+    // Their standbys, which take a spare's place when it is adopted: `... -standby SOCKET -address ADDRESS ...`.
+    private static List<ProcFs.ProcessInfo> Standbys(PrivateContainerd containerd) =>
+        ProcFs.Processes().Where(p => p.Args.Count > 1 && p.Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal)
+            && p.Args[1] == "-standby" && p.HasArgPair("-address", containerd.Address)).ToList();
 
     // Alive and not a zombie waiting to be reaped.
     private static bool Running(int pid)
@@ -53,6 +58,9 @@ public sealed class SpareShimTests(ContainerdFixture f)
                 $"the adopted spare shows a shim's command line: {shown.CommandLine}", second, run2);
             ContainerdFixture.Eventually(() => Spares(f.Containerd).Any(p => p.Pid != spare), Shortly);
             f.Check(Spares(f.Containerd).Count == 1 && Spares(f.Containerd)[0].Pid != spare, "a new spare waits for the next container", second, run2);
+            // It was the standby, which now waits behind it with a standby of its own.
+            ContainerdFixture.Eventually(() => Standbys(f.Containerd).Count == 1, Shortly);
+            f.Check(Standbys(f.Containerd).Count == 1, "one standby waits behind the spare", second, run2);
 
             var exec = f.Ctr("tasks", "exec", "--exec-id", "e1", second, "/exit.wasm", "3");
             f.Check(exec.ExitCode == 3, $"the adopted shim serves the task API (exec exit {exec.ExitCode})", second, exec);
@@ -86,8 +94,13 @@ public sealed class SpareShimTests(ContainerdFixture f)
         Assert.True(run.ExitCode == 0, run.ToString());
         ContainerdFixture.Eventually(() => Spares(containerd).Count == 1, Shortly);
         var spare = Assert.Single(Spares(containerd)).Pid;
+        ContainerdFixture.Eventually(() => Standbys(containerd).Count == 1, Shortly);
+        var standby = Assert.Single(Standbys(containerd)).Pid;
         containerd.StopDaemon();
-        ContainerdFixture.Eventually(() => !Running(spare), Shortly);
+        ContainerdFixture.Eventually(() => !Running(spare) && !Running(standby), Shortly);
         Assert.False(Running(spare), $"spare {spare} still runs after containerd stopped");
+        // Sent away, not promoted: no spare takes over for a containerd that is gone.
+        Assert.False(Running(standby), $"standby {standby} still runs after containerd stopped");
+        Assert.Empty(Spares(containerd));
     }
 }

@@ -324,8 +324,9 @@ public sealed class PrivateContainerd : IDisposable
             foreach (var p in left)
             {
                 ProcFs.Signal(p.Pid, ProcFs.SIGKILL);
-                // A spare shim (`-spare SOCKET ...`) killed this way cannot remove its socket: we do.
-                if (p.Args.Count > 2 && p.Args[1] == "-spare" && p.Args[2].StartsWith("/run/containerd/s/", StringComparison.Ordinal))
+                // A spare shim (`-spare SOCKET ...`, or a standby that took its place) killed this way cannot
+                // remove its socket: we do.
+                if (p.Args.Count > 2 && p.Args[1] is "-spare" or "-standby" && p.Args[2].StartsWith("/run/containerd/s/", StringComparison.Ordinal))
                     File.Delete(p.Args[2]);
             }
             Thread.Sleep(100);

@@ -24,17 +24,19 @@ if (args.Length > 0 && args[0] == ArtifactModuleFetcher.Command)
 #endif
 
 StartupTrace.Mark("main");
-// A spare daemon (see SpareShim): -spare SOCKET, then the flags it was started with.
-if (args.Length >= 2 && args[0] == SpareShim.Flag)
+// A spare daemon or its standby (see SpareShim): -spare|-standby SOCKET, then the flags it was started with.
+if (args.Length >= 2 && (args[0] == SpareShim.Flag || args[0] == SpareShim.StandbyFlag))
 {
     try
     {
         var spareOptions = ShimOptions.Parse(args[2..].Where(a => a.Trim().Length > 0).ToList()); // without the blank room
-        return MainThread.Run(() => SpareShim.RunAsync(args[1], spareOptions));
+        return args[0] == SpareShim.Flag
+            ? MainThread.Run(() => SpareShim.RunAsync(args[1], spareOptions))
+            : MainThread.Run(() => SpareShim.RunStandbyAsync(args[1], spareOptions));
     }
     catch (Exception e)
     {
-        Console.Error.WriteLine($"containerd-shim-wasmsharp-v1 {SpareShim.Flag}: {e.Message}");
+        Console.Error.WriteLine($"containerd-shim-wasmsharp-v1 {args[0]}: {e.Message}");
         return 1;
     }
 }

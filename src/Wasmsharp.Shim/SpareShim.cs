@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using System.Text;
 using Wasmsharp.Linux;
 using Wasmsharp.Wasm;
@@ -8,13 +9,19 @@ namespace Wasmsharp.Shim;
 /// A spare daemon, started in advance, that `start` hands the next container to: that container then does not
 /// wait for a new process to start up and make its Wasm engine (~10 ms of every container's start). One spare
 /// per shim binary and containerd, listening on a root-only socket next to the shims'; `start` sends it the
-/// daemon's arguments, the bundle, its environment and the listening socket, and starts a new spare for the
-/// next container. A spare that nobody adopts leaves after <see cref="IdleLimit"/>, or as soon as its
-/// containerd is gone. WASMSHARP_SPARE_SHIM=off (in containerd's environment) turns this off.
+/// daemon's arguments, the bundle, its environment and the listening socket. The next spare is already
+/// there: once warm, a spare starts a standby (at idle priority, as the spare runs) that waits on a pipe and
+/// takes the spare's place when the spare is adopted (end-of-file) or dies. No process starts during a
+/// container's start: a new process's start-up took ~2 ms of a hello start's CPU time on 2 CPUs. A spare
+/// that nobody adopts leaves after <see cref="IdleLimit"/>, or as soon as its containerd is gone, and tells its
+/// standby to leave too. WASMSHARP_SPARE_SHIM=off (in containerd's environment) turns this off.
 /// </summary>
 internal static class SpareShim
 {
     public const string Flag = "-spare";
+    public const string StandbyFlag = "-standby"; // -standby SOCKET, the pipe on fd 3, then the spare's flags
+    private const int StandbyFd = 3;
+    private static ReadOnlySpan<byte> LeaveByte => "q"u8;
     public const string SwitchVariable = "WASMSHARP_SPARE_SHIM";
     private const string Greeting = "wasmsharp-adopt-1";
     private const int MaxMessageBytes = 128 * 1024;
@@ -82,20 +89,79 @@ internal static class SpareShim
         }
     }
 
-    /// <summary>Starts a spare for the next container (detached, stdio on /dev/null); best effort.</summary>
-    public static void Spawn(ShimOptions options, string sparePath)
+    /// <summary>Starts a spare for the next container (detached, stdio on /dev/null); best effort. `start` does
+    /// this only when it found no spare.</summary>
+    public static void Spawn(ShimOptions options, string sparePath) => SpawnSelf(Flag, options, sparePath, null);
+
+    // The blank last argument is room for the daemon's command line, written over this one on adoption.
+    private static bool SpawnSelf(string flag, ShimOptions options, string sparePath, SafeFileHandle? pipe)
     {
         try
         {
             var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
-            // The blank last argument is room for the daemon's command line, written over this one on adoption.
-            string[] args = [self, Flag, sparePath, "-address", options.Address, "-publish-binary", options.PublishBinary, new string(' ', CommandLineRoom)];
-            Processes.Spawn(self, args, Processes.EnvironmentStrings().ToList(), new Dictionary<int, int>(), newSession: true);
+            string[] args = [self, flag, sparePath, "-address", options.Address, "-publish-binary", options.PublishBinary, new string(' ', CommandLineRoom)];
+            var fds = pipe is null ? new Dictionary<int, int>() : new Dictionary<int, int> { [StandbyFd] = (int)pipe.DangerousGetHandle() };
+            Processes.Spawn(self, args, Processes.EnvironmentStrings().ToList(), fds, newSession: true);
+            return true;
         }
         catch (Exception e) when (e is LinuxException or InvalidOperationException)
         {
-            // The next container starts its own daemon.
+            return false; // the next container starts its own daemon
         }
+    }
+
+    // The spare's side of its standby: the pipe's write end. Closing it (adopted, or dead) lets the standby in;
+    // a byte first sends it away.
+    private sealed class Standby(SafeFileHandle pipe) : IDisposable
+    {
+        public static Standby? Start(ShimOptions options, string sparePath)
+        {
+            var (read, write) = Files.CreatePipe();
+            using (read)
+            {
+                if (SpawnSelf(StandbyFlag, options, sparePath, read)) return new Standby(write);
+            }
+            write.Dispose();
+            return null;
+        }
+
+        public void SendAway()
+        {
+            try
+            {
+                Pipes.WriteAll(pipe, LeaveByte);
+            }
+            catch (LinuxException)
+            {
+                // gone already
+            }
+            pipe.Dispose();
+        }
+
+        public void Dispose() => pipe.Dispose();
+    }
+
+    /// <summary>
+    /// A standby process: waits (at idle priority) until the spare that started it is adopted or dies, then
+    /// becomes the spare. Returns the exit code; 0 also when it was sent away.
+    /// </summary>
+    public static Task<int> RunStandbyAsync(string sparePath, ShimOptions options)
+    {
+        Processes.SetIdleScheduling(true);
+        Directory.SetCurrentDirectory("/");
+        using (var pipe = new SafeFileHandle(StandbyFd, ownsHandle: true))
+        {
+            Span<byte> got = stackalloc byte[1];
+            while (true)
+            {
+                var n = Descriptors.Read(pipe, got, TimeSpan.FromMinutes(1));
+                if (n == 0) break;                                                // our turn
+                if (n > 0 || !File.Exists(options.Address)) return Task.FromResult(0); // sent away, or containerd gone
+            }
+        }
+        // Looks like any spare from now on.
+        Processes.SetCommandLine([Environment.ProcessPath ?? "containerd-shim-wasmsharp-v1", Flag, sparePath, "-address", options.Address, "-publish-binary", options.PublishBinary]);
+        return RunAsync(sparePath, options);
     }
 
     private static byte[] Encode(string bundle, IReadOnlyList<string> args, IReadOnlyList<string> env)
@@ -152,6 +218,7 @@ internal static class SpareShim
         }
 
         Task<WasmHost>? host = null;
+        Standby? standby = null;
         var idleSince = DateTime.UtcNow;
         var warmAt = DateTime.UtcNow + WarmUpDelay;
         Adoption? adoption = null;
@@ -163,13 +230,22 @@ internal static class SpareShim
                 var wait = host is null ? warmAt - DateTime.UtcNow : TimeSpan.FromSeconds(5);
                 if (!Sockets.WaitReadable(listener, wait < TimeSpan.Zero ? TimeSpan.Zero : wait))
                 {
-                    host ??= WarmUp();
-                    if (DateTime.UtcNow - idleSince > IdleLimit || !File.Exists(options.Address)) return 0;
+                    if (host is null)
+                    {
+                        host = WarmUp();
+                        standby = Standby.Start(options, sparePath);
+                    }
+                    if (DateTime.UtcNow - idleSince > IdleLimit || !File.Exists(options.Address))
+                    {
+                        standby?.SendAway();
+                        return 0;
+                    }
                     continue;
                 }
                 switch (TryAdopt(listener, out adoption, out listenerFd))
                 {
                     case Outcome.Leave:
+                        standby?.SendAway(); // it would decline too
                         return 0;
                     case Outcome.Adopted:
                         break;
@@ -178,9 +254,10 @@ internal static class SpareShim
         }
         finally
         {
-            // Adopted or leaving: the name goes at once, so `start` can put the next spare there.
+            // Adopted or leaving: the name goes at once, then the standby may take it.
             RemoveIfOurs(sparePath, inode);
             Sockets.Close(listener);
+            standby?.Dispose();
         }
         Processes.SetIdleScheduling(false);
         host ??= Daemon.MakeHost(null);

@@ -53,9 +53,10 @@ internal static class StartCommand
         // Only the ttrpc daemon (this binary) has spares.
         var sparePath = protocol == ShimProtocol.Ttrpc && SpareShim.Enabled ? SpareShim.SocketPath(options.Address, socketDir) : null;
         var served = false;
+        var spareTookIt = false;
         if (!ShimAddress.IsLive(socketPath))
         {
-            served = TryServe(options, bundle, socketPath, protocol, sparePath);
+            served = TryServe(options, bundle, socketPath, protocol, sparePath, out spareTookIt);
             if (!served && !ShimAddress.IsLive(socketPath))
             {
                 throw new InvalidOperationException($"cannot listen on {socketPath}");
@@ -69,8 +70,8 @@ internal static class StartCommand
         using (var stdout = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(1, ownsHandle: false), FileAccess.Write, 1))
             stdout.Write(System.Text.Encoding.UTF8.GetBytes(reply));
         StartupTrace.Mark("start: replied");
-        // The next container's daemon, started now (it waits before warming up, not to slow this one down).
-        if (served && sparePath is not null) SpareShim.Spawn(options, sparePath);
+        // A spare for the next container, if none took this one (an adopted spare's standby takes its place).
+        if (served && !spareTookIt && sparePath is not null) SpareShim.Spawn(options, sparePath);
         StartupTrace.Mark("start: done");
         return 0;
     }
@@ -115,8 +116,9 @@ internal static class StartCommand
         return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 
-    private static bool TryServe(ShimOptions options, string bundle, string socketPath, ShimProtocol protocol, string? sparePath)
+    private static bool TryServe(ShimOptions options, string bundle, string socketPath, ShimProtocol protocol, string? sparePath, out bool spareTookIt)
     {
+        spareTookIt = false;
         Directory.CreateDirectory(Path.GetDirectoryName(socketPath)!);
         File.Delete(socketPath); // stale: nobody answered on it
         int listener;
@@ -136,6 +138,7 @@ internal static class StartCommand
         {
             StartupTrace.Mark("start: spawning");
             var pid = sparePath is null ? null : SpareShim.TryHandOver(sparePath, bundle, options.DaemonArgs(protocol), listener);
+            spareTookIt = pid is not null;
             StartupTrace.Mark(pid is null ? "start: no spare" : "start: handed to a spare");
             AdjustOomScore(pid ?? Processes.SpawnDaemon(daemon, [daemon, .. options.DaemonArgs(protocol)], listener));
         }
