@@ -260,6 +260,9 @@ internal static class SpareShim
             standby?.Dispose();
         }
         Processes.SetIdleScheduling(false);
+        // Adopted before we had warmed up (starts less than WarmUpDelay apart): the next container should find a
+        // spare, so one starts now, as `start` used to start one (not at idle priority: we would wait for it).
+        if (standby is null) Standby.Start(options, sparePath)?.Dispose();
         host ??= Daemon.MakeHost(null);
         Directory.SetCurrentDirectory(adoption.Bundle);
         foreach (var variable in adoption.Environment)
