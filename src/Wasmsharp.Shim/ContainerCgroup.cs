@@ -142,8 +142,8 @@ internal sealed class ContainerCgroup
         if (resources.Cgroup.MemoryBytes is not null) MemoryLimit = resources.MemoryLimit;
     }
 
-    /// <summary>Moves the shim out (if it is in) and removes the directories. Idempotent.</summary>
-    public void Release()
+    /// <summary>Moves the shim out (if it is in) and removes the directories. Idempotent. False if some remain.</summary>
+    public bool Release()
     {
         lock (HolderGate)
         {
@@ -158,7 +158,9 @@ internal sealed class ContainerCgroup
         }
         // v1: a thread a guest thread started, or one still stuck in a host call, may be left inside.
         if (Mode == CgroupMode.V1 && cgroup.IsPopulated()) cgroup.Leave(Environment.ProcessId);
-        if (!cgroup.Remove()) log.Warning("cgroup {Path}: could not remove all of {Dirs}", cgroup.Path, string.Join(", ", cgroup.Directories));
+        if (cgroup.Remove()) return true;
+        log.Warning("cgroup {Path}: could not remove all of {Dirs}", cgroup.Path, string.Join(", ", cgroup.Directories));
+        return false;
     }
 
     /// <summary>

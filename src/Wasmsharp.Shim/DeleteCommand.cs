@@ -50,7 +50,7 @@ internal static partial class DeleteCommand
             log.Warning(e, "unmounting the rootfs of {Id} failed", options.Id);
         }
         StartupTrace.Mark("delete: unmounted");
-        ContainerCgroup.RemoveLeftover(bundlePath, log);
+        if (!Bundle.WasReleased(bundlePath)) ContainerCgroup.RemoveLeftover(bundlePath, log);
         // As runc reports for a process it could not reap: killed (SIGKILL).
         StartupTrace.Mark("delete: cleaned");
         var response = new TaskApi.DeleteResponse

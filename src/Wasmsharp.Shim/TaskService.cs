@@ -294,9 +294,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         foreach (var exec in container.Execs.Values) exec.Dispose();
         init.Dispose();
         StartupTrace.Mark("delete rpc: disposed");
-        TryUnmount(container.Bundle);
+        var unmounted = TryUnmount(container.Bundle);
         StartupTrace.Mark("delete rpc: unmounted");
-        container.Cgroup?.Release();
+        if ((container.Cgroup?.Release() ?? true) && unmounted) container.Bundle.MarkReleased();
         StartupTrace.Mark("delete rpc: released");
         events.Publish("/tasks/delete", new TaskDelete
         {
@@ -425,15 +425,17 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
 
     private static string ProcessName(string id, string execId) => string.IsNullOrEmpty(execId) ? id : execId;
 
-    private void TryUnmount(Bundle bundle)
+    private bool TryUnmount(Bundle bundle)
     {
         try
         {
             bundle.UnmountRootfs();
+            return true;
         }
         catch (Exception e)
         {
             log.Error(e, "unmounting {Rootfs} failed", bundle.RootfsPath);
+            return false;
         }
     }
 

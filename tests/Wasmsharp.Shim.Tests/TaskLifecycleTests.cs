@@ -111,6 +111,18 @@ public sealed class TaskLifecycleTests : IAsyncLifetime
         Assert.Equal((7u, exitedAt), (deleted.ExitStatus, deleted.ExitedAt));
         var gone = await Assert.ThrowsAsync<RpcException>(() => State(id));
         Assert.Equal(StatusCode.NotFound, gone.StatusCode);
+        // Released (nothing mounted, no cgroup left): the `shim delete` that follows need not look.
+        Assert.True(Wasmsharp.Shim.Bundle.WasReleased(Path.Combine(_dir, id)));
+    }
+
+    [Fact]
+    public async Task A_container_not_yet_deleted_is_not_marked_released()
+    {
+        var id = await Created("not-released", Exit7);
+        await Start(id);
+        await Wait(id).WaitAsync(Timeout);
+        Assert.False(Wasmsharp.Shim.Bundle.WasReleased(Path.Combine(_dir, id)));
+        await _service.Delete(new TaskApi.DeleteRequest { Id = id }, _context);
     }
 
     [Fact]
