@@ -15,9 +15,13 @@ public static class ColdStart
     public const long LargeMinBytes = 16L * 1024 * 1024;
 
     public sealed record Figures(
-        double LargeMb, List<double> HelloCold, List<double> LargeCold, List<double> LargeWarm, double LargeCompileMs, double LargeLoadMs);
+        double LargeMb, List<double> HelloCold, List<double> LargeCold, List<double> LargeWarm, double LargeCompileMs, double LargeLoadMs,
+        List<double> Runc, List<double> HelloWarm);
 
-    public static Figures Measure(PrivateContainerd containerd, WasmPrograms programs, int warmRuns, int coldRuns, ref int n)
+    /// <param name="runc">A runc busybox echo, and <paramref name="hello"/> a cached hello, run in the same loop
+    /// as the figures they are compared with.</param>
+    public static Figures Measure(PrivateContainerd containerd, WasmPrograms programs, int warmRuns, int coldRuns, ref int n,
+        Func<string[]> runc, Func<string[]> hello)
     {
         var size = PrepareLarge(containerd);
         var large = Path.Combine(containerd.BaseDir, "large.wasm");
@@ -39,18 +43,23 @@ public static class ColdStart
             compileMs += LoggedMs(containerd, id, "(compile ");
             WaitForEntry(cache, largeSha, coldTimeout); // the optimised code is written in the background
         }
-        // The entry now exists: every run below loads it. Hello cold runs are interleaved with the warm large ones.
+        // The entry now exists: every run below loads it. Hello cold runs are interleaved with the warm large ones,
+        // and with runc and cached hello runs to compare them with.
         double loadMs = 0;
+        var runcRuns = new List<double>();
+        var helloWarm = new List<double>();
         for (var i = 0; i < warmRuns; i++)
         {
             var id = $"lw{n++}";
             largeWarm.Add(Run(containerd, id, LargeImage, "/large.wasm", "CacheHit", coldTimeout));
             loadMs += LoggedMs(containerd, id, "CacheHit in ");
+            runcRuns.Add(Bench.Timed(containerd, runc()));
             Evict(cache, helloSha);
             helloCold.Add(Run(containerd, $"hc{n++}", Images.WasmTests, "/hello.wasm", "CacheMiss", coldTimeout));
             WaitForEntry(cache, helloSha, coldTimeout); // not to measure the next start against its compile
+            helloWarm.Add(Bench.Timed(containerd, hello()));
         }
-        return new Figures(size / 1024.0 / 1024.0, helloCold, largeCold, largeWarm, compileMs / coldRuns, loadMs / warmRuns);
+        return new Figures(size / 1024.0 / 1024.0, helloCold, largeCold, largeWarm, compileMs / coldRuns, loadMs / warmRuns, runcRuns, helloWarm);
     }
 
     /// <summary>Generates the large module and imports it as <see cref="LargeImage"/>; returns its size.</summary>

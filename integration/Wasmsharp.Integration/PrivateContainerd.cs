@@ -328,6 +328,14 @@ public sealed class PrivateContainerd : IDisposable
                 // remove its socket: we do.
                 if (p.Args.Count > 2 && p.Args[1] is "-spare" or "-standby" && p.Args[2].StartsWith("/run/containerd/s/", StringComparison.Ordinal))
                     File.Delete(p.Args[2]);
+                // So cannot runc's shim (Docker's containers, the runc side of comparisons): containerd names
+                // its socket by the SHA-256 of ADDRESS/NAMESPACE/ID.
+                if (p.Args.Count > 0 && p.Args[0].EndsWith("containerd-shim-runc-v2", StringComparison.Ordinal) &&
+                    p.ArgValue("-address") is { } address && p.ArgValue("-namespace") is { } ns && p.ArgValue("-id") is { } id)
+                {
+                    var name = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"{address}/{ns}/{id}")));
+                    File.Delete($"/run/containerd/s/{name}");
+                }
             }
             Thread.Sleep(100);
         }

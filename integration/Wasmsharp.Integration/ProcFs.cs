@@ -17,6 +17,13 @@ public static partial class ProcFs
                 if (Args[i] == flag && Args[i + 1] == value) return true;
             return false;
         }
+
+        public string? ArgValue(string flag)
+        {
+            for (var i = 0; i + 1 < Args.Count; i++)
+                if (Args[i] == flag) return Args[i + 1];
+            return null;
+        }
     }
 
     public static IEnumerable<ProcessInfo> Processes()

@@ -10,8 +10,9 @@ namespace Wasmsharp.Shim;
 /// wait for a new process to start up and make its Wasm engine (~10 ms of every container's start). One spare
 /// per shim binary and containerd, listening on a root-only socket next to the shims'; `start` sends it the
 /// daemon's arguments, the bundle, its environment and the listening socket. The next spare is already
-/// there: once warm, a spare starts a standby (at idle priority, as the spare runs) that waits on a pipe and
-/// takes the spare's place when the spare is adopted (end-of-file) or dies. No process starts during a
+/// there: a spare starts a standby (at idle priority, as the spare runs, 150 ms after its own start) that
+/// warms up in turn, waits on a pipe and takes the spare's place when the spare is adopted (end-of-file) or
+/// dies. No process starts during a
 /// container's start: a new process's start-up took ~2 ms of a hello start's CPU time on 2 CPUs. A spare
 /// that nobody adopts leaves after <see cref="IdleLimit"/>, or as soon as its containerd is gone, and tells its
 /// standby to leave too. WASMSHARP_SPARE_SHIM=off (in containerd's environment) turns this off.
@@ -149,20 +150,28 @@ internal static class SpareShim
     {
         Processes.SetIdleScheduling(true);
         Directory.SetCurrentDirectory("/");
+        // Warmed up while waiting: a spare that takes over is ready at once, even for a container that
+        // follows the last one by less than WarmUpDelay.
+        Task<WasmHost>? host = null;
+        var warmAt = DateTime.UtcNow + WarmUpDelay;
         using (var pipe = new SafeFileHandle(StandbyFd, ownsHandle: true))
         {
             Span<byte> got = stackalloc byte[1];
             while (true)
             {
-                var n = Descriptors.Read(pipe, got, TimeSpan.FromMinutes(1));
-                if (n == 0) break;                                                // our turn
-                if (n > 0 || !File.Exists(options.Address)) return Task.FromResult(0); // sent away, or containerd gone
+                var n = Descriptors.Read(pipe, got, host is null ? Max(warmAt - DateTime.UtcNow, TimeSpan.Zero) : TimeSpan.FromMinutes(1));
+                if (n == 0) break;                                           // our turn
+                if (n > 0) return Task.FromResult(0);                        // sent away
+                if (host is null && DateTime.UtcNow >= warmAt) host = WarmUp();
+                else if (!File.Exists(options.Address)) return Task.FromResult(0); // containerd gone
             }
         }
         // Looks like any spare from now on.
         Processes.SetCommandLine([Environment.ProcessPath ?? "containerd-shim-wasmsharp-v1", Flag, sparePath, "-address", options.Address, "-publish-binary", options.PublishBinary]);
-        return RunAsync(sparePath, options);
+        return RunAsync(sparePath, options, host);
     }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private static byte[] Encode(string bundle, IReadOnlyList<string> args, IReadOnlyList<string> env)
     {
@@ -200,7 +209,7 @@ internal static class SpareShim
     /// The spare process: waits to be adopted, then runs as the daemon of the container it was handed.
     /// Returns the exit code; 0 also when it left unadopted.
     /// </summary>
-    public static async Task<int> RunAsync(string sparePath, ShimOptions options)
+    public static async Task<int> RunAsync(string sparePath, ShimOptions options, Task<WasmHost>? warm = null)
     {
         // At idle priority until adopted: the warm-up uses only CPU time nobody else wants.
         Processes.SetIdleScheduling(true);
@@ -217,9 +226,12 @@ internal static class SpareShim
             return 0; // another spare is there, or none can be: nothing to do
         }
 
-        Task<WasmHost>? host = null;
+        var host = warm;
         Standby? standby = null;
+        var standbyTried = false;
         var idleSince = DateTime.UtcNow;
+        // Warm-up (unless we were a standby) and our standby wait as long: we are often started while a
+        // container is starting.
         var warmAt = DateTime.UtcNow + WarmUpDelay;
         Adoption? adoption = null;
         var listenerFd = -1;
@@ -227,13 +239,14 @@ internal static class SpareShim
         {
             while (adoption is null)
             {
-                var wait = host is null ? warmAt - DateTime.UtcNow : TimeSpan.FromSeconds(5);
-                if (!Sockets.WaitReadable(listener, wait < TimeSpan.Zero ? TimeSpan.Zero : wait))
+                var wait = standbyTried ? TimeSpan.FromSeconds(5) : warmAt - DateTime.UtcNow;
+                if (!Sockets.WaitReadable(listener, Max(wait, TimeSpan.Zero)))
                 {
-                    if (host is null)
+                    if (!standbyTried && DateTime.UtcNow >= warmAt)
                     {
-                        host = WarmUp();
+                        host ??= WarmUp();
                         standby = Standby.Start(options, sparePath);
+                        standbyTried = true;
                     }
                     if (DateTime.UtcNow - idleSince > IdleLimit || !File.Exists(options.Address))
                     {
@@ -262,7 +275,7 @@ internal static class SpareShim
         Processes.SetIdleScheduling(false);
         // Adopted before we had warmed up (starts less than WarmUpDelay apart): the next container should find a
         // spare, so one starts now, as `start` used to start one (not at idle priority: we would wait for it).
-        if (standby is null) Standby.Start(options, sparePath)?.Dispose();
+        if (!standbyTried) Standby.Start(options, sparePath)?.Dispose();
         host ??= Daemon.MakeHost(null);
         Directory.SetCurrentDirectory(adoption.Bundle);
         foreach (var variable in adoption.Environment)
