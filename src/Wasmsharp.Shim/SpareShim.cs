@@ -32,6 +32,9 @@ internal static class SpareShim
     // The spare waits this long before warming up: the container whose `start` spawned it is still starting,
     // and idle priority does not keep the warm-up's memory traffic off its CPU caches.
     private static readonly TimeSpan WarmUpDelay = TimeSpan.FromMilliseconds(150);
+    // A standby that took over is warm already; its own standby starts sooner, so that containers started
+    // ~100 ms apart still find warm spares (its start-up, at idle priority, is past the container's by then).
+    private static readonly TimeSpan StandbyDelay = TimeSpan.FromMilliseconds(50);
 
     public static bool Enabled => !string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase);
 
@@ -153,7 +156,7 @@ internal static class SpareShim
         // Warmed up while waiting: a spare that takes over is ready at once, even for a container that
         // follows the last one by less than WarmUpDelay.
         Task<WasmHost>? host = null;
-        var warmAt = DateTime.UtcNow + WarmUpDelay;
+        var warmAt = DateTime.UtcNow; // we are started after the containers that made our spare
         using (var pipe = new SafeFileHandle(StandbyFd, ownsHandle: true))
         {
             Span<byte> got = stackalloc byte[1];
@@ -232,7 +235,7 @@ internal static class SpareShim
         var idleSince = DateTime.UtcNow;
         // Warm-up (unless we were a standby) and our standby wait as long: we are often started while a
         // container is starting.
-        var warmAt = DateTime.UtcNow + WarmUpDelay;
+        var warmAt = DateTime.UtcNow + (warm is null ? WarmUpDelay : StandbyDelay);
         Adoption? adoption = null;
         var listenerFd = -1;
         try
