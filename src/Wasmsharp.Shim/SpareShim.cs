@@ -10,9 +10,9 @@ namespace Wasmsharp.Shim;
 /// wait for a new process to start up and make its Wasm engine (~10 ms of every container's start). One spare
 /// per shim binary and containerd, listening on a root-only socket next to the shims'; `start` sends it the
 /// daemon's arguments, the bundle, its environment and the listening socket. The next spare is already
-/// there: a spare starts a standby (at idle priority, as the spare runs, 150 ms after its own start) that
-/// warms up in turn, waits on a pipe and takes the spare's place when the spare is adopted (end-of-file) or
-/// dies. No process starts during a
+/// there: a spare starts a standby (at idle priority, as the spare runs; 50 ms after it took over from its own
+/// standby, 150 ms after a start that `start` spawned) that warms up at once, waits on a pipe and takes the
+/// spare's place when the spare is adopted (end-of-file) or dies. No process starts during a
 /// container's start: a new process's start-up took ~2 ms of a hello start's CPU time on 2 CPUs. A spare
 /// that nobody adopts leaves after <see cref="IdleLimit"/>, or as soon as its containerd is gone, and tells its
 /// standby to leave too. WASMSHARP_SPARE_SHIM=off (in containerd's environment) turns this off.
