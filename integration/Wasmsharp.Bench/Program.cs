@@ -228,10 +228,9 @@ public static class Bench
         public double Total => Shim + Process;
     }
 
-    // PSS of the spare shim(s) of this containerd (see SpareShim in the shim); 0 when there is none.
-    // The spare and its standby (both warm once they have waited a while).
+    // PSS of this containerd's spare shim and its standby (see SpareShim in the shim); 0 when there are none.
     private static double SpareMemory(PrivateContainerd containerd) =>
-        ProcFs.Processes().Where(p => p.Args.Count > 1 && p.Args[1] is "-spare" or "-standby" && p.HasArgPair("-address", containerd.Address))
+        ProcFs.Processes().Where(p => p.SpareRole is not null && p.HasArgPair("-address", containerd.Address))
             .Sum(p => ProcFs.PssKb(p.Pid) ?? 0) / 1024.0;
 
     private static Memory IdleMemory(PrivateContainerd containerd, string prefix, Func<int, string[]> run)

@@ -10,15 +10,13 @@ public sealed class SpareShimTests(ContainerdFixture f)
 {
     private static readonly TimeSpan Shortly = TimeSpan.FromSeconds(10);
 
-    // Spare shims of this containerd: `containerd-shim-wasmsharp-v1 -spare SOCKET -address ADDRESS ...`.
-    private static List<ProcFs.ProcessInfo> Spares(PrivateContainerd containerd) =>
-        ProcFs.Processes().Where(p => p.Args.Count > 1 && p.Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal)
-            && p.Args[1] == "-spare" && p.HasArgPair("-address", containerd.Address)).ToList();
+    // Spare shims of this containerd, and their standbys, which take a spare's place when it is adopted.
+    private static List<ProcFs.ProcessInfo> Spares(PrivateContainerd containerd) => OfRole(containerd, "-spare");
 
-    // Their standbys, which take a spare's place when it is adopted: `... -standby SOCKET -address ADDRESS ...`.
-    private static List<ProcFs.ProcessInfo> Standbys(PrivateContainerd containerd) =>
-        ProcFs.Processes().Where(p => p.Args.Count > 1 && p.Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal)
-            && p.Args[1] == "-standby" && p.HasArgPair("-address", containerd.Address)).ToList();
+    private static List<ProcFs.ProcessInfo> Standbys(PrivateContainerd containerd) => OfRole(containerd, "-standby");
+
+    private static List<ProcFs.ProcessInfo> OfRole(PrivateContainerd containerd, string role) =>
+        ProcFs.Processes().Where(p => p.SpareRole == role && p.HasArgPair("-address", containerd.Address)).ToList();
 
     // Alive and not a zombie waiting to be reaped.
     private static bool Running(int pid)

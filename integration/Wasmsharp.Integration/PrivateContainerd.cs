@@ -326,7 +326,7 @@ public sealed class PrivateContainerd : IDisposable
                 ProcFs.Signal(p.Pid, ProcFs.SIGKILL);
                 // A spare shim (`-spare SOCKET ...`, or a standby that took its place) killed this way cannot
                 // remove its socket: we do.
-                if (p.Args.Count > 2 && p.Args[1] is "-spare" or "-standby" && p.Args[2].StartsWith("/run/containerd/s/", StringComparison.Ordinal))
+                if (p.SpareRole is not null && p.Args[2].StartsWith("/run/containerd/s/", StringComparison.Ordinal))
                     File.Delete(p.Args[2]);
                 // So cannot runc's shim (Docker's containers, the runc side of comparisons): containerd names
                 // its socket by the SHA-256 of ADDRESS/NAMESPACE/ID.

@@ -18,6 +18,13 @@ public static partial class ProcFs
             return false;
         }
 
+        // A spare shim or its standby (`containerd-shim-wasmsharp-v1 -spare|-standby SOCKET -address ADDRESS ...`):
+        // "-spare" or "-standby"; null for any other process.
+        public string? SpareRole =>
+            Args.Count > 2 && Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal) && Args[1] is "-spare" or "-standby"
+                ? Args[1]
+                : null;
+
         public string? ArgValue(string flag)
         {
             for (var i = 0; i + 1 < Args.Count; i++)

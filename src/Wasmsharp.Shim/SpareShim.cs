@@ -97,13 +97,17 @@ internal static class SpareShim
     /// this only when it found no spare.</summary>
     public static void Spawn(ShimOptions options, string sparePath) => SpawnSelf(Flag, options, sparePath, null);
 
+    // `SELF -spare|-standby SOCKET -address ADDRESS -publish-binary BINARY`.
+    private static string[] CommandLine(string self, string flag, ShimOptions options, string sparePath) =>
+        [self, flag, sparePath, "-address", options.Address, "-publish-binary", options.PublishBinary];
+
     // The blank last argument is room for the daemon's command line, written over this one on adoption.
     private static bool SpawnSelf(string flag, ShimOptions options, string sparePath, SafeFileHandle? pipe)
     {
         try
         {
             var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
-            string[] args = [self, flag, sparePath, "-address", options.Address, "-publish-binary", options.PublishBinary, new string(' ', CommandLineRoom)];
+            string[] args = [.. CommandLine(self, flag, options, sparePath), new string(' ', CommandLineRoom)];
             var fds = pipe is null ? new Dictionary<int, int>() : new Dictionary<int, int> { [StandbyFd] = (int)pipe.DangerousGetHandle() };
             Processes.Spawn(self, args, Processes.EnvironmentStrings().ToList(), fds, newSession: true);
             return true;
@@ -170,7 +174,7 @@ internal static class SpareShim
             }
         }
         // Looks like any spare from now on.
-        Processes.SetCommandLine([Environment.ProcessPath ?? "containerd-shim-wasmsharp-v1", Flag, sparePath, "-address", options.Address, "-publish-binary", options.PublishBinary]);
+        Processes.SetCommandLine(CommandLine(Environment.ProcessPath ?? "containerd-shim-wasmsharp-v1", Flag, options, sparePath));
         return RunAsync(sparePath, options, host);
     }
 

@@ -26,7 +26,7 @@ internal sealed class Stdio : IDisposable
 {
     private static readonly TimeSpan CopyTimeout = TimeSpan.FromSeconds(2);
     // How long an output FIFO's client may take to begin reading it (runc's shim waits without limit).
-    private static readonly TimeSpan ReaderWait = TimeSpan.FromSeconds(2);
+    public static readonly TimeSpan ReaderWait = TimeSpan.FromSeconds(2);
     private static readonly object SighupGate = new();
     private static PosixSignalRegistration? s_sighup;
 
@@ -34,6 +34,7 @@ internal sealed class Stdio : IDisposable
     private readonly List<SafeFileHandle> _guestEnds = [];    // our copies of what the guest writes to
     private readonly List<OutputPump> _pumps = [];
     private readonly List<SafeFileHandle> _outputFifos = [];  // the client's stdout/stderr FIFOs (O_RDWR)
+    private readonly List<string> _fifosWithoutReader = [];
     private int _discarding;
     private StdinPump? _stdin;
     private BinaryLogger? _logger;
@@ -51,7 +52,7 @@ internal sealed class Stdio : IDisposable
     public string? GuestStderr { get; private set; }
 
     /// <summary>Output FIFOs whose client had not begun to read them within the wait (worth a warning).</summary>
-    public List<string> FifosWithoutReader { get; } = [];
+    public IReadOnlyList<string> FifosWithoutReader => _fifosWithoutReader;
 
     public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "", string ns = "")
     {
@@ -110,7 +111,7 @@ internal sealed class Stdio : IDisposable
     private SafeFileHandle OpenOutputFifo(string path)
     {
         var fifo = Files.OpenFifoForOutput(path, ReaderWait, out var readerArrived);
-        if (!readerArrived) FifosWithoutReader.Add(path);
+        if (!readerArrived) _fifosWithoutReader.Add(path);
         return fifo;
     }
 

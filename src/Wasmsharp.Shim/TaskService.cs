@@ -110,7 +110,8 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             stdio = new Stdio(stdin, stdout, stderr, terminal, containerId, ns);
             foreach (var fifo in stdio.FifosWithoutReader)
             {
-                log.Warning("{Id}: nobody began reading {Fifo} within 2 s; output written before a reader opens it may be lost", processId, fifo);
+                log.Warning("{Id}: nobody began reading {Fifo} within {Seconds} s; output written before a reader opens it may be lost",
+                    processId, fifo, Stdio.ReaderWait.TotalSeconds);
             }
             var instance = host.Prepare(module, new WasiSpec
             {
