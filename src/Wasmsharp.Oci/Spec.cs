@@ -14,6 +14,7 @@ public sealed class Spec
     public List<Mount> Mounts { get; set; } = [];
     public Dictionary<string, string> Annotations { get; set; } = [];
     public Linux? Linux { get; set; }
+    public Hooks? Hooks { get; set; }
 
     public static Spec Load(string path)
     {
@@ -147,9 +148,48 @@ public sealed class Namespace
     public string? Path { get; set; }
 }
 
+/// <summary>The lifecycle hooks (runtime-spec config.md#posix-platform-hooks), in the order they are given.</summary>
+public sealed class Hooks
+{
+    /// <summary>Deprecated by the spec but still what Docker 26/27 use (libnetwork-setkey).</summary>
+    public List<Hook> Prestart { get; set; } = [];
+    public List<Hook> CreateRuntime { get; set; } = [];
+    public List<Hook> CreateContainer { get; set; } = [];
+    public List<Hook> StartContainer { get; set; } = [];
+    public List<Hook> Poststart { get; set; } = [];
+    public List<Hook> Poststop { get; set; } = [];
+}
+
+public sealed class Hook
+{
+    public string Path { get; set; } = "";
+    public List<string>? Args { get; set; }
+    /// <summary>null (absent) = the runtime's own environment, as runc (Go's exec) gives; [] = none.</summary>
+    public List<string>? Env { get; set; }
+    /// <summary>Seconds; null = no limit.</summary>
+    public int? Timeout { get; set; }
+}
+
+/// <summary>The state of a container (runtime-spec runtime.md#state): what hooks read on stdin.</summary>
+public sealed class State
+{
+    public string OciVersion { get; set; } = "1.0.2";
+    public string Id { get; set; } = "";
+    /// <summary>creating, created, running or stopped.</summary>
+    public string Status { get; set; } = "";
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public int Pid { get; set; }
+    public string Bundle { get; set; } = "";
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Dictionary<string, string>? Annotations { get; set; }
+
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, OciJsonContext.Default.State);
+}
+
 public sealed class OciSpecException(string message, Exception? inner = null) : Exception(message, inner);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, ReadCommentHandling = JsonCommentHandling.Skip)]
 [JsonSerializable(typeof(Spec))]
 [JsonSerializable(typeof(Process))]
+[JsonSerializable(typeof(State))]
 internal sealed partial class OciJsonContext : JsonSerializerContext;

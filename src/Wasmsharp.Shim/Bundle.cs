@@ -12,6 +12,7 @@ internal sealed class Bundle
     public string Path { get; }
     public Spec Spec { get; }
     public string RootfsPath { get; }
+    public string ConfigPath => System.IO.Path.Combine(Path, "config.json");
 
     private Bundle(string path, Spec spec)
     {

@@ -13,6 +13,12 @@ internal sealed class Container(string id, Bundle bundle, WasmProcess init)
     /// <summary>Its cgroup (null: the spec names none, or the host has none).</summary>
     public ContainerCgroup? Cgroup { get; init; }
 
+    /// <summary>The network namespace its guests live in (the host's when the spec asks for none).</summary>
+    public required Network.ContainerNetwork Network { get; init; }
+
+    /// <summary>Its OCI hooks; null when config.json has none.</summary>
+    public Hooks.OciHooks? Hooks { get; init; }
+
     /// <summary>Memory limit of each of its guests (linux.resources.memory.limit, or the last Update); null = none.</summary>
     public long? MemoryLimit { get; set; }
 

@@ -6,6 +6,8 @@ using Wasmsharp.Containerd.Api.Events;
 using Wasmsharp.Containerd.Api.Types;
 using Wasmsharp.Linux;
 using Wasmsharp.Oci;
+using Wasmsharp.Shim.Hooks;
+using Wasmsharp.Shim.Network;
 using Wasmsharp.Wasm;
 using TaskApi = Wasmsharp.Containerd.Api.Task;
 using Status = Wasmsharp.Containerd.Api.Types.Status;
@@ -65,6 +67,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     {
         Bundle? bundle = null;
         ContainerCgroup? cgroup = null;
+        ContainerNetwork? network = null;
+        OciHooks? hooks = null;
+        WasmProcess? init = null;
         var mounted = false;
         try
         {
@@ -72,7 +77,10 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             StartupTrace.Mark("create: bundle loaded");
             var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
             if (InjectedInit.Unwrap(process, bundle.Spec.Mounts)) log.Information("{Id}: running the command without the injected init", request.Id);
+            hooks = OciHooks.FromSpec(request.Id, bundle);
             var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
+            network = ContainerNetwork.FromSpec(bundle.Spec, bundle.ConfigPath);
+            StartupTrace.Mark("create: network " + network.Mode);
             cgroup = ContainerCgroup.Create(bundle.Spec, resources, log);
             StartupTrace.Mark("create: cgroup created");
             if (request.Rootfs.Count > 0)
@@ -81,23 +89,52 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 mounted = true;
                 StartupTrace.Mark("create: mounted");
             }
-            var init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup);
+            init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup, network);
             StartupTrace.Mark("create: prepared");
             cgroup?.JoinShim(); // after compiling: the compiler's transient peak is not the container's
             StartupTrace.Mark("create: joined");
-            return new Container(request.Id, bundle, init) { Cgroup = cgroup, MemoryLimit = resources.MemoryLimit };
+            if (hooks is not null)
+            {
+                // As runc: prestart and createRuntime in the runtime's namespaces, then createContainer in the container's.
+                foreach (var stage in (ReadOnlySpan<HookStage>)[HookStage.Prestart, HookStage.CreateRuntime, HookStage.CreateContainer])
+                    hooks.Run(stage, (int)init.Pid, network.Namespace);
+                StartupTrace.Mark("create: hooks run");
+            }
+            var container = new Container(request.Id, bundle, init) { Cgroup = cgroup, MemoryLimit = resources.MemoryLimit, Network = network, Hooks = hooks };
+            WatchExit(request.Id, init);
+            return container;
         }
         catch (Exception e)
         {
+            // Nothing of the container is left: its guest (never started), rootfs, cgroup, namespace; then, as
+            // runc destroys a container it failed to create, its poststop hooks.
+            init?.Dispose();
             if (mounted) TryUnmount(bundle!);
             cgroup?.Release();
+            network?.Dispose();
+            if (hooks is not null) RunPoststop(request.Id, hooks);
             throw ToRpc(e);
         }
     }
 
-    /// <summary>Resolves, compiles and instantiates a process's module; the guest waits for Start.</summary>
+    private void RunPoststop(string id, OciHooks hooks)
+    {
+        try
+        {
+            hooks.Run(HookStage.Poststop, 0, null);
+        }
+        catch (Exception e) when (e is HookException or LinuxException)
+        {
+            log.Warning("{Id}: {Message}", id, e.Message); // the spec: a failing poststop hook is only logged
+        }
+    }
+
+    /// <summary>
+    /// Resolves, compiles and instantiates a process's module; the guest waits for Start. Its exit is watched
+    /// only once the caller has registered it (<see cref="WatchExit"/>): a failed create publishes no exit.
+    /// </summary>
     private WasmProcess PrepareProcess(string containerId, string processId, Bundle bundle, Oci.Process process,
-        string stdin, string stdout, string stderr, bool terminal, long? memoryLimit, ContainerCgroup? cgroup)
+        string stdin, string stdout, string stderr, bool terminal, long? memoryLimit, ContainerCgroup? cgroup, ContainerNetwork network)
     {
         Stdio? stdio = null;
         try
@@ -125,10 +162,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 Entrypoint = export,
                 MemoryLimitBytes = memoryLimit,
                 GuestThreadScope = cgroup is null ? null : cgroup.EnterGuestThread,
+                ThreadSetup = network.ThreadSetup,
             });
-            var result = new WasmProcess(processId, instance, stdio);
-            WatchExit(containerId, result);
-            return result;
+            return new WasmProcess(processId, instance, stdio);
         }
         catch
         {
@@ -183,6 +219,10 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     {
         StartupTrace.Mark("start rpc: begin");
         var process = Process(request.Id, request.ExecId);
+        var container = Find(request.Id);
+        var isInit = string.IsNullOrEmpty(request.ExecId);
+        if (isInit && container.Hooks is { } hooks && hooks.Has(HookStage.StartContainer) && process.Status == Status.Created)
+            RunStartHook(container, process, HookStage.StartContainer);
         if (!process.MarkRunning())
         {
             throw Error(StatusCode.FailedPrecondition, $"process {request.Id} cannot be started: it is {process.Status.ToString().ToLowerInvariant()}");
@@ -198,7 +238,24 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         }
         process.Instance.Start();
         StartupTrace.Mark("start rpc: guest started");
+        if (isInit && container.Hooks is { } started && started.Has(HookStage.Poststart))
+            RunStartHook(container, process, HookStage.Poststart);
         return Task.FromResult(new TaskApi.StartResponse { Pid = process.Pid });
+    }
+
+    // runc: a failing startContainer or poststart hook kills the container and fails Start with its message.
+    private void RunStartHook(Container container, WasmProcess init, HookStage stage)
+    {
+        try
+        {
+            container.Hooks!.Run(stage, (int)init.Pid, container.Network.Namespace);
+        }
+        catch (Exception e) when (e is HookException or LinuxException)
+        {
+            Terminate(init, Signals.SIGKILL);
+            init.Exited.Wait(TimeSpan.FromSeconds(5));
+            throw Error(StatusCode.Unknown, e.Message);
+        }
     }
 
     public override async Task<TaskApi.WaitResponse> Wait(TaskApi.WaitRequest request, ServerCallContext context)
@@ -298,7 +355,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         var unmounted = TryUnmount(container.Bundle);
         StartupTrace.Mark("delete rpc: unmounted");
         if ((container.Cgroup?.Release() ?? true) && unmounted) container.Bundle.MarkReleased();
+        container.Network.Dispose();
         StartupTrace.Mark("delete rpc: released");
+        if (container.Hooks is { } hooks) RunPoststop(request.Id, hooks);
         events.Publish("/tasks/delete", new TaskDelete
         {
             ContainerId = request.Id,
@@ -355,7 +414,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         WasmProcess exec;
         try
         {
-            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit, container.Cgroup);
+            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit, container.Cgroup, container.Network);
         }
         catch (Exception e)
         {
@@ -366,6 +425,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             exec.Dispose();
             throw Error(StatusCode.AlreadyExists, $"id {request.ExecId}: already exists");
         }
+        WatchExit(request.Id, exec);
         events.Publish("/tasks/exec-added", new TaskExecAdded { ContainerId = request.Id, ExecId = request.ExecId });
         log.Information("{Id}: exec {ExecId} added (pid {Pid})", request.Id, request.ExecId, exec.Pid);
         return Task.FromResult(EmptyReply);

@@ -46,6 +46,14 @@ public sealed record WasiSpec
     /// </summary>
     public Func<IDisposable?>? GuestThreadScope { get; init; }
 
+    /// <summary>
+    /// Called on the guest's thread once the instance is made, before <see cref="WasmHost.Prepare"/> returns and
+    /// so before anyone learns the thread's id: for what must hold for that thread from then on, e.g. the network
+    /// namespace it lives in (namespaces are per thread, and every socket the guest opens is made on it). Never
+    /// undone: the thread ends with the guest. An exception fails Prepare with its message.
+    /// </summary>
+    public Action? ThreadSetup { get; init; }
+
     /// <summary>Exported function of type () → () to run.</summary>
     public string Entrypoint { get; init; } = "_start";
 }

@@ -427,6 +427,8 @@ public sealed class WasmInstance : IDisposable
             var instance = module.Engine.Linker.Instantiate(store, module.Inner);
             entrypoint = instance.GetAction(spec.Entrypoint)
                 ?? throw new WasmModuleException($"{module.Path} does not export a function '{spec.Entrypoint}' of type () -> ()");
+            // After instantiation: threads Wasmtime starts meanwhile must not inherit what this sets up.
+            spec.ThreadSetup?.Invoke();
             ready.Set();
             return true;
         }

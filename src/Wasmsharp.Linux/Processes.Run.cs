@@ -1,0 +1,169 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace Wasmsharp.Linux;
+
+/// <summary>How a program run by <see cref="Processes.Run"/> ended.</summary>
+/// <param name="ExitCode">its exit status, or null when a signal ended it.</param>
+/// <param name="Signal">the signal that ended it, or null.</param>
+/// <param name="TimedOut">it ran past the timeout and was killed.</param>
+public sealed record RunResult(int? ExitCode, int? Signal, string Stdout, string Stderr, bool TimedOut)
+{
+    public bool Succeeded => ExitCode == 0;
+
+    /// <summary>"exit status 3" or "signal: killed", as Go's exec reports it.</summary>
+    public string Status => ExitCode is { } code ? $"exit status {code}" : $"signal: {Processes.SignalName(Signal ?? 0)}";
+}
+
+public static partial class Processes
+{
+    private const int SYS_pidfd_open = 434;
+    private const int WaitSlice = 1000;
+    private const int OutputCap = 64 * 1024;
+
+    [LibraryImport("libc", EntryPoint = "strsignal")]
+    private static partial nint sys_strsignal(int signal);
+
+    /// <summary>The C library's description of a signal in lower case ("killed", "terminated"), as Go prints it.</summary>
+    public static string SignalName(int signal) =>
+        Marshal.PtrToStringUTF8(sys_strsignal(signal))?.ToLowerInvariant() ?? $"signal {signal}";
+
+
+    /// <summary>
+    /// Runs <paramref name="path"/> with argv <paramref name="args"/> and exactly <paramref name="env"/>, feeds it
+    /// <paramref name="stdin"/>, collects its output (the first 64 KiB of each stream) and waits for it to end;
+    /// past <paramref name="timeout"/> it is killed (SIGKILL). Output still held open by a child it left behind is
+    /// read for a moment after it ended, not waited for. The process starts in the calling thread's namespaces.
+    /// One poll loop on the calling thread does it all: no thread-pool thread blocks on it.
+    /// </summary>
+    public static unsafe RunResult Run(string path, IReadOnlyList<string> args, IReadOnlyList<string> env,
+        ReadOnlySpan<byte> stdin, TimeSpan? timeout)
+    {
+        var (inRead, inWrite) = Files.CreatePipe();
+        var (outRead, outWrite) = Files.CreatePipe();
+        var (errRead, errWrite) = Files.CreatePipe();
+        using var _in = inWrite;
+        using var _out = outRead;
+        using var _err = errRead;
+        int pid;
+        using (inRead)
+        using (outWrite)
+        using (errWrite)
+        {
+            pid = Spawn(path, args, env,
+                new Dictionary<int, int>
+                {
+                    [0] = (int)inRead.DangerousGetHandle(),
+                    [1] = (int)outWrite.DangerousGetHandle(),
+                    [2] = (int)errWrite.DangerousGetHandle(),
+                }, resetSignals: true);
+        }
+        var pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            sys_kill(pid, SIGKILL);
+            Reap(pid);
+            throw new LinuxException($"pidfd_open({pid})", errno);
+        }
+        var output = new[] { new MemoryStream(), new MemoryStream() };
+        var timedOut = false;
+        try
+        {
+            var fds = new[] { (int)inWrite.DangerousGetHandle(), (int)outRead.DangerousGetHandle(), (int)errRead.DangerousGetHandle() };
+            foreach (var fd in fds) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+            var input = stdin.ToArray();
+            var written = 0;
+            if (input.Length == 0) { inWrite.Dispose(); fds[0] = -1; }
+            var deadline = timeout is { } t ? Environment.TickCount64 + (long)Math.Ceiling(t.TotalMilliseconds) : long.MaxValue;
+            long drainUntil = long.MaxValue; // once it ended: a moment for output a leftover child still holds
+            var buffer = stackalloc byte[4096];
+            var set = stackalloc pollfd[4];
+            while (fds[1] >= 0 || fds[2] >= 0 || pidfd >= 0)
+            {
+                var now = Environment.TickCount64;
+                if (pidfd >= 0 && now >= deadline)
+                {
+                    sys_kill(pid, SIGKILL);
+                    timedOut = true;
+                    deadline = long.MaxValue;
+                }
+                if (now >= drainUntil) break;
+                var n = 0;
+                for (var i = 0; i < 3; i++)
+                    if (fds[i] >= 0) set[n++] = new pollfd { fd = fds[i], events = (short)(i == 0 ? POLLOUT : POLLIN) };
+                if (pidfd >= 0) set[n++] = new pollfd { fd = pidfd, events = POLLIN };
+                var wait = Math.Min(Math.Min(deadline, drainUntil) - now, WaitSlice);
+                var ready = poll(set, (ulong_t)(ulong)n, (int)Math.Max(0, wait));
+                if (ready < 0 && Marshal.GetLastPInvokeError() != EINTR) throw LinuxException.Last("poll");
+                for (var k = 0; k < n && ready > 0; k++)
+                {
+                    if (set[k].revents == 0) continue;
+                    var fd = set[k].fd;
+                    if (fd == pidfd)
+                    {
+                        close(pidfd);
+                        pidfd = -1;
+                        drainUntil = Environment.TickCount64 + DrainMs;
+                    }
+                    else if (fd == fds[0])
+                    {
+                        fixed (byte* data = input)
+                        {
+                            var w = write(fd, data + written, input.Length - written);
+                            if (w > 0) written += (int)w;
+                            if (w < 0 && !Retry(errno) || written == input.Length)
+                            {
+                                inWrite.Dispose(); // end of input (or it closed its stdin: EPIPE)
+                                fds[0] = -1;
+                            }
+                        }
+                    }
+                    else
+                    {
+                        var which = fd == fds[1] ? 1 : 2;
+                        var r = read(fd, buffer, 4096);
+                        if (r > 0)
+                        {
+                            var keep = (int)Math.Min(r, OutputCap - output[which - 1].Length);
+                            if (keep > 0) output[which - 1].Write(new ReadOnlySpan<byte>(buffer, keep));
+                        }
+                        else if (r == 0 || !Retry(errno))
+                        {
+                            fds[which] = -1; // its end: closed by dispose below
+                        }
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (pidfd >= 0) { sys_kill(pid, SIGKILL); close(pidfd); }
+        }
+        var status = Reap(pid);
+        return new RunResult(
+            (status & 0x7f) == 0 ? (status >> 8) & 0xff : null,
+            (status & 0x7f) != 0 ? status & 0x7f : null,
+            Encoding.UTF8.GetString(output[0].ToArray()), Encoding.UTF8.GetString(output[1].ToArray()),
+            timedOut);
+    }
+
+    private const int DrainMs = 200;
+
+    private static bool Retry(int errno) => errno == EAGAIN || errno == EINTR;
+
+    // waitpid for our child: its wait status.
+    private static unsafe int Reap(int pid)
+    {
+        int status;
+        while (sys_waitpid(pid, &status, 0) < 0)
+        {
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno != EINTR) throw new LinuxException($"waitpid({pid})", errno);
+        }
+        return status;
+    }
+}
