@@ -34,6 +34,13 @@ public sealed class PrivateContainerd : IDisposable
     /// <summary>Directory holding this containerd's containerd and ctr (null: the system's /usr/bin).</summary>
     public string? BinDir { get; }
     public string ContainerdExe => Path.Combine(BinDir ?? "/usr/bin", "containerd");
+
+    /// <summary>
+    /// The throwaway network namespace containerd (and so every shim and runc container, and a dockerd on it)
+    /// runs in, /var/run/netns/NAME; null when it runs in the test's own. Named after the base dir, removed
+    /// by Dispose (and by the sweep of a crashed run).
+    /// </summary>
+    public string? NetnsPath { get; private set; }
     public string CtrExe => Path.Combine(BinDir ?? "/usr/bin", "ctr");
 
     private PrivateContainerd(string baseDir, string ns, string shimDir, string? binDir, Process containerd)
@@ -50,7 +57,10 @@ public sealed class PrivateContainerd : IDisposable
     /// release); by default WASMSHARP_CONTAINERD_DIR, else the system's.
     /// </summary>
     /// <param name="environment">Extra variables in containerd's environment (so in every shim's).</param>
-    public static PrivateContainerd Start(string ns, string? binDir = null, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="isolatedNetwork">Run containerd inside a throwaway network namespace of its own (lo up), as a
+    /// node's containerd with everything it wires up, but touching nothing of the machine's network.</param>
+    public static PrivateContainerd Start(string ns, string? binDir = null, IReadOnlyDictionary<string, string>? environment = null,
+        bool isolatedNetwork = false)
     {
         binDir ??= RepoLayout.ContainerdDir;
         if (ProcFs.GetEuid() != 0)
@@ -65,8 +75,31 @@ public sealed class PrivateContainerd : IDisposable
         var config = Path.Combine(baseDir, "config.toml");
         File.WriteAllText(config, Config(baseDir));
 
-        var process = Launch(baseDir, shimDir, binDir, config, environment);
-        var containerd = new PrivateContainerd(baseDir, ns, shimDir, binDir, process) { _environment = environment };
+        string? netns = null;
+        if (isolatedNetwork)
+        {
+            try
+            {
+                netns = CreateNetns(Path.GetFileName(baseDir));
+            }
+            catch
+            {
+                Directory.Delete(baseDir, recursive: true);
+                Running.TryRemove(baseDir, out _);
+                throw;
+            }
+        }
+        Process process;
+        try
+        {
+            process = Launch(baseDir, shimDir, binDir, config, environment, netns);
+        }
+        catch
+        {
+            if (netns is not null) DeleteNetns(Path.GetFileName(netns));
+            throw;
+        }
+        var containerd = new PrivateContainerd(baseDir, ns, shimDir, binDir, process) { _environment = environment, NetnsPath = netns };
         try
         {
             containerd.WaitReady(TimeSpan.FromSeconds(30));
@@ -81,12 +114,13 @@ public sealed class PrivateContainerd : IDisposable
 
     private IReadOnlyDictionary<string, string>? _environment;
 
-    private static Process Launch(string baseDir, string shimDir, string? binDir, string config, IReadOnlyDictionary<string, string>? environment)
+    private static Process Launch(string baseDir, string shimDir, string? binDir, string config, IReadOnlyDictionary<string, string>? environment,
+        string? netns)
     {
         // Through sh so containerd's output goes straight to a file that outlives us if we crash.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("exec \"$0\" --config \"$1\" </dev/null >>\"$2\" 2>&1");
+        psi.ArgumentList.Add($"exec {InNetns(netns)}\"$0\" --config \"$1\" </dev/null >>\"$2\" 2>&1");
         psi.ArgumentList.Add(Path.Combine(binDir ?? "/usr/bin", "containerd"));
         psi.ArgumentList.Add(config);
         psi.ArgumentList.Add(Path.Combine(baseDir, "containerd.log"));
@@ -110,7 +144,7 @@ public sealed class PrivateContainerd : IDisposable
     {
         StopProcess(_containerd);
         _containerd.Dispose();
-        _containerd = Launch(BaseDir, ShimDir, BinDir, Path.Combine(BaseDir, "config.toml"), _environment);
+        _containerd = Launch(BaseDir, ShimDir, BinDir, Path.Combine(BaseDir, "config.toml"), _environment, NetnsPath);
         WaitReady(TimeSpan.FromSeconds(30));
     }
 
@@ -237,6 +271,7 @@ public sealed class PrivateContainerd : IDisposable
         Try(problems, "stop containerd", () => StopProcess(_containerd));
         Try(problems, "clean up", () => CleanUpDirectory(BaseDir));
         Try(problems, "remove per-namespace directories", () => RemoveNamespaceLeftovers(Namespace));
+        if (NetnsPath is not null) Try(problems, "delete network namespace", () => DeleteNetns(Path.GetFileName(NetnsPath)));
         _containerd.Dispose();
         Running.TryRemove(BaseDir, out _);
         if (problems.Count > 0)
@@ -361,7 +396,34 @@ public sealed class PrivateContainerd : IDisposable
             }
             catch (Exception e) { Console.Error.WriteLine($"cannot sweep {dir}: {e.Message}"); }
         }
+        // Throwaway network namespaces whose base dir is gone.
+        if (Directory.Exists(NetnsDir))
+            foreach (var netns in Directory.EnumerateFiles(NetnsDir, BasePrefix + "*"))
+                if (!Directory.Exists(Path.Combine("/tmp", Path.GetFileName(netns)))) DeleteNetns(Path.GetFileName(netns));
     }
+
+    private const string NetnsDir = "/var/run/netns";
+
+    /// <summary>`nsenter --net=PATH ` for a shell command line, or nothing.</summary>
+    public static string InNetns(string? netns) => netns is null ? "" : $"nsenter --net={ProcessRunner.ShellQuote(netns)} -- ";
+
+    // `ip netns add` (a bind mount in /var/run/netns), with lo up.
+    private static string CreateNetns(string name)
+    {
+        ProcessRunner.RunChecked("ip", ["netns", "add", name], TimeSpan.FromSeconds(10));
+        try
+        {
+            ProcessRunner.RunChecked("ip", ["-n", name, "link", "set", "lo", "up"], TimeSpan.FromSeconds(10));
+        }
+        catch
+        {
+            DeleteNetns(name);
+            throw;
+        }
+        return Path.Combine(NetnsDir, name);
+    }
+
+    private static void DeleteNetns(string name) => ProcessRunner.Run("ip", ["netns", "delete", name], TimeSpan.FromSeconds(10));
 
     // The namespaces this harness uses: after a crash we no longer know which one a stale run had.
     private static readonly string[] SweptNamespaces = ["wasmsharp-test", "wasmsharp-bench", "wasmsharp-demo"];

@@ -35,6 +35,8 @@ public sealed class PrivateDocker : IDisposable
     public string LogPath => Path.Combine(BaseDir, "dockerd.log");
     // The CLI's own config (contexts, credentials): never the user's ~/.docker.
     public string CliConfigDir => Path.Combine(BaseDir, "dc");
+    /// <summary>The throwaway network namespace dockerd and its containerd run in (/var/run/netns/NAME).</summary>
+    public string NetnsPath => Containerd.NetnsPath!;
     // cgroupfs parent of runc containers, so they never mix with a system Docker's /docker.
     public string CgroupParent { get; }
 
@@ -79,7 +81,9 @@ public sealed class PrivateDocker : IDisposable
         var dockerdExe = RepoLayout.SuiteDockerd(suite)!;
         var dockerExe = DockerCli(suite)!;
         var runDockerExisted = Directory.Exists("/run/docker");
-        var containerd = PrivateContainerd.Start(Namespace, binDir); // also sweeps what crashed runs left in /tmp
+        // containerd and dockerd in a throwaway network namespace: Docker's default bridge, veths and docker-proxy
+        // are made there, as on a node, and nothing of the machine's network is touched.
+        var containerd = PrivateContainerd.Start(Namespace, binDir, isolatedNetwork: true); // also sweeps what crashed runs left
         SweepStaleCgroups();
         PrivateDocker? docker = null;
         try
@@ -100,16 +104,19 @@ public sealed class PrivateDocker : IDisposable
         }
     }
 
-    // The containerd image store (needed for Wasm images and --platform), no iptables or bridge (nothing
-    // of the host's network is touched; containers get network "none"), our runtime under a short name,
-    // and cgroupfs whatever the host's init (with systemd dockerd would pick the systemd driver, which
-    // wants a slice as cgroup parent).
+    /// <summary>Docker's default bridge network in the throwaway namespace (daemon.json "bip").</summary>
+    public const string BridgeCidr = "172.29.77.1/24";
+
+    // The containerd image store (needed for Wasm images and --platform), Docker's default bridge network
+    // (what users have; in the throwaway namespace, so without iptables: published ports go through
+    // docker-proxy), our runtime under a short name, and cgroupfs whatever the host's init (with systemd
+    // dockerd would pick the systemd driver, which wants a slice as cgroup parent).
     private static string DaemonConfig(string cgroupParent) => $$"""
         {
           "features": { "containerd-snapshotter": true },
           "iptables": false,
           "ip6tables": false,
-          "bridge": "none",
+          "bip": "{{BridgeCidr}}",
           "exec-opts": ["native.cgroupdriver=cgroupfs"],
           "cgroup-parent": "{{cgroupParent}}",
           "runtimes": { "{{RuntimeAlias}}": { "runtimeType": "{{RepoLayout.Runtime}}" } }
@@ -122,7 +129,7 @@ public sealed class PrivateDocker : IDisposable
         // Through sh so dockerd's output goes straight to a file that outlives us if we crash.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         psi.ArgumentList.Add("-c");
-        psi.ArgumentList.Add("exec \"$0\" \"$@\" </dev/null >>\"$LOG\" 2>&1");
+        psi.ArgumentList.Add($"exec {PrivateContainerd.InNetns(containerd.NetnsPath)}\"$0\" \"$@\" </dev/null >>\"$LOG\" 2>&1");
         psi.ArgumentList.Add(dockerdExe);
         foreach (var arg in new[]
                  {

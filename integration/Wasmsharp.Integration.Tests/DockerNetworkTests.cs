@@ -1,0 +1,108 @@
+using Wasmsharp.Integration;
+
+namespace Wasmsharp.Integration.Tests;
+
+// Docker's network modes with its default bridge network (dockerd and containerd in a throwaway namespace):
+// the container's namespace is where Docker wired it (Docker 26 through the libnetwork-setkey prestart hook,
+// Docker 28 through /proc/PID/ns/net after create), and nothing of it is left after `docker rm -f`.
+public abstract partial class DockerTests
+{
+    private string RunDetachedWith(string name, string[] options, params string[] args)
+    {
+        var run = f.D(["run", "-d", "--name", name, "--pull", "never", Runtime, .. options, DockerImages.Wasm, .. args]);
+        f.Check(run.ExitCode == 0, $"docker run -d {string.Join(' ', options)} should start the container", name, run);
+        return run.Stdout.Trim();
+    }
+
+    private ulong DockerdNamespace => NetNs.Of(int.Parse(File.ReadAllText(f.Docker.PidFile).Trim()))!.Value;
+
+    private ProcessResult InContainerNs(int pid, params string[] command) =>
+        ProcessRunner.Run("nsenter", [$"--net=/proc/{pid}/ns/net", .. command], TimeSpan.FromSeconds(10));
+
+    // The veth ends in dockerd's namespace (each container on the bridge has one there).
+    private IReadOnlyList<string> Veths() => Lines(ProcessRunner.Run("ip", ["-n", Path.GetFileName(f.Docker.NetnsPath), "-o", "link", "show", "type", "veth"],
+        TimeSpan.FromSeconds(10)).Stdout);
+
+    [DockerFact]
+    public void Default_bridge_network_wires_eth0_in_the_task_namespace_and_rm_f_leaves_nothing()
+    {
+        var name = f.NewName("bridge");
+        var before = Veths().Count;
+        ulong ns = 0;
+        try
+        {
+            RunDetachedWith(name, [], "/sleep.wasm", "60");
+            var pid = InspectState(name).Pid;
+            var ip = f.Inspect(name, "{{.NetworkSettings.IPAddress}}");
+            ns = NetNs.Of(pid) ?? 0;
+            f.Check(ns != 0 && ns != DockerdNamespace, $"task pid {pid} should have a namespace of its own", name);
+            var addr = InContainerNs(pid, "ip", "-o", "-4", "addr", "show", "dev", "eth0");
+            f.Check(ip.Length > 0 && addr.ExitCode == 0 && addr.Stdout.Contains($" {ip}/"),
+                $"docker inspect's IP {ip} should be on eth0 inside /proc/{pid}/ns/net", name, addr);
+            f.Check(Veths().Count == before + 1, "the container's veth peer should be on dockerd's side", name);
+        }
+        finally
+        {
+            f.Remove(name);
+        }
+        ContainerdFixture.Eventually(() => Veths().Count == before && NetNs.Holders(ns).Count == 0, TimeSpan.FromSeconds(10));
+        f.Check(Veths().Count == before, $"veths left after docker rm -f: {string.Join("; ", Veths())}", name);
+        f.Check(NetNs.Holders(ns).Count == 0, $"net:[{ns}] still held after docker rm -f: {string.Join("; ", NetNs.Holders(ns))}", name);
+    }
+
+    [DockerFact]
+    public void Network_none_has_only_lo()
+    {
+        var name = f.NewName("net-none");
+        try
+        {
+            RunDetachedWith(name, ["--network", "none"], "/sleep.wasm", "60");
+            var pid = InspectState(name).Pid;
+            f.Check(NetNs.Of(pid) != DockerdNamespace, "--network none is a namespace of the container's own", name);
+            var links = InContainerNs(pid, "ip", "-o", "link");
+            var lines = Lines(links.Stdout);
+            f.Check(links.ExitCode == 0 && lines.Count == 1 && lines[0].Contains(" lo: "), "--network none should have only lo", name, links);
+        }
+        finally
+        {
+            f.Remove(name);
+        }
+    }
+
+    [DockerFact]
+    public void Network_host_shares_dockerds_namespace()
+    {
+        var name = f.NewName("net-host");
+        try
+        {
+            RunDetachedWith(name, ["--network", "host"], "/sleep.wasm", "60");
+            var pid = InspectState(name).Pid;
+            f.Check(NetNs.Of(pid) == DockerdNamespace, "--network host should be dockerd's (the node's) namespace", name);
+        }
+        finally
+        {
+            f.Remove(name);
+        }
+    }
+
+    [DockerFact]
+    public void Network_container_joins_the_other_containers_namespace()
+    {
+        var owner = f.NewName("net-owner");
+        var joiner = f.NewName("net-joiner");
+        try
+        {
+            RunDetachedWith(owner, [], "/sleep.wasm", "60");
+            RunDetachedWith(joiner, ["--network", "container:" + owner], "/sleep.wasm", "60");
+            var ownerNs = NetNs.Of(InspectState(owner).Pid);
+            f.Check(ownerNs is not null && NetNs.Of(InspectState(joiner).Pid) == ownerNs, "--network container:X should share X's namespace", joiner);
+            f.Remove(joiner);
+            f.Check(NetNs.Of(InspectState(owner).Pid) == ownerNs, "the owner keeps its namespace when the joiner goes", owner);
+        }
+        finally
+        {
+            f.Remove(joiner);
+            f.Remove(owner);
+        }
+    }
+}
