@@ -28,6 +28,7 @@ public static class Program
                 "bench" => Bench.Run(ParseRuns(args[1..])),
                 "demo" => Demo(),
                 "warm-bench" => WarmStart.Run(ParseRuns(args[1..])),
+                "net-bench" => NetBench(ParseRuns(args[1..])),
                 "docker-bench" => DockerBench.Run(ParseRuns(args[1..]), d => _docker = d),
                 _ => Usage(),
             };
@@ -51,7 +52,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | docker-bench [--runs N] | demo");
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | docker-bench [--runs N] | demo");
         return 2;
     }
 
@@ -67,6 +68,19 @@ public static class Program
         var containerd = PrivateContainerd.Start(ns);
         _containerd = containerd;
         return containerd;
+    }
+
+    // Only the network rows of `bench`.
+    private static int NetBench(int runs)
+    {
+        var programs = WasmPrograms.Get();
+        var containerd = StartContainerd("wasmsharp-bench");
+        Images.Import(containerd, Images.BuildWasmTests(programs, containerd.BaseDir));
+        Images.Import(containerd, Images.BuildBusybox(containerd.BaseDir));
+        var n = 0;
+        for (var i = 0; i < 2; i++) Bench.Timed(containerd, ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"nwarm{n++}", "/hello.wasm"]);
+        NetworkBench.Print(NetworkBench.Measure(containerd, runs, ref n), runs);
+        return 0;
     }
 
     private static int Demo()
@@ -126,6 +140,7 @@ public static class Bench
         }
 
         var cold = ColdStart.Measure(containerd, programs, warmRuns: 10, coldRuns: 3, ref n, Runc, Wasm);
+        var network = NetworkBench.Measure(containerd, runs, ref n);
 
         // Idle memory of containers whose module is cached, the usual case (a first run also holds the baseline
         // compiler and code): run the module once and let its entry be written.
@@ -153,6 +168,7 @@ public static class Bench
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest sleeping, median of {stops} | {stopSleep:0.0} ms | {stopRunc:0.0} ms (busybox sleep) | {stopSleep / stopRunc:0.00} |"));
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest blocked reading stdin, median of {stops} | {stopStdin:0.0} ms | | {stopStdin / stopRunc:0.00} |"));
         PrintColdStart(cold, wasmMedian, runcMedian, runs);
+        NetworkBench.Print(network, runs);
         return 0;
     }
 
