@@ -13,9 +13,10 @@ export DOTNET_NOLOGO := 1
 
 # Debian packages: containerd + runc (the real thing we plug into), clang-16 + wasi-libc (test programs
 # in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image),
-# dpkg-dev + tcl (SQLite's source via apt-get source, its amalgamation), sqlite3 (the native reference).
+# dpkg-dev + tcl (SQLite's source via apt-get source, its amalgamation), sqlite3 (the native reference),
+# wrk (the HTTP load generator of `make bench`).
 DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static \
-                dpkg-dev tcl sqlite3
+                dpkg-dev tcl sqlite3 wrk
 
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests

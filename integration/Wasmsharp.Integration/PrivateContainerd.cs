@@ -37,10 +37,10 @@ public sealed class PrivateContainerd : IDisposable
 
     /// <summary>
     /// The throwaway network namespace containerd (and so every shim and runc container, and a dockerd on it)
-    /// runs in, /var/run/netns/NAME; null when it runs in the test's own. Named after the base dir, removed
-    /// by Dispose (and by the sweep of a crashed run).
+    /// runs in, /var/run/netns/NAME. Named after the base dir, removed by Dispose (and by the sweep of a
+    /// crashed run).
     /// </summary>
-    public string? NetnsPath { get; private set; }
+    public string NetnsPath { get; private set; } = "";
     public string CtrExe => Path.Combine(BinDir ?? "/usr/bin", "ctr");
 
     private PrivateContainerd(string baseDir, string ns, string shimDir, string? binDir, Process containerd)
@@ -57,10 +57,10 @@ public sealed class PrivateContainerd : IDisposable
     /// release); by default WASMSHARP_CONTAINERD_DIR, else the system's.
     /// </summary>
     /// <param name="environment">Extra variables in containerd's environment (so in every shim's).</param>
-    /// <param name="isolatedNetwork">Run containerd inside a throwaway network namespace of its own (lo up), as a
-    /// node's containerd with everything it wires up, but touching nothing of the machine's network.</param>
-    public static PrivateContainerd Start(string ns, string? binDir = null, IReadOnlyDictionary<string, string>? environment = null,
-        bool isolatedNetwork = false)
+    /// <remarks>containerd runs inside a throwaway network namespace of its own (lo up), as a node's containerd
+    /// with everything it and its shims wire up (and `--net-host` containers), touching nothing of the machine's
+    /// network.</remarks>
+    public static PrivateContainerd Start(string ns, string? binDir = null, IReadOnlyDictionary<string, string>? environment = null)
     {
         binDir ??= RepoLayout.ContainerdDir;
         if (ProcFs.GetEuid() != 0)
@@ -75,19 +75,16 @@ public sealed class PrivateContainerd : IDisposable
         var config = Path.Combine(baseDir, "config.toml");
         File.WriteAllText(config, Config(baseDir));
 
-        string? netns = null;
-        if (isolatedNetwork)
+        string netns;
+        try
         {
-            try
-            {
-                netns = CreateNetns(Path.GetFileName(baseDir));
-            }
-            catch
-            {
-                Directory.Delete(baseDir, recursive: true);
-                Running.TryRemove(baseDir, out _);
-                throw;
-            }
+            netns = CreateNetns(Path.GetFileName(baseDir));
+        }
+        catch
+        {
+            Directory.Delete(baseDir, recursive: true);
+            Running.TryRemove(baseDir, out _);
+            throw;
         }
         Process process;
         try
@@ -96,7 +93,7 @@ public sealed class PrivateContainerd : IDisposable
         }
         catch
         {
-            if (netns is not null) DeleteNetns(Path.GetFileName(netns));
+            DeleteNetns(Path.GetFileName(netns));
             throw;
         }
         var containerd = new PrivateContainerd(baseDir, ns, shimDir, binDir, process) { _environment = environment, NetnsPath = netns };
@@ -115,7 +112,7 @@ public sealed class PrivateContainerd : IDisposable
     private IReadOnlyDictionary<string, string>? _environment;
 
     private static Process Launch(string baseDir, string shimDir, string? binDir, string config, IReadOnlyDictionary<string, string>? environment,
-        string? netns)
+        string netns)
     {
         // Through sh so containerd's output goes straight to a file that outlives us if we crash.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
@@ -271,7 +268,7 @@ public sealed class PrivateContainerd : IDisposable
         Try(problems, "stop containerd", () => StopProcess(_containerd));
         Try(problems, "clean up", () => CleanUpDirectory(BaseDir));
         Try(problems, "remove per-namespace directories", () => RemoveNamespaceLeftovers(Namespace));
-        if (NetnsPath is not null) Try(problems, "delete network namespace", () => DeleteNetns(Path.GetFileName(NetnsPath)));
+        Try(problems, "delete network namespace", () => DeleteNetns(Path.GetFileName(NetnsPath)));
         _containerd.Dispose();
         Running.TryRemove(BaseDir, out _);
         if (problems.Count > 0)
@@ -404,8 +401,8 @@ public sealed class PrivateContainerd : IDisposable
 
     private const string NetnsDir = "/var/run/netns";
 
-    /// <summary>`nsenter --net=PATH ` for a shell command line, or nothing.</summary>
-    public static string InNetns(string? netns) => netns is null ? "" : $"nsenter --net={ProcessRunner.ShellQuote(netns)} -- ";
+    /// <summary>`nsenter --net=PATH ` for a shell command line.</summary>
+    public static string InNetns(string netns) => $"nsenter --net={ProcessRunner.ShellQuote(netns)} -- ";
 
     // `ip netns add` (a bind mount in /var/run/netns), with lo up.
     private static string CreateNetns(string name)

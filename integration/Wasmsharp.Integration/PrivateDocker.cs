@@ -36,7 +36,7 @@ public sealed class PrivateDocker : IDisposable
     // The CLI's own config (contexts, credentials): never the user's ~/.docker.
     public string CliConfigDir => Path.Combine(BaseDir, "dc");
     /// <summary>The throwaway network namespace dockerd and its containerd run in (/var/run/netns/NAME).</summary>
-    public string NetnsPath => Containerd.NetnsPath!;
+    public string NetnsPath => Containerd.NetnsPath;
     // cgroupfs parent of runc containers, so they never mix with a system Docker's /docker.
     public string CgroupParent { get; }
 
@@ -81,9 +81,9 @@ public sealed class PrivateDocker : IDisposable
         var dockerdExe = RepoLayout.SuiteDockerd(suite)!;
         var dockerExe = DockerCli(suite)!;
         var runDockerExisted = Directory.Exists("/run/docker");
-        // containerd and dockerd in a throwaway network namespace: Docker's default bridge, veths and docker-proxy
+        // dockerd in its containerd's throwaway network namespace: Docker's default bridge, veths and docker-proxy
         // are made there, as on a node, and nothing of the machine's network is touched.
-        var containerd = PrivateContainerd.Start(Namespace, binDir, isolatedNetwork: true); // also sweeps what crashed runs left
+        var containerd = PrivateContainerd.Start(Namespace, binDir); // also sweeps what crashed runs left
         SweepStaleCgroups();
         PrivateDocker? docker = null;
         try

@@ -93,6 +93,10 @@ public sealed class Process
     public List<string> Args { get; set; } = [];
     public List<string> Env { get; set; } = [];
     public string Cwd { get; set; } = "/";
+    public List<Rlimit> Rlimits { get; set; } = [];
+
+    /// <summary>The soft limit of RLIMIT_NOFILE, the most descriptors the process may hold; null = none given.</summary>
+    public ulong? OpenFileLimit => Rlimits.LastOrDefault(r => r.Type == "RLIMIT_NOFILE")?.Soft;
 
     public static Process Parse(ReadOnlySpan<byte> json) =>
         JsonSerializer.Deserialize(json, OciJsonContext.Default.Process) ?? throw new OciSpecException("empty process spec");
@@ -110,6 +114,13 @@ public sealed class Process
         }
         return result;
     }
+}
+
+public sealed class Rlimit
+{
+    public string Type { get; set; } = "";
+    public ulong Hard { get; set; }
+    public ulong Soft { get; set; }
 }
 
 public sealed class User

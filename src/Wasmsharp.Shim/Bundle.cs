@@ -115,6 +115,20 @@ internal sealed class Bundle
         return result;
     }
 
+    /// <summary>
+    /// Host path of the container's /etc/hosts, for the guest's name lookups: the file Docker and CRI bind-mount
+    /// there, else the rootfs's own when it is a regular file (never a symlink, which could lead out of the
+    /// rootfs); null when there is none.
+    /// </summary>
+    public string? HostsFile()
+    {
+        var mount = Spec.Mounts.LastOrDefault(m => m.IsBind && m.Destination.TrimEnd('/') == "/etc/hosts" && m.Source is not null);
+        if (mount is not null) return File.Exists(mount.Source) ? mount.Source : null;
+        var own = System.IO.Path.Combine(RootfsPath, "etc", "hosts");
+        var info = new FileInfo(own);
+        return info.Exists && info.LinkTarget is null && new FileInfo(System.IO.Path.Combine(RootfsPath, "etc")).LinkTarget is null ? own : null;
+    }
+
     internal static (string File, string Export) SplitExport(string arg0)
     {
         var hash = arg0.LastIndexOf('#');
