@@ -127,7 +127,7 @@ internal sealed class SocketTable : IDisposable
         else
             placeholder = errno == 0;
         if (errno != 0)
-            return errno == WasmEdgeAbi.MFile || errno == 76 /* notcapable */ ? WasmEdgeAbi.MFile : errno;
+            return errno;
         if (Spec.DescriptorLimit is { } limit && fd >= limit)
         {
             Release(fd, placeholder);

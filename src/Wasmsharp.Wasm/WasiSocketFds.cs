@@ -76,31 +76,26 @@ internal static class WasiSocketFds
         _ => ([0], (_, _, _, _) => NotDir), // fd_readdir, path_*
     };
 
-    // (fd, iovs, iovs_len, *nread)
-    private static unsafe int Read(SocketTable table, GuestView guest, GuestSocket socket, ReadOnlySpan<ValueBox> args)
-    {
-        uint result = (uint)args[3].AsInt32();
-        int count = WasiSockets.Gather(table, guest, (uint)args[1].AsInt32(), (uint)args[2].AsInt32(), out ulong wanted);
-        if (count < 0)
-            return -count;
-        guest.Span(result, 4, 4);
-        int errno = WasiSockets.Receive(table, socket, count, wanted, 0, null, out uint received, out _);
-        if (errno == Success)
-            guest.SetU32(result, received);
-        return errno;
-    }
+    // fd_read / fd_write: (fd, iovs, iovs_len, *n) as recv / send without flags
+    private static int Read(SocketTable table, GuestView guest, GuestSocket socket, ReadOnlySpan<ValueBox> args) =>
+        Transfer(table, guest, socket, args, write: false);
 
-    // (fd, iovs, iovs_len, *nwritten)
-    private static unsafe int Write(SocketTable table, GuestView guest, GuestSocket socket, ReadOnlySpan<ValueBox> args)
+    private static int Write(SocketTable table, GuestView guest, GuestSocket socket, ReadOnlySpan<ValueBox> args) =>
+        Transfer(table, guest, socket, args, write: true);
+
+    private static unsafe int Transfer(SocketTable table, GuestView guest, GuestSocket socket, ReadOnlySpan<ValueBox> args, bool write)
     {
         uint result = (uint)args[3].AsInt32();
         int count = WasiSockets.Gather(table, guest, (uint)args[1].AsInt32(), (uint)args[2].AsInt32(), out ulong wanted);
         if (count < 0)
             return -count;
         guest.Span(result, 4, 4);
-        int errno = WasiSockets.Transmit(table, socket, count, wanted, null, 0, out uint sent);
+        uint done;
+        int errno = write
+            ? WasiSockets.Transmit(table, socket, count, wanted, null, 0, out done)
+            : WasiSockets.Receive(table, socket, count, wanted, 0, null, out done, out _);
         if (errno == Success)
-            guest.SetU32(result, sent);
+            guest.SetU32(result, done);
         return errno;
     }
 

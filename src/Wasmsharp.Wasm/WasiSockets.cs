@@ -127,15 +127,23 @@ internal static unsafe class WasiSockets
         return SocketAddress.ToNative(family, address, (ushort)port, native);
     }
 
+    /// <summary>Resolves (fd, *address, port) arguments: the socket and the native sockaddr; its length, or −errno.</summary>
+    private static int Addressed(SocketTable table, GuestView guest, ReadOnlySpan<ValueBox> args, Span<byte> native, out GuestSocket socket)
+    {
+        socket = null!;
+        int length = NativeAddress(guest, U(args[1]), U(args[2]), native);
+        if (length < 0)
+            return length;
+        int errno = Lookup(table, U(args[0]), out socket);
+        return errno != Success ? -errno : length;
+    }
+
     private static int Bind(SocketTable table, GuestView guest, ReadOnlySpan<ValueBox> args)
     {
         Span<byte> native = stackalloc byte[SocketAddress.NativeSize];
-        int length = NativeAddress(guest, U(args[1]), U(args[2]), native);
+        int length = Addressed(table, guest, args, native, out var socket);
         if (length < 0)
             return -length;
-        int errno = Lookup(table, U(args[0]), out var socket);
-        if (errno != Success)
-            return errno;
         fixed (byte* p = native)
             return LinuxSockets.Bind(socket.HostFd, p, (uint)length) == 0 ? Success : FromLinux(LastError);
     }
@@ -151,12 +159,10 @@ internal static unsafe class WasiSockets
     private static int Connect(SocketTable table, GuestView guest, ReadOnlySpan<ValueBox> args)
     {
         Span<byte> native = stackalloc byte[SocketAddress.NativeSize];
-        int length = NativeAddress(guest, U(args[1]), U(args[2]), native);
+        int length = Addressed(table, guest, args, native, out var socket);
         if (length < 0)
             return -length;
-        int errno = Lookup(table, U(args[0]), out var socket);
-        if (errno != Success)
-            return errno;
+        int errno;
         fixed (byte* p = native)
             if (LinuxSockets.Connect(socket.HostFd, p, (uint)length) == 0)
                 return Success;
@@ -366,35 +372,25 @@ internal static unsafe class WasiSockets
         return Success;
     }
 
-    private static int Send(SocketTable table, GuestView guest, ReadOnlySpan<ValueBox> args)
-    {
-        uint fd = U(args[0]), flags = U(args[3]), length = U(args[4]);
-        if (flags != 0)
-            return Inval;
-        int count = Gather(table, guest, U(args[1]), U(args[2]), out ulong wanted);
-        if (count < 0)
-            return -count;
-        guest.Span(length, 4, 4);
-        int errno = Lookup(table, fd, out var socket);
-        if (errno != Success)
-            return errno;
-        errno = Transmit(table, socket, count, wanted, null, 0, out uint sent);
-        if (errno == Success)
-            guest.SetU32(length, sent);
-        return errno;
-    }
+    // (fd, iovs, n, flags, *len)
+    private static int Send(SocketTable table, GuestView guest, ReadOnlySpan<ValueBox> args) =>
+        SendMessage(table, guest, U(args[0]), U(args[1]), U(args[2]), U(args[3]), U(args[4]), default);
 
     // (fd, iovs, n, addr, port, flags, *len)
     private static int SendTo(SocketTable table, GuestView guest, ReadOnlySpan<ValueBox> args)
     {
-        uint fd = U(args[0]), flags = U(args[5]), length = U(args[6]);
         Span<byte> native = stackalloc byte[SocketAddress.NativeSize];
         int nameLength = NativeAddress(guest, U(args[3]), U(args[4]), native);
         if (nameLength < 0)
             return -nameLength;
+        return SendMessage(table, guest, U(args[0]), U(args[1]), U(args[2]), U(args[5]), U(args[6]), native[..nameLength]);
+    }
+
+    private static int SendMessage(SocketTable table, GuestView guest, uint fd, uint iovs, uint iovCount, uint flags, uint length, ReadOnlySpan<byte> name)
+    {
         if (flags != 0)
             return Inval;
-        int count = Gather(table, guest, U(args[1]), U(args[2]), out ulong wanted);
+        int count = Gather(table, guest, iovs, iovCount, out ulong wanted);
         if (count < 0)
             return -count;
         guest.Span(length, 4, 4);
@@ -402,8 +398,8 @@ internal static unsafe class WasiSockets
         if (errno != Success)
             return errno;
         uint sent;
-        fixed (byte* name = native)
-            errno = Transmit(table, socket, count, wanted, name, (uint)nameLength, out sent);
+        fixed (byte* p = name) // null when empty: no destination
+            errno = Transmit(table, socket, count, wanted, p, (uint)name.Length, out sent);
         if (errno == Success)
             guest.SetU32(length, sent);
         return errno;

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Wasmsharp.Wasm.Tests;
 
 /// <summary>
@@ -271,30 +269,9 @@ public sealed class SocketGuests : IDisposable
 
     public WasmModule Load(string name) => Host.LoadModule(Wasm(name));
 
-    private static async Task Run(string tool, params string[] args)
-    {
-        var psi = new ProcessStartInfo(tool) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
-        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {tool}");
-        var stderr = process.StandardError.ReadToEndAsync();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        if (process.ExitCode != 0)
-            throw new InvalidOperationException($"{tool} {string.Join(' ', args)} failed ({process.ExitCode}): {await stderr}{await stdout}");
-    }
+    private static Task Run(string tool, params string[] args) => GuestModules.RunTool(tool, args);
 
-    public void Dispose()
-    {
-        Host.Dispose();
-        try
-        {
-            System.IO.Directory.Delete(Directory, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
+    public void Dispose() => GuestModules.DisposeHostAndDirectory(Host, Directory);
 }
 
 [CollectionDefinition(Name)]
