@@ -163,6 +163,10 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 MemoryLimitBytes = memoryLimit,
                 GuestThreadScope = cgroup is null ? null : cgroup.EnterGuestThread,
                 ThreadSetup = network.ThreadSetup,
+                // The guest thread is in the container's namespace (or the host's, when the spec asks for it).
+                NetworkAccess = true,
+                DescriptorLimit = process.OpenFileLimit is { } limit ? (long)Math.Min(limit, long.MaxValue) : null,
+                HostsFile = bundle.HostsFile(),
             });
             return new WasmProcess(processId, instance, stdio);
         }

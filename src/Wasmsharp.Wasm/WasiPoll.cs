@@ -30,6 +30,7 @@ namespace Wasmsharp.Wasm;
 /// stdout/stderr ready at once; only stdin that is a pipe/terminal waits for data. Such a call is not
 /// interrupted by a kill or pause while it waits (closing the stdin pipe releases it); both take effect
 /// as soon as it returns, before any guest code runs.</para>
+/// <para><b>Subscriptions on sockets</b> (WasmEdge's socket extension) go to <see cref="SocketPoll"/>.</para>
 /// </remarks>
 internal static class WasiPoll
 {
@@ -72,7 +73,9 @@ internal static class WasiPoll
         if (count == 0)
             return ErrnoInval; // "indefinite sleeping is not supported in p1"
 
-        var guest = new GuestMemory(memory);
+        var guest = new GuestView(memory, "poll_oneoff");
+        if (instance.Sockets is { } sockets && SocketPoll.Involves(sockets, guest, subscriptions, count))
+            return SocketPoll.Poll(instance, sockets, guest, subscriptions, events, count, neventsPtr);
         var clocks = new ClockSnapshot(instance);
         long earliest = long.MaxValue;
         for (uint i = 0; i < count; i++)
@@ -112,7 +115,7 @@ internal static class WasiPoll
     }
 
     /// <summary>Stopwatch timestamp at which a clock subscription fires; false → EINVAL.</summary>
-    private static bool TryDeadline(ReadOnlySpan<byte> sub, ref ClockSnapshot clocks, out long deadline)
+    internal static bool TryDeadline(ReadOnlySpan<byte> sub, ref ClockSnapshot clocks, out long deadline)
     {
         deadline = 0;
         uint id = BinaryPrimitives.ReadUInt32LittleEndian(sub[SubClockId..]);
@@ -152,7 +155,7 @@ internal static class WasiPoll
     }
 
     /// <summary>The clocks as of one call (the wall clock read lazily, once, with the moment it was read).</summary>
-    private struct ClockSnapshot(WasmInstance instance)
+    internal struct ClockSnapshot(WasmInstance instance)
     {
         private ulong? realtime;
         private long realtimeRead;
@@ -184,22 +187,6 @@ internal static class WasiPoll
                 _ = Realtime;
                 return realtimeRead;
             }
-        }
-    }
-
-    /// <summary>Bounds- and alignment-checked views of the guest's linear memory during one host call.</summary>
-    private readonly unsafe struct GuestMemory(Memory memory)
-    {
-        private readonly byte* data = (byte*)memory.GetPointer();
-        private readonly ulong length = (ulong)memory.GetLength();
-
-        public Span<byte> Span(ulong address, int size, int align)
-        {
-            if (address % (ulong)align != 0)
-                throw new WasiTrapException($"poll_oneoff: pointer 0x{address:x} not aligned to {align}");
-            if (address + (ulong)size > length)
-                throw new WasiTrapException($"poll_oneoff: pointer 0x{address:x} (+{size}) out of bounds");
-            return new Span<byte>(data + address, size);
         }
     }
 }

@@ -4,6 +4,15 @@ namespace Wasmsharp.Wasm;
 public sealed record Preopen(string HostPath, string GuestPath, bool ReadOnly);
 
 /// <summary>How to run one guest: its WASI view of the world.</summary>
+/// <remarks>
+/// <b>Sockets</b> (WasmEdge's WASI socket extension, linked for modules that import it): every socket call
+/// — socket, bind, connect, accept, name resolution — is made on the guest's own thread (the host function's
+/// calling thread), never on a pool or Wasmtime thread, and a socket keeps the network namespace of the thread
+/// that created it. So whoever runs guests in a container's network namespace must put the GUEST THREAD in it
+/// (<see cref="ThreadSetup"/>, or by calling <see cref="WasmHost.Prepare"/> from a thread already there: the
+/// guest thread is created by it and inherits the caller's namespaces) before the guest opens a socket.
+/// Sockets are refused unless <see cref="NetworkAccess"/>.
+/// </remarks>
 public sealed record WasiSpec
 {
     /// <summary>argv exactly as the guest sees it, argv[0] included.</summary>
@@ -53,6 +62,26 @@ public sealed record WasiSpec
     /// undone: the thread ends with the guest. An exception fails Prepare with its message.
     /// </summary>
     public Action? ThreadSetup { get; init; }
+
+    /// <summary>
+    /// Whether the guest may create sockets (WasmEdge's <c>sock_open</c>; <c>sock_accept</c> follows from it).
+    /// False: <c>sock_open</c> fails with EACCES (2). Set it when the guest's thread will be in the container's
+    /// network namespace (see the remarks).
+    /// </summary>
+    public bool NetworkAccess { get; init; }
+
+    /// <summary>
+    /// The guest's RLIMIT_NOFILE: a socket whose descriptor number would be ≥ this is not created (EMFILE).
+    /// Null = no limit of ours. Files opened through Wasmtime are not limited by it. All of the guest's sockets are
+    /// closed when the instance ends, whatever the guest did.
+    /// </summary>
+    public long? DescriptorLimit { get; init; }
+
+    /// <summary>
+    /// Host path of the container's /etc/hosts, read by <c>sock_getaddrinfo</c> (besides numeric addresses and
+    /// "localhost"); null = none. Other names are not found (no DNS).
+    /// </summary>
+    public string? HostsFile { get; init; }
 
     /// <summary>Exported function of type () → () to run.</summary>
     public string Entrypoint { get; init; } = "_start";

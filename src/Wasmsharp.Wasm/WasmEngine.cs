@@ -1,30 +1,24 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using Wasmtime;
 
 namespace Wasmsharp.Wasm;
 
 /// <summary>
 /// A Wasmtime engine with what instances of its modules need: the WASI linker with our own proc_exit and
-/// poll_oneoff, and (made on first use) Wasmtime's own poll_oneoff behind a trampoline. A module runs only with
-/// the engine that compiled it; a host has one for optimised code and, when it compiles a first run quickly, one
-/// for baseline code.
+/// poll_oneoff, linkers that add WasmEdge's socket extension for modules importing it, and (made on first use)
+/// Wasmtime's own WASI functions behind trampolines. A module runs only with the engine that compiled it; a host
+/// has one for optimised code and, when it compiles a first run quickly, one for baseline code.
 /// </summary>
 internal sealed class WasmEngine : IDisposable
 {
-    /// <summary>WAT of the trampoline through which our poll_oneoff calls Wasmtime's (see <see cref="WasiPoll"/>).</summary>
-    private const string PollTrampolineWat = """
-        (module
-          (import "host" "memory" (memory 0))
-          (import "host" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
-          (export "memory" (memory 0))
-          (func (export "poll_oneoff") (param i32 i32 i32 i32) (result i32)
-            (call $poll (local.get 0) (local.get 1) (local.get 2) (local.get 3))))
-        """;
-
-    private readonly Lazy<OriginalWasi> originalWasi;
-
-    private sealed record OriginalWasi(Linker Linker, Module Trampoline);
+    private readonly Lazy<WasiOriginals> originals;
+    private readonly ConcurrentDictionary<string, Lazy<Linker>> socketLinkers = new(StringComparer.Ordinal);
+    private readonly ConditionalWeakTable<Module, SocketImports> socketImports = [];
 
     public Engine Engine { get; }
+
+    /// <summary>The linker of modules that import no socket function.</summary>
     public Linker Linker { get; }
 
     /// <param name="config">Taken (and released) by the engine.</param>
@@ -45,12 +39,33 @@ internal sealed class WasmEngine : IDisposable
             Linker.DefineFunction("wasi_snapshot_preview1", "poll_oneoff", WasiPoll.PollOneoff, WasiPoll.Parameters, WasiPoll.Results);
         Linker.AllowShadowing = false;
 
-        originalWasi = new Lazy<OriginalWasi>(() =>
+        originals = new Lazy<WasiOriginals>(() => new WasiOriginals(engine), LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    public WasiOriginals Originals => originals.Value;
+
+    /// <summary>
+    /// The socket imports of <paramref name="module"/> (computed once per compiled module).
+    /// </summary>
+    /// <exception cref="WasmModuleException">a socket import whose type matches no generation of WasmEdge's ABI.</exception>
+    public SocketImports SocketImportsOf(WasmModule module) =>
+        socketImports.GetValue(module.Inner, inner => SocketImports.Of(inner, module.Path));
+
+    /// <summary>The linker for <paramref name="module"/>: <see cref="Linker"/>, or for a module importing WasmEdge's
+    /// socket calls a clone with them (in the generations its imports ask for) and the socket-aware fd_* shadows.</summary>
+    public Linker LinkerFor(SocketImports imports)
+    {
+        if (!imports.Any)
+            return Linker;
+        return socketLinkers.GetOrAdd(imports.Key, key => new Lazy<Linker>(() =>
         {
-            var original = new Linker(engine);
-            original.DefineWasi();
-            return new OriginalWasi(original, Module.FromText(engine, "wasmsharp-poll-trampoline", PollTrampolineWat));
-        }, LazyThreadSafetyMode.ExecutionAndPublication);
+            var linker = Linker.Clone();
+            linker.AllowShadowing = true;
+            WasiSockets.Define(linker, imports);
+            WasiSocketFds.Define(linker);
+            linker.AllowShadowing = false;
+            return linker;
+        }, LazyThreadSafetyMode.ExecutionAndPublication)).Value;
     }
 
     /// <summary>
@@ -58,23 +73,15 @@ internal sealed class WasmEngine : IDisposable
     /// trampoline instance that imports the guest's memory (and exports it as "memory", where WASI functions
     /// look for it) and the original function from an unshadowed linker.
     /// </summary>
-    public Function MakeOriginalPollOneoff(Store store, Memory memory)
-    {
-        var (original, trampoline) = originalWasi.Value;
-        var poll = original.GetFunction(store, "wasi_snapshot_preview1", "poll_oneoff")
-            ?? throw new InvalidOperationException("Wasmtime's WASI defines no poll_oneoff");
-        var instance = new Instance(store, trampoline, memory, poll);
-        return instance.GetFunction("poll_oneoff")
-            ?? throw new InvalidOperationException("the poll_oneoff trampoline exports no poll_oneoff");
-    }
+    public Function MakeOriginalPollOneoff(Store store, Memory memory) => originals.Value.MakePollOneoff(store, memory);
 
     public void Dispose()
     {
-        if (originalWasi.IsValueCreated)
-        {
-            originalWasi.Value.Trampoline.Dispose();
-            originalWasi.Value.Linker.Dispose();
-        }
+        foreach (var linker in socketLinkers.Values)
+            if (linker.IsValueCreated)
+                linker.Value.Dispose();
+        if (originals.IsValueCreated)
+            originals.Value.Dispose();
         Linker.Dispose();
         Engine.Dispose();
     }

@@ -56,6 +56,7 @@ public sealed class WasmInstance : IDisposable
     private bool started, finished, disposed;
     private long monotonicOrigin;  // Stopwatch timestamp ≈ the guest's CLOCK_MONOTONIC zero (see GuestMonotonicNow)
     private Function? originalPollOneoff; // Wasmtime's own poll_oneoff behind a trampoline, made on first use
+    private SocketTable? sockets; // for modules importing WasmEdge's socket calls; used on the guest thread only
     private Exception? prepareError;
     private Action? entrypoint;
     private IDisposable? threadScope; // the spec's GuestThreadScope, held by the guest thread while it runs
@@ -163,6 +164,7 @@ public sealed class WasmInstance : IDisposable
             {
                 Volatile.Write(ref killSignal, signal);
                 Monitor.PulseAll(gate); // wakes a sleep in poll_oneoff, the pause gate, a waiting Pause
+                sockets?.Wake();        // and a wait on sockets
             }
         }
         go.Set();
@@ -262,6 +264,7 @@ public sealed class WasmInstance : IDisposable
             paused = true;
             held = false;
             Monitor.PulseAll(gate); // a sleeping guest parks itself (held) at once
+            sockets?.Wake();        // so does one waiting on sockets
 
             long until = Stopwatch.GetTimestamp() + (long)(PauseHoldTimeout.TotalSeconds * Stopwatch.Frequency);
             while (!held && !finished && killSignal == 0)
@@ -335,6 +338,9 @@ public sealed class WasmInstance : IDisposable
         long elapsed = timestamp - monotonicOrigin;
         return elapsed <= 0 ? 0 : GuestClock.TicksToNanoseconds((ulong)elapsed);
     }
+
+    /// <summary>The guest's sockets (null for a module that imports no socket call). Guest thread only.</summary>
+    internal SocketTable? Sockets => sockets;
 
     /// <summary>Wasmtime's own poll_oneoff for this store, callable from a host function (made on first use).</summary>
     internal Function OriginalPollOneoff(Store store, Memory memory) =>
@@ -424,7 +430,14 @@ public sealed class WasmInstance : IDisposable
             // the origin just after it makes our view of the guest's clock lag by the set-up time (µs): absolute
             // monotonic sleeps may end that much late, never early.
             monotonicOrigin = Stopwatch.GetTimestamp();
-            var instance = module.Engine.Linker.Instantiate(store, module.Inner);
+            var socketImports = module.Engine.SocketImportsOf(module); // throws for a socket import of no known type
+            if (socketImports.Any)
+            {
+                var table = new SocketTable(this, module.Engine.Originals, store, spec);
+                lock (gate)
+                    sockets = table;
+            }
+            var instance = module.Engine.LinkerFor(socketImports).Instantiate(store, module.Inner);
             entrypoint = instance.GetAction(spec.Entrypoint)
                 ?? throw new WasmModuleException($"{module.Path} does not export a function '{spec.Entrypoint}' of type () -> ()");
             // After instantiation: threads Wasmtime starts meanwhile must not inherit what this sets up.
@@ -456,6 +469,8 @@ public sealed class WasmInstance : IDisposable
             held = false;
             signal = killSignal;
             Monitor.PulseAll(gate); // a Pause waiting for the guest to park
+            sockets?.Dispose();     // every socket the guest left open
+            sockets = null;
         }
         var exit = report ? ExitStatus.FromOutcome(error, signal) : new WasmExit(ExitStatus.HostError, error?.Message);
         if (report && outOfMemory && signal == SIGKILL)

@@ -339,7 +339,7 @@ public sealed class GuestModules : IDisposable
 
     public WasmModule Load(string name) => Host.LoadModule(Wasm(name));
 
-    private static async Task RunTool(string tool, params string[] args)
+    internal static async Task RunTool(string tool, params string[] args)
     {
         var psi = new ProcessStartInfo(tool) { RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in args)
@@ -352,12 +352,14 @@ public sealed class GuestModules : IDisposable
             throw new InvalidOperationException($"{tool} {string.Join(' ', args)} failed ({process.ExitCode}): {await stderr}{await stdout}");
     }
 
-    public void Dispose()
+    public void Dispose() => DisposeHostAndDirectory(Host, Directory);
+
+    internal static void DisposeHostAndDirectory(WasmHost host, string directory)
     {
-        Host.Dispose();
+        host.Dispose();
         try
         {
-            System.IO.Directory.Delete(Directory, recursive: true);
+            System.IO.Directory.Delete(directory, recursive: true);
         }
         catch (IOException)
         {
