@@ -105,4 +105,39 @@ public abstract partial class DockerTests
             f.Remove(owner);
         }
     }
+
+    // The seed's scenario: a Wasm web server with a bind-mounted docroot, published with -p, reached from the
+    // node's loopback (dockerd's namespace) through docker-proxy; the guest's own port is not on that loopback.
+    [DockerFact]
+    public void Published_port_reaches_a_guest_server_and_docker_stop_ends_it_at_once()
+    {
+        const int published = 18082;
+        var name = f.NewName("httpd");
+        var docroot = f.HostDir(name);
+        File.WriteAllText(Path.Combine(docroot, "index.html"), "<h1>served by a wasm guest</h1>\n");
+        try
+        {
+            RunDetachedWith(name, ["-p", $"127.0.0.1:{published}:8080", "-v", $"{docroot}:/docroot:ro"], "/httpd.wasm", "8080", "/docroot");
+            var response = "";
+            ContainerdFixture.Eventually(() => !(response = NetNs.HttpGet(f.Docker.NetnsPath, published, "/")).StartsWith("error:", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(10));
+            f.Check(response.StartsWith("HTTP/1.0 200 OK", StringComparison.Ordinal) && response.EndsWith("<h1>served by a wasm guest</h1>\n", StringComparison.Ordinal),
+                $"GET 127.0.0.1:{published}/ should serve the docroot's index.html, got: {response}", name);
+            var missing = NetNs.HttpGet(f.Docker.NetnsPath, published, "/nope.html");
+            f.Check(missing.StartsWith("HTTP/1.0 404", StringComparison.Ordinal), $"a missing file should be 404, got: {missing}", name);
+            var direct = NetNs.HttpGet(f.Docker.NetnsPath, 8080);
+            f.Check(direct == "error: ConnectionRefused", $"the guest's 8080 must not be on the node's loopback, got: {direct}", name);
+            var logs = f.D("logs", name);
+            f.Check(logs.Stdout.Contains("GET / 200", StringComparison.Ordinal), "docker logs should show the request", name, logs);
+
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var stop = f.D("stop", name); // default grace 10 s: a guest without handlers dies of SIGTERM at once
+            f.Check(stop.ExitCode == 0 && clock.Elapsed < TimeSpan.FromSeconds(3), $"docker stop should end the server at once (took {clock.Elapsed.TotalMilliseconds:0} ms)", name, stop);
+            f.Check(InspectState(name) is { ExitCode: 143, Running: false }, $"a stopped server exits 143: {InspectState(name)}", name, stop);
+        }
+        finally
+        {
+            f.Remove(name);
+        }
+    }
 }

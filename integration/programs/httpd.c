@@ -12,6 +12,7 @@ typedef struct {
     uint32_t buf_len;
 } wasi_address_t;
 
+#ifdef __wasi__
 #define WASMEDGE(name) __attribute__((import_module("wasi_snapshot_preview1"), import_name(name)))
 WASMEDGE("sock_open") int32_t ws_open(int32_t family, int32_t type, int32_t *fd);
 WASMEDGE("sock_setsockopt") int32_t ws_setsockopt(int32_t fd, int32_t level, int32_t name, const void *value, int32_t size);
@@ -19,6 +20,43 @@ WASMEDGE("sock_bind") int32_t ws_bind(int32_t fd, wasi_address_t *address, int32
 WASMEDGE("sock_listen") int32_t ws_listen(int32_t fd, int32_t backlog);
 WASMEDGE("sock_accept") int32_t ws_accept(int32_t fd, int32_t flags, int32_t *accepted);
 WASMEDGE("sock_getpeeraddr") int32_t ws_getpeeraddr(int32_t fd, wasi_address_t *address, uint32_t *type, uint32_t *port);
+#else
+/* Built natively (the runc side of `make bench`): the same calls on POSIX sockets. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static int32_t ws_open(int32_t family, int32_t type, int32_t *fd) {
+    int s = socket(family == 1 ? AF_INET : AF_INET6, type == 2 ? SOCK_STREAM : SOCK_DGRAM, 0);
+    return s < 0 ? errno : (*fd = s, 0);
+}
+static int32_t ws_setsockopt(int32_t fd, int32_t level, int32_t name, const void *value, int32_t size) {
+    (void)level; (void)name; /* only SO_REUSEADDR is used */
+    return setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, value, (socklen_t)size) ? errno : 0;
+}
+static int32_t ws_bind(int32_t fd, wasi_address_t *address, int32_t port) {
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    memcpy(&sa.sin_addr, address->buf, 4);
+    return bind(fd, (struct sockaddr *)&sa, sizeof sa) ? errno : 0;
+}
+static int32_t ws_listen(int32_t fd, int32_t backlog) { return listen(fd, backlog) ? errno : 0; }
+static int32_t ws_accept(int32_t fd, int32_t flags, int32_t *accepted) {
+    (void)flags;
+    int c = accept(fd, NULL, NULL);
+    return c < 0 ? errno : (*accepted = c, 0);
+}
+static int32_t ws_getpeeraddr(int32_t fd, wasi_address_t *address, uint32_t *type, uint32_t *port) {
+    struct sockaddr_in sa;
+    socklen_t length = sizeof sa;
+    if (getpeername(fd, (struct sockaddr *)&sa, &length) != 0 || sa.sin_family != AF_INET)
+        return errno ? errno : EAFNOSUPPORT;
+    memcpy(address->buf, &sa.sin_addr, 4);
+    *type = 4;
+    *port = ntohs(sa.sin_port);
+    return 0;
+}
+#endif
 
 static const char fixed_body[] = "hello from wasmsharp\n";
 
@@ -121,7 +159,7 @@ int main(int argc, char **argv) {
     int port = atoi(argv[1]);
     const char *docroot = argc > 2 ? argv[2] : NULL;
 
-    int32_t server;
+    int32_t server = -1;
     int32_t rc = ws_open(1 /* inet4 */, 2 /* stream */, &server);
     if (rc != 0) {
         fprintf(stderr, "sock_open: errno %d\n", rc);
@@ -139,7 +177,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     for (;;) {
-        int32_t client;
+        int32_t client = -1;
         if ((rc = ws_accept(server, 0, &client)) != 0) {
             fprintf(stderr, "sock_accept: errno %d\n", rc);
             continue;
