@@ -80,6 +80,7 @@ public static class Program
         var n = 0;
         for (var i = 0; i < 2; i++) Bench.Timed(containerd, ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"nwarm{n++}", "/hello.wasm"]);
         NetworkBench.Print(NetworkBench.Measure(containerd, runs, ref n), runs);
+        HttpBench.Print(HttpBench.Measure(containerd, ref n));
         return 0;
     }
 
@@ -141,6 +142,7 @@ public static class Bench
 
         var cold = ColdStart.Measure(containerd, programs, warmRuns: 10, coldRuns: 3, ref n, Runc, Wasm);
         var network = NetworkBench.Measure(containerd, runs, ref n);
+        var http = HttpBench.Measure(containerd, ref n);
 
         // Idle memory of containers whose module is cached, the usual case (a first run also holds the baseline
         // compiler and code): run the module once and let its entry be written.
@@ -169,6 +171,7 @@ public static class Bench
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest blocked reading stdin, median of {stops} | {stopStdin:0.0} ms | | {stopStdin / stopRunc:0.00} |"));
         PrintColdStart(cold, wasmMedian, runcMedian, runs);
         NetworkBench.Print(network, runs);
+        HttpBench.Print(http);
         return 0;
     }
 

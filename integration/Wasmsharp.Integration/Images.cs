@@ -8,6 +8,7 @@ public static class Images
     public const string WasmTests = "example.local/wasm-tests:1";
     public const string Busybox = "example.local/busybox:1";
     public const string Hello = "example.local/hello:1";
+    public const string NativeHttpd = "example.local/httpd-native:1";
 
     // Busybox applets linked in the runc image.
     private static readonly string[] BusyboxApplets = ["sh", "echo", "sleep", "cat", "true", "false", "env", "ls"];
@@ -58,6 +59,14 @@ public static class Images
         foreach (var applet in BusyboxApplets) args.AddRange(["--symlink", $"/bin/{applet}:busybox"]);
         args.AddRange(["--env", "PATH=/bin", "--cmd", "/bin/sh"]);
         return Build(outputDir, Busybox, args);
+    }
+
+    // integration/programs/httpd.c built natively (static, gcc -O2): the runc side of the HTTP benchmark.
+    public static string BuildNativeHttpd(string outputDir)
+    {
+        var binary = Path.Combine(outputDir, "httpd-native");
+        ProcessRunner.RunChecked("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", binary, Path.Combine(RepoLayout.ProgramsDir, "httpd.c")], TimeSpan.FromSeconds(60));
+        return Build(outputDir, NativeHttpd, ["--file", $"{binary}:/httpd", "--entrypoint", "/httpd"]);
     }
 
     public static void Import(PrivateContainerd containerd, string tarball)

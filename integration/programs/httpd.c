@@ -25,6 +25,7 @@ WASMEDGE("sock_getpeeraddr") int32_t ws_getpeeraddr(int32_t fd, wasi_address_t *
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 static int32_t ws_open(int32_t family, int32_t type, int32_t *fd) {
@@ -156,6 +157,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: httpd PORT [DOCROOT]\n");
         return 2;
     }
+#ifndef __wasi__
+    signal(SIGPIPE, SIG_IGN); /* a client that goes away must not end the server (a Wasm guest has no signals) */
+#endif
     int port = atoi(argv[1]);
     const char *docroot = argc > 2 ? argv[2] : NULL;
 
