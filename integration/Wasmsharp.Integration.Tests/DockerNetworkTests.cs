@@ -115,11 +115,15 @@ public abstract partial class DockerTests
         var name = f.NewName("httpd");
         var docroot = f.HostDir(name);
         File.WriteAllText(Path.Combine(docroot, "index.html"), "<h1>served by a wasm guest</h1>\n");
+        var veths = Veths().Count;
+        ulong ns = 0;
         try
         {
             RunDetachedWith(name, ["-p", $"127.0.0.1:{published}:8080", "-v", $"{docroot}:/docroot:ro"], "/httpd.wasm", "8080", "/docroot");
+            ns = NetNs.Of(InspectState(name).Pid) ?? 0;
             var response = "";
-            ContainerdFixture.Eventually(() => !(response = NetNs.HttpGet(f.Docker.NetnsPath, published, "/")).StartsWith("error:", StringComparison.Ordinal),
+            // docker-proxy accepts at once and closes when the guest is not listening yet: wait for an answer.
+            ContainerdFixture.Eventually(() => (response = NetNs.HttpGet(f.Docker.NetnsPath, published, "/")).StartsWith("HTTP/", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(10));
             f.Check(response.StartsWith("HTTP/1.0 200 OK", StringComparison.Ordinal) && response.EndsWith("<h1>served by a wasm guest</h1>\n", StringComparison.Ordinal),
                 $"GET 127.0.0.1:{published}/ should serve the docroot's index.html, got: {response}", name);
@@ -139,5 +143,11 @@ public abstract partial class DockerTests
         {
             f.Remove(name);
         }
+        // Nothing of it is left: no veth, no namespace (and so no socket), nothing on the published port.
+        ContainerdFixture.Eventually(() => Veths().Count == veths && NetNs.Holders(ns).Count == 0, TimeSpan.FromSeconds(10));
+        f.Check(Veths().Count == veths && NetNs.Holders(ns).Count == 0,
+            $"left after docker rm: veths {string.Join("; ", Veths())}; net:[{ns}] held by {string.Join("; ", NetNs.Holders(ns))}", name);
+        var gone = NetNs.HttpGet(f.Docker.NetnsPath, published);
+        f.Check(gone == "error: ConnectionRefused", $"nothing should answer on {published} after docker rm, got: {gone}", name);
     }
 }

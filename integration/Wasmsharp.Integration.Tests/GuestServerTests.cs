@@ -21,11 +21,11 @@ public sealed class GuestServerTests(ContainerdFixture f)
         return (id, pid);
     }
 
-    // The server is ready once something answers (it prints "listening" to a FIFO nobody reads here).
+    // The server is ready once it answers (it prints "listening" to a FIFO nobody reads here).
     private static string GetWhenUp(string nsPath, int port, string path = "/")
     {
         var response = "";
-        ContainerdFixture.Eventually(() => !(response = NetNs.HttpGet(nsPath, port, path)).StartsWith("error:", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+        ContainerdFixture.Eventually(() => (response = NetNs.HttpGet(nsPath, port, path)).StartsWith("HTTP/", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
         return response;
     }
 
