@@ -3,12 +3,12 @@ using System.Collections.Concurrent;
 namespace Wasmsharp.Shim;
 
 /// <summary>A container this shim runs: its bundle (with mounted rootfs), its init process and its execs.</summary>
-internal sealed class Container(string id, Bundle bundle, WasmProcess init)
+internal sealed class Container(string id, Bundle bundle, TaskProcess init)
 {
     public string Id { get; } = id;
     public Bundle Bundle { get; } = bundle;
-    public WasmProcess Init { get; } = init;
-    public ConcurrentDictionary<string, WasmProcess> Execs { get; } = new();
+    public TaskProcess Init { get; } = init;
+    public ConcurrentDictionary<string, TaskProcess> Execs { get; } = new();
 
     /// <summary>Its cgroup (null: the spec names none, or the host has none).</summary>
     public ContainerCgroup? Cgroup { get; init; }
@@ -22,5 +22,5 @@ internal sealed class Container(string id, Bundle bundle, WasmProcess init)
     /// <summary>Memory limit of each of its guests (linux.resources.memory.limit, or the last Update); null = none.</summary>
     public long? MemoryLimit { get; set; }
 
-    public IEnumerable<WasmProcess> All => Execs.Values.Prepend(Init);
+    public IEnumerable<TaskProcess> All => Execs.Values.Prepend(Init);
 }

@@ -45,7 +45,7 @@ internal sealed partial class TaskService
         {
             try
             {
-                if (paused) process.Instance.Pause(); else process.Instance.Resume();
+                if (paused) process.Guest.Pause(); else process.Guest.Resume();
             }
             catch (InvalidOperationException e)
             {

@@ -25,7 +25,7 @@ internal sealed partial class TaskService
         else
         {
             // No cgroup (the spec named none): what the shim itself knows, the guests' linear memory.
-            var bytes = (ulong)container.All.Where(p => p.Status != Status.Stopped).Sum(p => p.Instance.MemoryBytes);
+            var bytes = (ulong)container.All.Where(p => p.Status != Status.Stopped).Sum(p => p.Guest.MemoryBytes);
             var limit = (ulong)(container.MemoryLimit ?? 0);
             stats = HostCgroupMode.Value == CgroupMode.V2
                 ? ContainerCgroup.Pack(new V2.Metrics { Memory = new V2.MemoryStat { Usage = bytes, Anon = bytes, UsageLimit = limit } })
@@ -63,7 +63,7 @@ internal sealed partial class TaskService
         if (resources.Cgroup.MemoryBytes is not null)
         {
             container.MemoryLimit = resources.MemoryLimit;
-            foreach (var process in container.All) process.Instance.MemoryLimitBytes = resources.MemoryLimit;
+            foreach (var process in container.All) process.Guest.MemoryLimitBytes = resources.MemoryLimit;
         }
         log.Information("{Id}: resources updated (memory limit {Limit})", request.Id, container.MemoryLimit?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none");
         return Task.FromResult(EmptyReply);

@@ -8,6 +8,7 @@ using Wasmsharp.Linux;
 using Wasmsharp.Oci;
 using Wasmsharp.Shim.Hooks;
 using Wasmsharp.Shim.Network;
+using Wasmsharp.Shim.Sandbox;
 using Wasmsharp.Wasm;
 using TaskApi = Wasmsharp.Containerd.Api.Task;
 using Status = Wasmsharp.Containerd.Api.Types.Status;
@@ -69,7 +70,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         ContainerCgroup? cgroup = null;
         ContainerNetwork? network = null;
         OciHooks? hooks = null;
-        WasmProcess? init = null;
+        TaskProcess? init = null;
         var mounted = false;
         try
         {
@@ -83,13 +84,21 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             StartupTrace.Mark("create: network " + network.Mode);
             cgroup = ContainerCgroup.Create(bundle.Spec, resources, log);
             StartupTrace.Mark("create: cgroup created");
-            if (request.Rootfs.Count > 0)
+            if (PodSandbox.IsSandbox(bundle.Spec))
             {
-                bundle.MountRootfs(request.Rootfs);
-                mounted = true;
-                StartupTrace.Mark("create: mounted");
+                // Nothing of the sandbox image runs, so its rootfs is not even mounted.
+                init = PrepareSandbox(request, network, cgroup);
             }
-            init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup, network);
+            else
+            {
+                if (request.Rootfs.Count > 0)
+                {
+                    bundle.MountRootfs(request.Rootfs);
+                    mounted = true;
+                    StartupTrace.Mark("create: mounted");
+                }
+                init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup, network);
+            }
             StartupTrace.Mark("create: prepared");
             cgroup?.JoinShim(); // after compiling: the compiler's transient peak is not the container's
             StartupTrace.Mark("create: joined");
@@ -117,6 +126,22 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         }
     }
 
+    private TaskProcess PrepareSandbox(TaskApi.CreateTaskRequest request, ContainerNetwork network, ContainerCgroup? cgroup)
+    {
+        var stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, request.Terminal, request.Id, ns);
+        try
+        {
+            var sandbox = new PodSandbox(network.ThreadSetup, cgroup is null ? null : cgroup.EnterGuestThread);
+            log.Information("{Id}: pod sandbox in network namespace {Network}: its image does not run", request.Id, network.Mode);
+            return new TaskProcess(request.Id, sandbox, stdio);
+        }
+        catch
+        {
+            stdio.Dispose();
+            throw;
+        }
+    }
+
     private void RunPoststop(string id, OciHooks hooks)
     {
         try
@@ -133,7 +158,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     /// Resolves, compiles and instantiates a process's module; the guest waits for Start. Its exit is watched
     /// only once the caller has registered it (<see cref="WatchExit"/>): a failed create publishes no exit.
     /// </summary>
-    private WasmProcess PrepareProcess(string containerId, string processId, Bundle bundle, Oci.Process process,
+    private TaskProcess PrepareProcess(string containerId, string processId, Bundle bundle, Oci.Process process,
         string stdin, string stdout, string stderr, bool terminal, long? memoryLimit, ContainerCgroup? cgroup, ContainerNetwork network)
     {
         Stdio? stdio = null;
@@ -168,7 +193,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 DescriptorLimit = process.OpenFileLimit is { } limit ? (long)Math.Min(limit, long.MaxValue) : null,
                 HostsFile = bundle.HostsFile(),
             });
-            return new WasmProcess(processId, instance, stdio);
+            return new TaskProcess(processId, new WasmGuest(instance), stdio);
         }
         catch
         {
@@ -188,9 +213,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         _ => Error(StatusCode.Unknown, e.Message),
     };
 
-    private void WatchExit(string containerId, WasmProcess process)
+    private void WatchExit(string containerId, TaskProcess process)
     {
-        process.Instance.Completion.ContinueWith(t =>
+        process.Guest.Completion.ContinueWith(t =>
         {
             var exit = t.IsCompletedSuccessfully ? t.Result : new WasmExit(255, t.Exception?.GetBaseException().Message);
             StartupTrace.Mark("guest ended");
@@ -240,7 +265,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         {
             events.Publish("/tasks/exec-started", new TaskExecStarted { ContainerId = request.Id, ExecId = request.ExecId, Pid = process.Pid });
         }
-        process.Instance.Start();
+        process.Guest.Start();
         StartupTrace.Mark("start rpc: guest started");
         if (isInit && container.Hooks is { } started && started.Has(HookStage.Poststart))
             RunStartHook(container, process, HookStage.Poststart);
@@ -248,7 +273,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     }
 
     // runc: a failing startContainer or poststart hook kills the container and fails Start with its message.
-    private void RunStartHook(Container container, WasmProcess init, HookStage stage)
+    private void RunStartHook(Container container, TaskProcess init, HookStage stage)
     {
         try
         {
@@ -315,9 +340,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
 
     // A terminating signal for a started process: the guest stops at its next safe point, and whatever
     // it may be blocked on in the host (a stdin read, a write nobody reads) is made to return.
-    private void Terminate(WasmProcess process, int signal)
+    private void Terminate(TaskProcess process, int signal)
     {
-        if (!process.Instance.Kill(signal)) return;
+        if (!process.Guest.Kill(signal)) return;
         process.Stdio.InterruptStdin();
         _ = ReleaseIfBlocked(process);
     }
@@ -326,7 +351,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     // host call, most likely writing to output nobody reads.
     private static readonly TimeSpan BlockedAfter = TimeSpan.FromMilliseconds(150);
 
-    private async Task ReleaseIfBlocked(WasmProcess process)
+    private async Task ReleaseIfBlocked(TaskProcess process)
     {
         await Task.Delay(BlockedAfter).ConfigureAwait(false);
         if (process.Status == Status.Stopped) return;
@@ -348,7 +373,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 throw Error(StatusCode.Unknown, "cannot delete a paused process");
             case Status.Created:
                 // Never started: end it the way runc does (SIGKILL) so waiters are released.
-                init.Instance.Kill(9);
+                init.Guest.Kill(9);
                 await init.Exited.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
                 break;
         }
@@ -383,7 +408,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             case Status.Running:
                 throw Error(StatusCode.Unknown, "cannot delete a running process");
             case Status.Created:
-                exec.Instance.Kill(Signals.SIGKILL);
+                exec.Guest.Kill(Signals.SIGKILL);
                 await exec.Exited.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
                 break;
         }
@@ -415,7 +440,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         // The exec's environment extends the container's; the exec spec wins on conflicts.
         var env = container.Bundle.Spec.Process?.Env ?? [];
         process.Env = [.. env, .. process.Env];
-        WasmProcess exec;
+        TaskProcess exec;
         try
         {
             exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit, container.Cgroup, container.Network);
@@ -481,7 +506,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     private Container Find(string id) =>
         _containers.TryGetValue(id, out var c) ? c : throw Error(StatusCode.NotFound, $"container {id}: not found");
 
-    private WasmProcess Process(string id, string execId)
+    private TaskProcess Process(string id, string execId)
     {
         var container = Find(id);
         if (string.IsNullOrEmpty(execId)) return container.Init;

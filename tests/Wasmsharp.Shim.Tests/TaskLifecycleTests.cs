@@ -88,6 +88,46 @@ public sealed class TaskLifecycleTests : IAsyncLifetime
     private Task Start(string id) => _service.Start(new TaskApi.StartRequest { Id = id }, _context);
     private Task Kill(string id, uint signal) => _service.Kill(new TaskApi.KillRequest { Id = id, Signal = signal }, _context);
 
+    // A pod's sandbox as CRI creates it: the pause image's command (not Wasm, not even there), a new network namespace.
+    private async Task<string> CreatedSandbox(string id)
+    {
+        var bundle = Directory.CreateDirectory(Path.Combine(_dir, id)).FullName;
+        Directory.CreateDirectory(Path.Combine(bundle, "rootfs"));
+        File.WriteAllText(Path.Combine(bundle, "config.json"), """
+            {"ociVersion":"1.0.2","process":{"args":["/pause"],"cwd":"/"},"root":{"path":"rootfs"},
+             "annotations":{"io.kubernetes.cri.container-type":"sandbox","io.kubernetes.cri.sandbox-id":"SBX"},
+             "linux":{"namespaces":[{"type":"network"},{"type":"ipc"},{"type":"uts"}]}}
+            """.Replace("SBX", id));
+        await _service.Create(new TaskApi.CreateTaskRequest { Id = id, Bundle = bundle }, _context);
+        return id;
+    }
+
+    private static string NetNs(uint pid) => new FileInfo($"/proc/{pid}/ns/net").LinkTarget!;
+
+    [Theory]
+    [InlineData(15u, 0u)]  // pause exits 0 on SIGTERM and SIGINT
+    [InlineData(2u, 0u)]
+    [InlineData(9u, 137u)]
+    [InlineData(1u, 129u)] // SIGHUP: default action
+    public async Task A_pod_sandbox_runs_nothing_holds_its_namespace_and_ends_as_pause_does(uint signal, uint status)
+    {
+        var id = await CreatedSandbox($"sandbox-{signal}");
+        var pid = (await State(id)).Pid;
+        Assert.NotEqual(NetNs((uint)Environment.ProcessId), NetNs(pid)); // its own namespace, from create on
+        await Start(id);
+        Assert.Equal(Status.Running, (await State(id)).Status);
+        await Kill(id, 28); // SIGWINCH: no effect
+        Assert.Equal(Status.Running, (await State(id)).Status);
+        await _service.Pause(new TaskApi.PauseRequest { Id = id }, _context);
+        await _service.Resume(new TaskApi.ResumeRequest { Id = id }, _context);
+        await Kill(id, signal);
+        var exit = await Wait(id).WaitAsync(Timeout);
+        Assert.Equal(status, exit.ExitStatus);
+        await _service.Delete(new TaskApi.DeleteRequest { Id = id }, _context);
+        for (var i = 0; i < 100 && Directory.Exists($"/proc/self/task/{pid}"); i++) await Task.Delay(10);
+        Assert.False(Directory.Exists($"/proc/self/task/{pid}"), "the stand-in thread should be gone");
+    }
+
     [Fact]
     public async Task Waits_before_start_block_until_the_exit_and_everyone_sees_one_exit()
     {

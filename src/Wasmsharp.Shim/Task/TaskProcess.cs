@@ -5,29 +5,30 @@ using Wasmsharp.Wasm;
 namespace Wasmsharp.Shim;
 
 /// <summary>
-/// One containerd "process" (the init of a container, later also execs): a prepared Wasm instance, its
-/// stdio, and its exit, recorded once so Wait, State, TaskExit and Delete all report the same values.
+/// One containerd "process" (the init of a container, or an exec): what runs for it (<see cref="IGuest"/>: a Wasm
+/// guest, or a pod sandbox's stand-in for pause), its stdio, and its exit, recorded once so Wait, State, TaskExit
+/// and Delete all report the same values.
 /// </summary>
-internal sealed class WasmProcess : IDisposable
+internal sealed class TaskProcess : IDisposable
 {
     private readonly object _gate = new();
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Status _status = Status.Created;
 
     public string Id { get; }
-    public WasmInstance Instance { get; }
+    public IGuest Guest { get; }
     public Stdio Stdio { get; }
     public uint Pid { get; }
     public uint ExitStatus { get; private set; }
     public Timestamp? ExitedAt { get; private set; }
     public Task Exited => _exited.Task;
 
-    public WasmProcess(string id, WasmInstance instance, Stdio stdio)
+    public TaskProcess(string id, IGuest guest, Stdio stdio)
     {
         Id = id;
-        Instance = instance;
+        Guest = guest;
         Stdio = stdio;
-        Pid = (uint)instance.ThreadId;
+        Pid = (uint)guest.ThreadId;
     }
 
     public Status Status
@@ -73,7 +74,7 @@ internal sealed class WasmProcess : IDisposable
 
     public void Dispose()
     {
-        Instance.Dispose();
+        Guest.Dispose();
         Stdio.Dispose();
     }
 }
