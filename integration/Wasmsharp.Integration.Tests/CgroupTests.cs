@@ -171,6 +171,41 @@ public sealed class CgroupTests(ContainerdFixture f)
         }
     }
 
+    // Containers grouped in one shim (CRI's sandbox-id annotation, as in a pod): the shim's memory is charged to
+    // the first container's cgroup, so each other container reports what its own guests hold.
+    [Fact]
+    public void In_a_grouped_shim_each_container_reports_its_own_guests_memory()
+    {
+        if (!HasCgroups) return;
+        var first = f.NewId("cg-group-a");
+        var second = f.NewId("cg-group-b");
+        string[] group = ["--annotation", $"io.kubernetes.cri.sandbox-id={first}"];
+        try
+        {
+            var a = f.Ctr(["run", "-d", .. group, "--runtime", RepoLayout.Runtime, Images.WasmTests, first, "/sleep.wasm", "1000"]);
+            var b = f.Ctr(["run", "-d", .. group, "--runtime", RepoLayout.Runtime, Images.WasmTests, second, "/alloc.wasm", "20", "1000"]);
+            f.Check(a.ExitCode == 0 && b.ExitCode == 0, "both start", second, a, b);
+            var shimA = ProcFs.Tgid(f.Containerd.Task(first)!.Pid);
+            f.Check(shimA is not null && shimA == ProcFs.Tgid(f.Containerd.Task(second)!.Pid), "both containers should be served by one shim", second, a, b);
+
+            ProcessResult json = null!;
+            ContainerdFixture.Eventually(() =>
+            {
+                json = f.Ctr("tasks", "metrics", "--format", "json", second);
+                return json.ExitCode == 0 && MemoryUsage(MetricsJson(json)) >= 20 * MiB;
+            }, Shortly);
+            var usage = MemoryUsage(MetricsJson(json));
+            f.Check(usage >= 20 * MiB && usage < 40 * MiB, $"the second container should report its guest's ~20 MiB, reports {usage}", second, json);
+            var firstUsage = MemoryUsage(MetricsJson(f.Ctr("tasks", "metrics", "--format", "json", first)));
+            f.Check(firstUsage > 5 * MiB, $"the first container's cgroup holds the shim ({firstUsage} bytes)", first);
+        }
+        finally
+        {
+            f.RemoveContainer(second);
+            f.RemoveContainer(first);
+        }
+    }
+
     private IReadOnlyList<string> Topics(string id) =>
         f.Events.For(id).Select(l => l.Split(' ').FirstOrDefault(w => w.StartsWith("/tasks/", StringComparison.Ordinal)) ?? "?").ToList();
 

@@ -182,9 +182,16 @@ internal sealed class ContainerCgroup
     }
 
     /// <summary>The cgroup's counters as containerd's metrics message for this host (bare type URL in an Any).</summary>
-    public Any Metrics()
+    /// <param name="guestMemoryBytes">what the container's guests hold themselves (their linear memories): its
+    /// memory when the shim's memory is charged to another container's cgroup (a grouped shim, e.g. a pod's,
+    /// where the shim joined the sandbox's), whose own counters would show next to nothing.</param>
+    public Any Metrics(long guestMemoryBytes)
     {
         var stats = cgroup.ReadStats();
+        bool holdsShim;
+        lock (HolderGate)
+            holdsShim = holder == this;
+        if (!holdsShim) stats = GuestMemoryOnly(stats, (ulong)Math.Max(0, guestMemoryBytes));
         var kills = (ulong)Interlocked.Read(ref guestOomKills);
         if (kills > 0)
         {
@@ -195,6 +202,17 @@ internal sealed class ContainerCgroup
         }
         return Mode == CgroupMode.V2 ? Pack(V2Metrics(stats, MemoryLimit)) : Pack(V1Metrics(stats, MemoryLimit));
     }
+
+    // As kubelet reads memory (working set = usage − inactive file): all of it anonymous, none of it cache.
+    internal static CgroupStats GuestMemoryOnly(CgroupStats s, ulong bytes) => s with
+    {
+        MemoryUsage = bytes,
+        MemoryMaxUsage = Math.Max(bytes, s.MemoryMaxUsage),
+        MemoryStat = new Dictionary<string, ulong>
+        {
+            ["rss"] = bytes, ["total_rss"] = bytes, ["active_anon"] = bytes, ["total_active_anon"] = bytes, ["anon"] = bytes,
+        },
+    };
 
     internal static Any Pack(Google.Protobuf.IMessage message) =>
         new() { TypeUrl = message.Descriptor.FullName, Value = Google.Protobuf.MessageExtensions.ToByteString(message) };

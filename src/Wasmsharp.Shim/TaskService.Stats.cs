@@ -18,14 +18,15 @@ internal sealed partial class TaskService
     {
         var container = Find(request.Id);
         Any stats;
+        var guestBytes = container.All.Where(p => p.Status != Status.Stopped).Sum(p => p.Guest.MemoryBytes);
         if (container.Cgroup is { } cgroup)
         {
-            stats = cgroup.Metrics();
+            stats = cgroup.Metrics(guestBytes);
         }
         else
         {
             // No cgroup (the spec named none): what the shim itself knows, the guests' linear memory.
-            var bytes = (ulong)container.All.Where(p => p.Status != Status.Stopped).Sum(p => p.Guest.MemoryBytes);
+            var bytes = (ulong)guestBytes;
             var limit = (ulong)(container.MemoryLimit ?? 0);
             stats = HostCgroupMode.Value == CgroupMode.V2
                 ? ContainerCgroup.Pack(new V2.Metrics { Memory = new V2.MemoryStat { Usage = bytes, Anon = bytes, UsageLimit = limit } })
