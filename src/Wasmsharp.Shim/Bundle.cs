@@ -116,15 +116,16 @@ internal sealed class Bundle
     }
 
     /// <summary>
-    /// Host path of the container's /etc/hosts, for the guest's name lookups: the file Docker and CRI bind-mount
-    /// there, else the rootfs's own when it is a regular file (never a symlink, which could lead out of the
-    /// rootfs); null when there is none.
+    /// Host path of the container's /etc/<paramref name="name"/> (hosts, resolv.conf), for the guest's name lookups:
+    /// the file Docker and CRI bind-mount there, else the rootfs's own when it is a regular file (never a symlink,
+    /// which could lead out of the rootfs); null when there is none.
     /// </summary>
-    public string? HostsFile()
+    public string? EtcFile(string name)
     {
-        var mount = Spec.Mounts.LastOrDefault(m => m.IsBind && m.Destination.TrimEnd('/') == "/etc/hosts" && m.Source is not null);
+        var guestPath = "/etc/" + name;
+        var mount = Spec.Mounts.LastOrDefault(m => m.IsBind && m.Destination.TrimEnd('/') == guestPath && m.Source is not null);
         if (mount is not null) return File.Exists(mount.Source) ? mount.Source : null;
-        var own = System.IO.Path.Combine(RootfsPath, "etc", "hosts");
+        var own = System.IO.Path.Combine(RootfsPath, "etc", name);
         var info = new FileInfo(own);
         return info.Exists && info.LinkTarget is null && new FileInfo(System.IO.Path.Combine(RootfsPath, "etc")).LinkTarget is null ? own : null;
     }

@@ -191,7 +191,8 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 // The guest thread is in the container's namespace (or the host's, when the spec asks for it).
                 NetworkAccess = true,
                 DescriptorLimit = process.OpenFileLimit is { } limit ? (long)Math.Min(limit, long.MaxValue) : null,
-                HostsFile = bundle.HostsFile(),
+                HostsFile = bundle.EtcFile("hosts"),
+                ResolvConf = bundle.EtcFile("resolv.conf"),
             });
             return new TaskProcess(processId, new WasmGuest(instance), stdio);
         }

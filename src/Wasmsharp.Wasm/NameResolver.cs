@@ -8,9 +8,9 @@ namespace Wasmsharp.Wasm;
 /// <summary>
 /// Name resolution for <c>sock_getaddrinfo</c> without glibc (whose getaddrinfo would read the SHIM's
 /// /etc/hosts, nsswitch.conf and resolv.conf): numeric addresses, the container's hosts file
-/// (<see cref="WasiSpec.HostsFile"/>), and "localhost" (127.0.0.1, ::1) when the hosts file does not name it.
-/// Anything else is not found (EAI_NONAME); DNS is not implemented. Services: numbers and a few well-known
-/// names (the container's /etc/services is not read).
+/// (<see cref="WasiSpec.HostsFile"/>), "localhost" (127.0.0.1, ::1) when the hosts file does not name it, then
+/// the container's DNS servers (<see cref="DnsClient"/>). Services: numbers and a few well-known names (the
+/// container's /etc/services is not read).
 /// </summary>
 internal static class NameResolver
 {
@@ -25,7 +25,7 @@ internal static class NameResolver
 
     /// <summary>Resolves <paramref name="node"/> and <paramref name="service"/> (either may be empty, not both);
     /// returns 0 or a WasmEdge getaddrinfo errno. Addresses: (family, 4 or 16 bytes), in lookup order.</summary>
-    public static int Resolve(string node, string service, ushort flags, byte family, string? hostsFile,
+    public static int Resolve(string node, string service, ushort flags, byte family, string? hostsFile, DnsClient? dns,
         out List<(byte Family, byte[] Address)> addresses, out ushort port)
     {
         addresses = [];
@@ -63,6 +63,8 @@ internal static class NameResolver
             if (found.Count == 0 && (node.Equals("localhost", StringComparison.OrdinalIgnoreCase)
                 || node.EndsWith(".localhost", StringComparison.OrdinalIgnoreCase)))
                 found.AddRange([IPAddress.Loopback, IPAddress.IPv6Loopback]);
+            if (found.Count == 0 && dns is not null)
+                found.AddRange(dns.Lookup(node, family));
         }
 
         foreach (var address in Keep(found, family).Distinct())

@@ -67,6 +67,22 @@ internal sealed class SocketTable : IDisposable
 
     public WasiSpec Spec { get; }
 
+    /// <summary>The container's DNS servers (its resolv.conf, read at the first lookup); null = none.</summary>
+    public DnsClient? Dns
+    {
+        get
+        {
+            if (!dnsRead)
+            {
+                dns = DnsClient.Read(Spec.ResolvConf) is { } config ? new DnsClient(this, config) : null;
+                dnsRead = true;
+            }
+            return dns;
+        }
+    }
+    private DnsClient? dns;
+    private bool dnsRead;
+
     /// <summary>Scratch iovec array for one call (≤ <see cref="WasmEdgeAbi.IovMax"/> entries).</summary>
     public IoVec[] IoVecs { get; } = new IoVec[WasmEdgeAbi.IovMax];
 

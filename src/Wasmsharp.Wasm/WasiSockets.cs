@@ -530,7 +530,7 @@ internal static unsafe class WasiSockets
             return AiFamily;
         if (protocol > ProtoUdp || socketType > SockStream)
             return NoSys;
-        int errno = NameResolver.Resolve(node, service, flags, family, table.Spec.HostsFile, out var addresses, out ushort port);
+        int errno = NameResolver.Resolve(node, service, flags, family, table.Spec.HostsFile, table.Dns, out var addresses, out ushort port);
         if (errno != Success)
             return errno;
 

@@ -79,9 +79,16 @@ public sealed record WasiSpec
 
     /// <summary>
     /// Host path of the container's /etc/hosts, read by <c>sock_getaddrinfo</c> (besides numeric addresses and
-    /// "localhost"); null = none. Other names are not found (no DNS).
+    /// "localhost"); null = none. Other names go to DNS (<see cref="ResolvConf"/>).
     /// </summary>
     public string? HostsFile { get; init; }
+
+    /// <summary>
+    /// Host path of the container's /etc/resolv.conf: <c>sock_getaddrinfo</c> asks its nameservers (over UDP, from
+    /// the guest's thread, so inside the container's network namespace) for names the hosts file does not have;
+    /// null = no DNS.
+    /// </summary>
+    public string? ResolvConf { get; init; }
 
     /// <summary>Exported function of type () → () to run.</summary>
     public string Entrypoint { get; init; } = "_start";

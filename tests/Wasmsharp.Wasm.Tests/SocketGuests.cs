@@ -49,6 +49,29 @@ public sealed class SocketGuests : IDisposable
 
     private static readonly Dictionary<string, string> Sources = new()
     {
+        // Resolves each argument (getaddrinfo, any family, stream): "NAME rc=RC ADDR..." per line.
+        ["resolve"] = """
+            int main(int argc, char **argv) {
+                for (int a = 1; a < argc; a++) {
+                    wasi_addrinfo_t hints, res[4]; wasi_sockaddr_t sa[4]; uint8_t data[4][26];
+                    memset(&hints, 0, sizeof hints); hints.ai_socktype = 2;
+                    for (int i = 0; i < 4; i++) {
+                        memset(&res[i], 0, sizeof res[i]); res[i].ai_addr = &sa[i]; sa[i].sa_data = data[i]; sa[i].sa_data_len = 26;
+                        res[i].ai_next = i < 3 ? &res[i + 1] : NULL;
+                    }
+                    uint32_t first = (uint32_t)(uintptr_t)&res[0], n = 0;
+                    int rc = ws_getaddrinfo(argv[a], strlen(argv[a]) + 1, "80", 3, &hints, &first, 4, &n);
+                    printf("%s rc=%d", argv[a], rc);
+                    for (uint32_t i = 0; i < n; i++) {
+                        if (sa[i].family == 1) printf(" %u.%u.%u.%u", data[i][2], data[i][3], data[i][4], data[i][5]);
+                        else printf(" v6");
+                    }
+                    printf("\n");
+                    fflush(stdout);
+                }
+                return 0;
+            }
+            """,
         // Client: getaddrinfo, connect, local/peer address (V1), send/recv, refused connect.
         ["sockclient"] = """
             static void resolve(const char *node, const char *service) {

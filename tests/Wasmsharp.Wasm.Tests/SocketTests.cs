@@ -26,7 +26,7 @@ public sealed class SocketTests(SocketGuests guests, ITestOutputHelper output) :
     }
 
     private (WasmInstance Instance, string Stdout) Start(string module, string[] args, bool network = true,
-        long? limit = null, bool preopen = true, string? hosts = null)
+        long? limit = null, bool preopen = true, string? hosts = null, string? resolv = null)
     {
         var stdout = Path.Combine(work, $"{module}-{Guid.NewGuid():N}.out");
         var loaded = guests.Load(module);
@@ -38,6 +38,7 @@ public sealed class SocketTests(SocketGuests guests, ITestOutputHelper output) :
             NetworkAccess = network,
             DescriptorLimit = limit,
             HostsFile = hosts,
+            ResolvConf = resolv,
         };
         var instance = ns.Run(() => guests.Host.Prepare(loaded, spec)); // the guest thread inherits the namespace
         instances.Add(instance);
@@ -153,6 +154,89 @@ public sealed class SocketTests(SocketGuests guests, ITestOutputHelper output) :
         Assert.Contains("send rc=0 sent=5\n", text);
         Assert.Contains("recv rc=0 got=pong:ping\n", text);
         Assert.Contains("refused rc=14\n", text);
+    }
+
+    // A DNS server of the test's own on 127.0.0.1:53 of the test's namespace: A records for api.cluster.test and
+    // db.example (CNAME chain end included), AAAA for api.cluster.test, NXDOMAIN for anything else. Counts queries.
+    private sealed class TestDns : IDisposable
+    {
+        private readonly Socket socket;
+        private readonly Thread thread;
+        public int Queries;
+
+        public TestDns(NetNamespace ns)
+        {
+            socket = ns.Run(() =>
+            {
+                var s = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+                s.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 53));
+                return s;
+            });
+            thread = new Thread(Serve) { IsBackground = true };
+            thread.Start();
+        }
+
+        private void Serve()
+        {
+            var buffer = new byte[512];
+            System.Net.EndPoint from = new System.Net.IPEndPoint(System.Net.IPAddress.Any, 0);
+            while (true)
+            {
+                int n;
+                try { n = socket.ReceiveFrom(buffer, ref from); }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException) { return; }
+                Interlocked.Increment(ref Queries);
+                // Question name and type.
+                var labels = new List<string>();
+                int at = 12;
+                while (buffer[at] != 0) { labels.Add(Encoding.ASCII.GetString(buffer, at + 1, buffer[at])); at += 1 + buffer[at]; }
+                at++;
+                var name = string.Join('.', labels);
+                int type = buffer[at] << 8 | buffer[at + 1];
+                int questionEnd = at + 4;
+                var answer = new MemoryStream();
+                answer.Write(buffer, 0, questionEnd);
+                var reply = answer.GetBuffer();
+                reply[2] = 0x81; reply[3] = 0x80; // response, RD, RA, NOERROR
+                var records = new List<byte[]>();
+                byte[] Record(ushort rrType, byte[] data) =>
+                    [0xc0, 12, (byte)(rrType >> 8), (byte)rrType, 0, 1, 0, 0, 0, 60, (byte)(data.Length >> 8), (byte)data.Length, .. data];
+                if (name == "api.cluster.test" && type == 1) records.Add(Record(1, [10, 9, 8, 7]));
+                else if (name == "api.cluster.test" && type == 28) records.Add(Record(28, [0xfd, 0x00, .. new byte[14]]));
+                else if (name == "db.example" && type == 1)
+                {
+                    records.Add(Record(5, [2, (byte)'d', (byte)'b', 0])); // CNAME db. (skipped: not an address)
+                    records.Add(Record(1, [10, 0, 0, 5]));
+                }
+                else if (name != "api.cluster.test" && name != "db.example") reply[3] = 0x83; // NXDOMAIN
+                answer.Position = 0;
+                answer.Write(reply, 0, questionEnd);
+                answer.Position = questionEnd;
+                foreach (var record in records) answer.Write(record);
+                var bytes = answer.ToArray();
+                bytes[6] = 0; bytes[7] = (byte)records.Count;
+                socket.SendTo(bytes, from);
+            }
+        }
+
+        public void Dispose() => socket.Dispose();
+    }
+
+    [Fact]
+    public async Task Getaddrinfo_AsksTheContainersDnsServersInItsNamespaceWithItsSearchList()
+    {
+        using var dns = new TestDns(ns);
+        File.WriteAllText(Path.Combine(work, "hosts"), "127.0.0.1 localhost\n10.1.2.3 web.internal\n");
+        File.WriteAllText(Path.Combine(work, "resolv.conf"), "# as Docker or kubelet writes it\nnameserver 127.0.0.1\nsearch cluster.test\noptions ndots:2 timeout:1\n");
+        var (instance, stdout) = Start("resolve", ["api", "db.example", "web.internal", "nosuch", "10.0.0.1"],
+            hosts: Path.Combine(work, "hosts"), resolv: Path.Combine(work, "resolv.conf"));
+        var text = await Finish(instance, stdout);
+        Assert.Contains("api rc=0 10.9.8.7 v6\n", text);      // search list: api.cluster.test, A then AAAA
+        Assert.Contains("db.example rc=0 10.0.0.5\n", text);       // one dot < ndots 2: cluster.test first (NXDOMAIN), then as is
+        Assert.Contains("web.internal rc=0 10.1.2.3\n", text);     // the hosts file first: no query
+        Assert.Contains("nosuch rc=84\n", text);
+        Assert.Contains("10.0.0.1 rc=0 10.0.0.1\n", text);
+        Assert.Equal(2 + 4 + 4, dns.Queries); // api: A+AAAA; db.example and nosuch: two names × A+AAAA; none for the rest
     }
 
     [Fact]
