@@ -44,54 +44,39 @@ public sealed class SocketGuests : IDisposable
             if ((rc = ws_bind(fd, &a, port)) != 0 || (rc = ws_listen(fd, 16)) != 0) { printf("listen rc=%d\n", rc); exit(1); }
             return fd;
         }
+        // getaddrinfo of NODE:SERVICE (stream), one line: "gai NODE rc=RC n=N ADDR:PORT/tTYPE/pPROTO/lLEN...".
+        __attribute__((unused)) static void resolve(const char *node, const char *service) {
+            wasi_addrinfo_t hints, res[4]; wasi_sockaddr_t sa[4]; uint8_t data[4][26];
+            memset(&hints, 0, sizeof hints); hints.ai_socktype = 2;
+            for (int i = 0; i < 4; i++) {
+                memset(&res[i], 0, sizeof res[i]); res[i].ai_addr = &sa[i]; sa[i].sa_data = data[i]; sa[i].sa_data_len = 26;
+                res[i].ai_next = i < 3 ? &res[i + 1] : NULL;
+            }
+            uint32_t first = (uint32_t)(uintptr_t)&res[0], n = 0;
+            int rc = ws_getaddrinfo(node, strlen(node) + 1, service, strlen(service) + 1, &hints, &first, 4, &n);
+            printf("gai %s rc=%d n=%u", node, rc, (unsigned)n);
+            for (uint32_t i = 0; i < n; i++) {
+                int port = data[i][0] << 8 | data[i][1];
+                if (sa[i].family == 1) printf(" %u.%u.%u.%u:%d", data[i][2], data[i][3], data[i][4], data[i][5], port);
+                else printf(" v6(last=%u):%d", data[i][21], port);
+                printf("/t%u/p%u/l%u", res[i].ai_socktype, res[i].ai_protocol, (unsigned)res[i].ai_addrlen);
+            }
+            printf("\n");
+        }
 
         """;
 
     private static readonly Dictionary<string, string> Sources = new()
     {
-        // Resolves each argument (getaddrinfo, any family, stream): "NAME rc=RC ADDR..." per line.
+        // Resolves each argument (service 80), one "gai" line each.
         ["resolve"] = """
             int main(int argc, char **argv) {
-                for (int a = 1; a < argc; a++) {
-                    wasi_addrinfo_t hints, res[4]; wasi_sockaddr_t sa[4]; uint8_t data[4][26];
-                    memset(&hints, 0, sizeof hints); hints.ai_socktype = 2;
-                    for (int i = 0; i < 4; i++) {
-                        memset(&res[i], 0, sizeof res[i]); res[i].ai_addr = &sa[i]; sa[i].sa_data = data[i]; sa[i].sa_data_len = 26;
-                        res[i].ai_next = i < 3 ? &res[i + 1] : NULL;
-                    }
-                    uint32_t first = (uint32_t)(uintptr_t)&res[0], n = 0;
-                    int rc = ws_getaddrinfo(argv[a], strlen(argv[a]) + 1, "80", 3, &hints, &first, 4, &n);
-                    printf("%s rc=%d", argv[a], rc);
-                    for (uint32_t i = 0; i < n; i++) {
-                        if (sa[i].family == 1) printf(" %u.%u.%u.%u", data[i][2], data[i][3], data[i][4], data[i][5]);
-                        else printf(" v6");
-                    }
-                    printf("\n");
-                    fflush(stdout);
-                }
+                for (int a = 1; a < argc; a++) resolve(argv[a], "80");
                 return 0;
             }
             """,
         // Client: getaddrinfo, connect, local/peer address (V1), send/recv, refused connect.
         ["sockclient"] = """
-            static void resolve(const char *node, const char *service) {
-                wasi_addrinfo_t hints, res[4]; wasi_sockaddr_t sa[4]; uint8_t data[4][26];
-                memset(&hints, 0, sizeof hints); hints.ai_socktype = 2;
-                for (int i = 0; i < 4; i++) {
-                    memset(&res[i], 0, sizeof res[i]); res[i].ai_addr = &sa[i]; sa[i].sa_data = data[i]; sa[i].sa_data_len = 26;
-                    res[i].ai_next = i < 3 ? &res[i + 1] : NULL;
-                }
-                uint32_t first = (uint32_t)(uintptr_t)&res[0], n = 0;
-                int rc = ws_getaddrinfo(node, strlen(node) + 1, service, strlen(service) + 1, &hints, &first, 4, &n);
-                printf("gai %s rc=%d n=%u", node, rc, (unsigned)n);
-                for (uint32_t i = 0; i < n; i++) {
-                    int port = data[i][0] << 8 | data[i][1];
-                    if (sa[i].family == 1) printf(" %u.%u.%u.%u:%d", data[i][2], data[i][3], data[i][4], data[i][5], port);
-                    else printf(" v6(last=%u):%d", data[i][21], port);
-                    printf("/t%u/p%u/l%u", res[i].ai_socktype, res[i].ai_protocol, (unsigned)res[i].ai_addrlen);
-                }
-                printf("\n");
-            }
             int main(int argc, char **argv) {
                 int port = atoi(argv[1]);
                 resolve("localhost", argv[1]);

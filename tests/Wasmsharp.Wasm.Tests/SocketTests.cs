@@ -231,11 +231,11 @@ public sealed class SocketTests(SocketGuests guests, ITestOutputHelper output) :
         var (instance, stdout) = Start("resolve", ["api", "db.example", "web.internal", "nosuch", "10.0.0.1"],
             hosts: Path.Combine(work, "hosts"), resolv: Path.Combine(work, "resolv.conf"));
         var text = await Finish(instance, stdout);
-        Assert.Contains("api rc=0 10.9.8.7 v6\n", text);      // search list: api.cluster.test, A then AAAA
-        Assert.Contains("db.example rc=0 10.0.0.5\n", text);       // one dot < ndots 2: cluster.test first (NXDOMAIN), then as is
-        Assert.Contains("web.internal rc=0 10.1.2.3\n", text);     // the hosts file first: no query
-        Assert.Contains("nosuch rc=84\n", text);
-        Assert.Contains("10.0.0.1 rc=0 10.0.0.1\n", text);
+        Assert.Contains("gai api rc=0 n=2 10.9.8.7:80/t2/p1/l16 v6(last=0):80/t2/p1/l28\n", text); // via the search list, A then AAAA
+        Assert.Contains("gai db.example rc=0 n=1 10.0.0.5:80/", text);  // one dot < ndots 2: cluster.test first (NXDOMAIN), then as is
+        Assert.Contains("gai web.internal rc=0 n=1 10.1.2.3:80/", text); // the hosts file first: no query
+        Assert.Contains("gai nosuch rc=84 n=0\n", text);
+        Assert.Contains("gai 10.0.0.1 rc=0 n=1 10.0.0.1:80/", text);
         Assert.Equal(2 + 4 + 4, dns.Queries); // api: A+AAAA; db.example and nosuch: two names × A+AAAA; none for the rest
     }
 
