@@ -67,8 +67,10 @@ public static class Files
     }
 
     /// <summary>
-    /// Opens <paramref name="path"/> read-only as if <paramref name="root"/> were "/": symlinks and ".."
-    /// cannot leave the root (openat2 RESOLVE_IN_ROOT). Used for files named by an untrusted image.
+    /// Opens the regular file <paramref name="path"/> read-only as if <paramref name="root"/> were "/": symlinks and
+    /// ".." cannot leave the root (openat2 RESOLVE_IN_ROOT). Used for files named by an untrusted image: the open
+    /// never blocks (a FIFO there would block a plain open for ever), and anything but a regular file is refused
+    /// (EINVAL, "not a regular file").
     /// </summary>
     public static unsafe SafeFileHandle OpenInRoot(string root, string path)
     {
@@ -82,13 +84,21 @@ public static class Files
         }
         try
         {
-            var how = new open_how { flags = (ulong)(O_RDONLY | O_CLOEXEC), resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+            var how = new open_how { flags = (ulong)(O_RDONLY | O_CLOEXEC | O_NONBLOCK), resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+            int fd;
             fixed (byte* pp = p)
             {
-                var fd = openat2(rootFd, pp, &how, (size_t)sizeof(open_how));
+                fd = openat2(rootFd, pp, &how, (size_t)sizeof(open_how));
                 if (fd < 0) throw LinuxException.Last($"open {path} in {root}");
-                return new SafeFileHandle(fd, ownsHandle: true);
             }
+            var handle = new SafeFileHandle(fd, ownsHandle: true);
+            stat st;
+            if (fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != S_IFREG)
+            {
+                handle.Dispose();
+                throw new LinuxException($"open {path} in {root}: not a regular file", EINVAL);
+            }
+            return handle;
         }
         finally
         {

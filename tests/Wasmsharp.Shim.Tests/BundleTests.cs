@@ -46,6 +46,20 @@ public sealed class BundleTests : IDisposable
         }
     }
 
+    // An image is untrusted: a FIFO (or a directory) named as the entrypoint is refused at once, never waited on.
+    [Fact]
+    public async Task RefusesAFifoOrDirectoryEntrypointWithoutBlocking()
+    {
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [Path.Combine(Rootfs, "fifo.wasm")])!) mkfifo.WaitForExit();
+        var bundle = Write("\"/fifo.wasm\"");
+        var open = Task.Run(() => bundle.OpenEntrypoint(bundle.Spec.Process!));
+        var e = await Assert.ThrowsAsync<BundleException>(() => open.WaitAsync(TimeSpan.FromSeconds(5))); // a timeout would be a TimeoutException
+        Assert.Contains("/fifo.wasm", e.Message);
+        Assert.Contains("not a regular file", e.Message);
+        bundle = Write("\"/bin\"");
+        Assert.Contains("not a regular file", Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
+    }
+
     [Fact]
     public void RejectsNonWasmMissingAndEmptyEntrypoints()
     {
