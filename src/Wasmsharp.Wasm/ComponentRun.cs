@@ -13,6 +13,15 @@ namespace Wasmsharp.Wasm;
 /// <c>exit-with-code(n)</c> (WASI 0.2.12, in Wasmtime's linker) → n, both reported by Wasmtime as an exit error
 /// carrying the status. What a C program's <c>exit(n)</c> becomes depends on its toolchain: wasi-libc through the
 /// preview 1 adapter calls <c>exit</c>, so any n ≠ 0 is 1. Traps → 134.
+/// <para><b>Blocking calls.</b> Every p2 wait (<c>wasi:io/poll</c>'s poll and pollable.block, the streams'
+/// blocking-read/-write, hence a sleep, a stdin read, an accept) is a tokio <c>block_on</c> on the guest thread
+/// (wasmtime-wasi's <c>in_tokio</c>), which neither epochs nor signals end. A kill is then reported after
+/// <see cref="WasmInstance.KillGrace"/> (<see cref="WasmInstance.Abandoned"/>), the thread ending when the call
+/// returns; pause holds the guest at its first epoch check after it. Shadowing <c>wasi:io/poll</c> would need
+/// the original functions (a trampoline component) and resource values, which the binding does not marshal.</para>
+/// <para><b>Sockets.</b> Wasmtime ≥ 46 creates no TCP/UDP socket unless the embedder allows TCP/UDP, and the
+/// C API of 50.0.1 cannot (no allow_tcp/allow_udp; inherit_network only opens the address check): p2 guests get
+/// access-denied from create-tcp-socket even with <see cref="WasiSpec.NetworkAccess"/>.</para>
 /// </remarks>
 internal static class ComponentRun
 {
