@@ -14,14 +14,14 @@ export DOTNET_NOLOGO := 1
 # Debian packages: containerd + runc (the real thing we plug into), clang-16 + wasi-libc (test programs
 # in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image),
 # dpkg-dev + tcl (SQLite's source via apt-get source, its amalgamation), sqlite3 (the native reference),
-# wrk (the HTTP load generator of `make bench`).
+# wrk (the HTTP load generator of `make bench`), npm (jco, which makes the WASI preview 2 test components).
 DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static \
-                dpkg-dev tcl sqlite3 wrk
+                dpkg-dev tcl sqlite3 wrk npm
 
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
+.PHONY: all deps runtimes wasip2 build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
 
 all: publish
 
@@ -34,8 +34,13 @@ deps:
 	fi
 
 # containerd 1.7 / 2.1 and Docker 26 / 28 from Debian 13 / unstable, extracted privately into out/runtimes.
-runtimes:
+runtimes: wasip2
 	integration/scripts/fetch-runtimes.sh out/runtimes
+
+# Debian 13's wasm32-wasip2 wasi-libc (extracted privately) and jco (npm, in out/wasip2/jco): the Wasm tests
+# build their WASI preview 2 component with them.
+wasip2:
+	integration/scripts/fetch-wasip2.sh out/wasip2
 
 build:
 	$(DOTNET) build ContainerdShim.sln -c $(CONFIGURATION)

@@ -91,10 +91,10 @@ internal sealed class Bundle
             {
                 throw new BundleException($"cannot open entrypoint {candidate}: {e.Message}");
             }
-            if (!HasWasmMagic(handle))
+            if (WasmBinary.KindOf(handle) is not (WasmBinaryKind.Module or WasmBinaryKind.Component))
             {
                 handle.Dispose();
-                throw new BundleException($"entrypoint {candidate} is not a WebAssembly module (no \\0asm magic): this runtime runs only Wasm; use runc for native binaries");
+                throw new BundleException($"entrypoint {candidate} is not a WebAssembly module or component: this runtime runs only Wasm; use runc for native binaries");
             }
             return new Entrypoint(candidate, export, handle);
         }
@@ -154,12 +154,6 @@ internal sealed class Bundle
                 yield return System.IO.Path.Combine(dir, file);
             }
         }
-    }
-
-    private static bool HasWasmMagic(SafeFileHandle handle)
-    {
-        Span<byte> magic = stackalloc byte[4];
-        return RandomAccess.Read(handle, magic, 0) == 4 && magic.SequenceEqual("\0asm"u8);
     }
 }
 

@@ -52,16 +52,16 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
         }
     }
 
-    public sealed record Result(Module Module, ModuleOrigin Origin, TimeSpan CompileTime, string? EntryPath, string? Problem);
+    public sealed record Result(CompiledCode Code, ModuleOrigin Origin, TimeSpan CompileTime, string? EntryPath, string? Problem);
 
     /// <param name="compile">Compiles the module; its exceptions propagate.</param>
-    public Result Load(Engine engine, string name, string sha, Func<Module> compile)
+    public Result Load(Engine engine, string name, string sha, WasmBinaryKind? kind, Func<CompiledCode> compile)
     {
         var (held, unusable, _) = Lock(sha);
         if (held is null)
             return CompileOnly(compile, unusable!);
         using var _ = held;
-        var (hit, problem, unreadable) = Lookup(engine, name, sha);
+        var (hit, problem, unreadable) = Lookup(engine, name, sha, kind);
         if (hit is not null)
             return hit;
         if (unreadable is not null)
@@ -89,7 +89,7 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     /// The cached module, or null with <paramref name="problem"/> saying what was wrong with the entries found
     /// (deleted) or with the cache; compiles nothing.
     /// </summary>
-    public Result? LoadCached(Engine engine, string name, string sha, out string? problem)
+    public Result? LoadCached(Engine engine, string name, string sha, WasmBinaryKind? kind, out string? problem)
     {
         // Never waits: a module locked by a compile in progress (another container's) is treated as not cached yet.
         var (held, unusable, busy) = Lock(sha, TimeSpan.Zero);
@@ -99,7 +99,7 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
             return null;
         }
         using var _ = held;
-        var (hit, discarded, unreadable) = Lookup(engine, name, sha);
+        var (hit, discarded, unreadable) = Lookup(engine, name, sha, kind);
         problem = discarded ?? unreadable;
         return hit;
     }
@@ -121,7 +121,7 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     }
 
     // Under the lock: a verified, loadable entry; else what was discarded, or why the directory cannot be read.
-    private (Result? Hit, string? Discarded, string? Unreadable) Lookup(Engine engine, string name, string sha)
+    private (Result? Hit, string? Discarded, string? Unreadable) Lookup(Engine engine, string name, string sha, WasmBinaryKind? kind)
     {
         string? problem = null;
         string[] candidates;
@@ -140,9 +140,9 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
             {
                 try
                 {
-                    var module = Module.DeserializeFile(engine, name, entry);
+                    var code = CompiledCode.DeserializeFile(engine, name, entry, kind);
                     Touch(entry);
-                    return (new Result(module, ModuleOrigin.CacheHit, TimeSpan.Zero, entry, null), null, null);
+                    return (new Result(code, ModuleOrigin.CacheHit, TimeSpan.Zero, entry, null), null, null);
                 }
                 catch (WasmtimeException e)
                 {
@@ -155,7 +155,7 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
         return (null, problem, null);
     }
 
-    private static Result CompileOnly(Func<Module> compile, string problem)
+    private static Result CompileOnly(Func<CompiledCode> compile, string problem)
     {
         var watch = Stopwatch.StartNew();
         var module = compile();

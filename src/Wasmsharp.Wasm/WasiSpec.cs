@@ -91,5 +91,8 @@ public sealed record WasiSpec
     public string? ResolvConf { get; init; }
 
     /// <summary>Exported function of type () → () to run.</summary>
-    public string Entrypoint { get; init; } = "_start";
+    public string Entrypoint { get; init; } = DefaultEntrypoint;
+
+    /// <summary>A module's default entrypoint; a component (which runs its <c>wasi:cli/run</c> export) accepts only this.</summary>
+    public const string DefaultEntrypoint = "_start";
 }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Wasmtime;
+using Wasmtime.Components;
 
 namespace Wasmsharp.Wasm;
 
@@ -13,6 +14,7 @@ namespace Wasmsharp.Wasm;
 internal sealed class WasmEngine : IDisposable
 {
     private readonly Lazy<WasiOriginals> originals;
+    private readonly Lazy<ComponentLinker> componentLinker;
     private readonly ConcurrentDictionary<string, Lazy<Linker>> socketLinkers = new(StringComparer.Ordinal);
     private readonly ConditionalWeakTable<Module, SocketImports> socketImports = [];
 
@@ -40,7 +42,11 @@ internal sealed class WasmEngine : IDisposable
         Linker.AllowShadowing = false;
 
         originals = new Lazy<WasiOriginals>(() => new WasiOriginals(engine), LazyThreadSafetyMode.ExecutionAndPublication);
+        componentLinker = new Lazy<ComponentLinker>(() => ComponentRun.CreateLinker(engine), LazyThreadSafetyMode.ExecutionAndPublication);
     }
+
+    /// <summary>The linker of components: WASI preview 2 (see <see cref="ComponentRun"/>).</summary>
+    public ComponentLinker ComponentLinker => componentLinker.Value;
 
     public WasiOriginals Originals => originals.Value;
 
@@ -82,6 +88,8 @@ internal sealed class WasmEngine : IDisposable
                 linker.Value.Dispose();
         if (originals.IsValueCreated)
             originals.Value.Dispose();
+        if (componentLinker.IsValueCreated)
+            componentLinker.Value.Dispose();
         Linker.Dispose();
         Engine.Dispose();
     }

@@ -31,7 +31,8 @@ internal sealed class GuestKilledException(int signal) : Exception($"killed by s
 /// proc_exit, so n is exact for every value. Wasmtime's own proc_exit reports n ≥ 126 only as the
 /// error "exit with invalid exit status outside of [0..126)" without the number (ExitCode null); if such an
 /// error still shows up the status is 255;</item>
-/// <item>trap (TrapException; tested before WasmtimeException, its base) → 134 (like SIGABRT), message + backtrace;</item>
+/// <item>trap (TrapException; tested before WasmtimeException, its base; from a component's call an error whose
+/// text says "wasm trap: ") → 134 (like SIGABRT), message + backtrace;</item>
 /// <item>anything else (a host function failed with an error rather than an errno, an unexpected exception)
 /// → 1 with the error text.</item>
 /// </list>
@@ -44,6 +45,9 @@ internal static class ExitStatus
 
     // Text of wasmtime-wasi's error for proc_exit(n ≥ 126) (crates/wasi preview1 proc_exit).
     internal const string InvalidExitStatusText = "exit with invalid exit status";
+
+    // How Wasmtime's Trap displays itself ("wasm trap: wasm `unreachable` instruction executed").
+    internal const string TrapText = "wasm trap: ";
 
     /// <param name="error">What the entrypoint threw; null when it returned.</param>
     /// <param name="killSignal">Signal of a kill requested before the guest ended; 0 = none.</param>
@@ -63,6 +67,9 @@ internal static class ExitStatus
                 return new WasmExit(code & 0xFF, null);
             if (wasmtime.Message.Contains(InvalidExitStatusText, StringComparison.Ordinal))
                 return new WasmExit(UnknownProcExit, wasmtime.Message);
+            // A component's call reports a trap as an error, not as a wasm_trap_t: only its text tells.
+            if (wasmtime.Message.Contains(TrapText, StringComparison.Ordinal))
+                return new WasmExit(Trap, Describe(wasmtime));
             return new WasmExit(HostError, Describe(wasmtime));
         }
         return new WasmExit(HostError, $"host error: {error}");

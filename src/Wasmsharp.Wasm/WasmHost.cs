@@ -11,8 +11,6 @@ namespace Wasmsharp.Wasm;
 /// </summary>
 public sealed class WasmHost : IDisposable
 {
-    private static ReadOnlySpan<byte> WasmMagic => "\0asm"u8;
-
     private readonly WasmHostOptions options;
     private readonly WasmEngine optimizing;
     private readonly Lazy<WasmEngine>? baseline; // Winch, for first runs of modules not in the disk cache
@@ -61,23 +59,11 @@ public sealed class WasmHost : IDisposable
     /// <summary>Instances prepared and not yet ended.</summary>
     public int LiveInstances => live.Count;
 
-    /// <summary>True when the file exists and starts with the WebAssembly magic "\0asm".</summary>
-    public static bool HasWasmMagic(string path)
-    {
-        try
-        {
-            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 1);
-            Span<byte> head = stackalloc byte[4];
-            return file.ReadAtLeast(head, 4, throwOnEndOfStream: false) == 4 && head.SequenceEqual(WasmMagic);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or NotSupportedException)
-        {
-            return false;
-        }
-    }
+    /// <summary>True when the file exists and starts with a WebAssembly header (module or component, see <see cref="WasmBinary"/>).</summary>
+    public static bool HasWasmMagic(string path) => WasmBinary.KindOf(path) != WasmBinaryKind.NotWasm;
 
     /// <summary>
-    /// Loads a module file. Compiled modules are cached by the SHA-256 of the bytes: loading the same bytes
+    /// Loads a module or component file (<see cref="WasmModule.IsComponent"/> tells which). Compiled modules are cached by the SHA-256 of the bytes: loading the same bytes
     /// again returns the same <see cref="WasmModule"/> (a new wrapper sharing the compiled code when the path
     /// differs). With <see cref="WasmHostOptions.CacheDirectory"/>, the compiled code is also taken from (or
     /// written to) the disk cache; <see cref="WasmModule.Origin"/> tells which. The file is hashed as it is read,
@@ -97,11 +83,11 @@ public sealed class WasmHost : IDisposable
         var hashing = System.Diagnostics.Stopwatch.StartNew();
         // The SHA-256 names the module; the XxHash128 of the same bytes (cheap, no OpenSSL) checks that a later
         // read for compiling still gets them.
+        WasmBinaryKind kind = default;
         var (sha, checksum) = ReadModuleFile(path, () =>
         {
             using var file = File.OpenHandle(fullPath);
-            var head = new byte[8];
-            CheckHeader(path, head.AsSpan(0, RandomAccess.Read(file, head, 0))); // a regular file reads short only at its end
+            kind = CheckHeader(path, WasmBinary.KindOf(file));
             var identity = digestMemo is null ? null : ModuleDigestMemo.Identity(file);
             if (identity is not null && digestMemo!.Lookup(identity) is { } known) return known;
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -117,7 +103,7 @@ public sealed class WasmHost : IDisposable
         });
         // Read again only to compile (not in either cache); it must still be the content that was hashed.
         var hashTime = hashing.Elapsed;
-        return Load(fullPath, sha, hashTime, baselineFirstRun, () =>
+        return Load(fullPath, sha, hashTime, baselineFirstRun, kind, () =>
         {
             var bytes = ReadModuleFile(path, () => File.ReadAllBytes(fullPath));
             if (Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(bytes)) != checksum)
@@ -158,20 +144,22 @@ public sealed class WasmHost : IDisposable
             throw new ArgumentException($"not a lower-case hex SHA-256: {sha256}", nameof(sha256));
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
-        return Load(name, sha256, TimeSpan.Zero, baselineFirstRun, () =>
+        return Load(name, sha256, TimeSpan.Zero, baselineFirstRun, kind: null, () =>
         {
             var bytes = readBytes();
             if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
                 throw new WasmModuleException($"{name}: content does not match its digest sha256:{sha256}");
-            CheckHeader(name, bytes);
+            CheckHeader(name, WasmBinary.KindOf(bytes));
             return bytes;
         });
     }
 
     /// <param name="hashTime">Time already spent reading and hashing the module, counted in its <see cref="WasmModule.LoadTime"/>.</param>
-    private WasmModule Load(string name, string sha256, TimeSpan hashTime, bool baselineFirstRun, Func<byte[]> readBytes)
+    /// <param name="kind">Module or component, when the header has been read; null when not (a digest-named load:
+    /// a cache hit reads no byte of it).</param>
+    private WasmModule Load(string name, string sha256, TimeSpan hashTime, bool baselineFirstRun, WasmBinaryKind? kind, Func<byte[]> readBytes)
     {
-        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, baselineFirstRun, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
+        var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, baselineFirstRun, kind, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
         WasmModule module;
         try
         {
@@ -185,29 +173,28 @@ public sealed class WasmHost : IDisposable
         return module.Path == name ? module : module.WithPath(name);
     }
 
-    private static void CheckHeader(string path, ReadOnlySpan<byte> bytes)
+    private static WasmBinaryKind CheckHeader(string path, WasmBinaryKind kind) => kind switch
     {
-        if (bytes.Length < 4 || !bytes[..4].SequenceEqual(WasmMagic))
-            throw new WasmModuleException($"{path} is not a WebAssembly module (no \\0asm magic)");
-        // Core modules: version 1 (01 00 00 00). Components: version 0x0d, layer 1 (0d 00 01 00).
-        if (bytes.Length >= 8 && BinaryPrimitives.ReadUInt16LittleEndian(bytes[6..8]) == 1)
-            throw new WasmModuleException($"{path} is a WebAssembly component; only core WASI (preview1) modules are supported");
-    }
+        WasmBinaryKind.NotWasm => throw new WasmModuleException($"{path} is not a WebAssembly module (no \\0asm magic)"),
+        WasmBinaryKind.Unknown => throw new WasmModuleException($"{path} is a WebAssembly binary of an unknown layer (neither a core module nor a component)"),
+        _ => kind,
+    };
 
     // The bytes are asked for only when there is something to compile (not on a disk cache hit).
-    private WasmModule Compile(string fullPath, string sha, TimeSpan hashTime, bool baselineFirstRun, Func<byte[]> bytes)
+    private WasmModule Compile(string fullPath, string sha, TimeSpan hashTime, bool baselineFirstRun, WasmBinaryKind? kind, Func<byte[]> bytes)
     {
         var name = Path.GetFileName(fullPath);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         if (diskCache is not null && baseline is not null && baselineFirstRun)
         {
-            if (diskCache.LoadCached(optimizing.Engine, name, sha, out var problem) is { } cached)
-                return new WasmModule(optimizing, fullPath, sha, cached.Module, cached.Origin, cached.CompileTime, hashTime + watch.Elapsed, cached.EntryPath, cached.Problem);
+            if (diskCache.LoadCached(optimizing.Engine, name, sha, kind, out var problem) is { } cached)
+                return new WasmModule(optimizing, fullPath, sha, cached.Code, cached.Origin, cached.CompileTime, hashTime + watch.Elapsed, cached.EntryPath, cached.Problem);
             var data = bytes();
+            kind = WasmBinary.KindOf(data);
             var compiling = System.Diagnostics.Stopwatch.StartNew();
-            if (TryCompileBaseline(name, data) is { } quick)
+            if (TryCompileBaseline(name, data, kind.Value) is { } quick)
             {
-                OptimizeInBackground(fullPath, name, sha, data);
+                OptimizeInBackground(fullPath, name, sha, data, kind.Value);
                 var origin = problem is null ? ModuleOrigin.CacheMiss : ModuleOrigin.CacheReplaced;
                 return new WasmModule(baseline.Value, fullPath, sha, quick, origin, compiling.Elapsed, hashTime + watch.Elapsed, null, problem, baseline: true);
             }
@@ -215,19 +202,19 @@ public sealed class WasmHost : IDisposable
         }
         if (diskCache is not null)
         {
-            var result = diskCache.Load(optimizing.Engine, name, sha, () => CompileBytes(optimizing, fullPath, name, bytes()));
-            return new WasmModule(optimizing, fullPath, sha, result.Module, result.Origin, result.CompileTime, hashTime + watch.Elapsed, result.EntryPath, result.Problem);
+            var result = diskCache.Load(optimizing.Engine, name, sha, kind, () => CompileBytes(optimizing, fullPath, name, bytes()));
+            return new WasmModule(optimizing, fullPath, sha, result.Code, result.Origin, result.CompileTime, hashTime + watch.Elapsed, result.EntryPath, result.Problem);
         }
-        var module = CompileBytes(optimizing, fullPath, name, bytes());
-        return new WasmModule(optimizing, fullPath, sha, module, ModuleOrigin.Compiled, watch.Elapsed, hashTime + watch.Elapsed);
+        var code = CompileBytes(optimizing, fullPath, name, bytes());
+        return new WasmModule(optimizing, fullPath, sha, code, ModuleOrigin.Compiled, watch.Elapsed, hashTime + watch.Elapsed);
     }
 
     // Null when Winch cannot take the module (invalid, or a feature it lacks): the optimising path then decides.
-    private Module? TryCompileBaseline(string name, byte[] data)
+    private CompiledCode? TryCompileBaseline(string name, byte[] data, WasmBinaryKind kind)
     {
         try
         {
-            return Module.FromBytes(baseline!.Value.Engine, name, data);
+            return CompiledCode.Compile(baseline!.Value.Engine, name, data, kind);
         }
         catch (WasmtimeException)
         {
@@ -249,7 +236,7 @@ public sealed class WasmHost : IDisposable
     }
 
     // Cranelift compiles the module for the disk cache; later loads in this host get the optimised code too.
-    private void OptimizeInBackground(string fullPath, string name, string sha, byte[] data)
+    private void OptimizeInBackground(string fullPath, string name, string sha, byte[] data, WasmBinaryKind kind)
     {
         var task = Task.Factory.StartNew(() =>
         {
@@ -258,11 +245,11 @@ public sealed class WasmHost : IDisposable
                 options.BackgroundThreadSetup?.Invoke();
                 if (options.BackgroundCompileDelay > TimeSpan.Zero) Thread.Sleep(options.BackgroundCompileDelay);
                 var compiler = background!.Value;
-                var result = diskCache!.Load(compiler.Engine, name, sha, () => CompileBytes(compiler, fullPath, name, data));
-                result.Module.Dispose();
+                var result = diskCache!.Load(compiler.Engine, name, sha, kind, () => CompileBytes(compiler, fullPath, name, data));
+                result.Code.Dispose();
                 // Later loads in this host: the entry, in the engine the others run with.
                 if (result.EntryPath is { } entry && Volatile.Read(ref disposed) == 0)
-                    modules[sha] = new Lazy<WasmModule>(new WasmModule(optimizing, fullPath, sha, Module.DeserializeFile(optimizing.Engine, name, entry),
+                    modules[sha] = new Lazy<WasmModule>(new WasmModule(optimizing, fullPath, sha, CompiledCode.DeserializeFile(optimizing.Engine, name, entry, kind),
                         result.Origin, result.CompileTime, result.CompileTime, entry, result.Problem));
             }
             catch (Exception e) when (e is WasmModuleException or WasmtimeException or IOException)
@@ -277,15 +264,16 @@ public sealed class WasmHost : IDisposable
         }
     }
 
-    private static Module CompileBytes(WasmEngine compiler, string fullPath, string name, byte[] bytes)
+    private static CompiledCode CompileBytes(WasmEngine compiler, string fullPath, string name, byte[] bytes)
     {
+        var kind = WasmBinary.KindOf(bytes);
         try
         {
-            return Module.FromBytes(compiler.Engine, name, bytes);
+            return CompiledCode.Compile(compiler.Engine, name, bytes, kind);
         }
         catch (WasmtimeException e)
         {
-            throw new WasmModuleException($"{fullPath}: failed to compile WebAssembly module: {e.Message}", e);
+            throw new WasmModuleException($"{fullPath}: failed to compile WebAssembly {(kind == WasmBinaryKind.Component ? "component" : "module")}: {e.Message}", e);
         }
     }
 
@@ -351,7 +339,7 @@ public sealed class WasmHost : IDisposable
 
     private void RunWarmUpGuest(WasmEngine engine)
     {
-        var module = new WasmModule(engine, "wasmsharp-warm-up", "", Module.FromText(engine.Engine, "wasmsharp-warm-up", WarmUpWat));
+        var module = new WasmModule(engine, "wasmsharp-warm-up", "", new CompiledCode(Module.FromText(engine.Engine, "wasmsharp-warm-up", WarmUpWat)));
         using var instance = Prepare(module, new WasiSpec { Args = ["warm-up"], StdoutPath = "/dev/null" });
         instance.StartNow();
         var exit = instance.Completion.GetAwaiter().GetResult();
@@ -394,7 +382,7 @@ public sealed class WasmHost : IDisposable
             return;
         foreach (var lazy in modules.Values)
             if (lazy.IsValueCreated)
-                lazy.Value.Inner.Dispose();
+                lazy.Value.Code.Dispose();
         modules.Clear();
         if (baseline is { IsValueCreated: true }) baseline.Value.Dispose();
         if (background is { IsValueCreated: true }) background.Value.Dispose();

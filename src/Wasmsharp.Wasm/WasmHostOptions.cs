@@ -68,6 +68,7 @@ public sealed record WasmHostOptions
     {
         var settings = new EngineSettings();
         settings.Set("epoch_interruption", true, static (c, v) => c.WithEpochInterruption(v));
+        settings.Set("component_model", true, static (c, v) => c.WithComponentModel(v)); // WASI preview 2 components
         // Linear memories come from GuestMemory, which enforces each guest's memory limit.
         settings.Set("host_memory_creator", "budgeted", static (c, _) => GuestMemory.Install(c));
         if (MaxWasmStackBytes is int maxStack)

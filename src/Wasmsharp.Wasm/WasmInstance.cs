@@ -425,21 +425,17 @@ public sealed class WasmInstance : IDisposable
             store = new Store(module.Engine.Engine, this); // poll_oneoff finds its instance through the store's data
             store.SetEpochDeadline(1);
             store.SetEpochDeadlineCallback(OnEpochDeadline);
-            store.SetWasiConfiguration(WasiSetup.Build(spec)); // without it the first WASI call aborts the process
+            // Without a WASI configuration the first WASI call aborts the process. Components get p2's sockets
+            // from it (modules get WasmEdge's from SocketTable).
+            WasiNative.Apply(store, WasiSetup.Build(spec), network: module.IsComponent && spec.NetworkAccess);
             // Wasmtime's monotonic clock counts from the WASI context's creation, inside the call above. Taking
             // the origin just after it makes our view of the guest's clock lag by the set-up time (µs): absolute
             // monotonic sleeps may end that much late, never early.
             monotonicOrigin = Stopwatch.GetTimestamp();
-            var socketImports = module.Engine.SocketImportsOf(module); // throws for a socket import of no known type
-            if (socketImports.Any)
-            {
-                var table = new SocketTable(this, module.Engine.Originals, store, spec);
-                lock (gate)
-                    sockets = table;
-            }
-            var instance = module.Engine.LinkerFor(socketImports).Instantiate(store, module.Inner);
-            entrypoint = instance.GetAction(spec.Entrypoint)
-                ?? throw new WasmModuleException($"{module.Path} does not export a function '{spec.Entrypoint}' of type () -> ()");
+            if (module.IsComponent)
+                entrypoint = ComponentRun.Instantiate(module.Engine.ComponentLinker, store, module, spec.Entrypoint);
+            else
+                InstantiateModule();
             // After instantiation: threads Wasmtime starts meanwhile must not inherit what this sets up.
             spec.ThreadSetup?.Invoke();
             ready.Set();
@@ -453,6 +449,20 @@ public sealed class WasmInstance : IDisposable
             ready.Set();
             return false;
         }
+    }
+
+    private void InstantiateModule()
+    {
+        var socketImports = module.Engine.SocketImportsOf(module); // throws for a socket import of no known type
+        if (socketImports.Any)
+        {
+            var table = new SocketTable(this, module.Engine.Originals, store!, spec);
+            lock (gate)
+                sockets = table;
+        }
+        var instance = module.Engine.LinkerFor(socketImports).Instantiate(store!, module.Inner);
+        entrypoint = instance.GetAction(spec.Entrypoint)
+            ?? throw new WasmModuleException($"{module.Path} does not export a function '{spec.Entrypoint}' of type () -> ()");
     }
 
     private static string Describe(Exception e) => e is WasmtimeException w ? ExitStatus.Describe(w) : e.Message;

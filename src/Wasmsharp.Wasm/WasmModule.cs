@@ -13,17 +13,17 @@ public enum ModuleOrigin
     CacheReplaced,
 }
 
-/// <summary>A compiled WebAssembly module. Owned by its <see cref="WasmHost"/>; shareable across instances and threads.</summary>
+/// <summary>A compiled WebAssembly core module or component (<see cref="IsComponent"/>). Owned by its <see cref="WasmHost"/>; shareable across instances and threads.</summary>
 public sealed class WasmModule
 {
-    internal WasmModule(WasmEngine engine, string path, string sha256, Wasmtime.Module inner, ModuleOrigin origin = ModuleOrigin.Compiled,
+    internal WasmModule(WasmEngine engine, string path, string sha256, CompiledCode code, ModuleOrigin origin = ModuleOrigin.Compiled,
         TimeSpan compileTime = default, TimeSpan loadTime = default, string? cacheEntryPath = null, string? cacheProblem = null, bool baseline = false)
     {
         Engine = engine;
         Baseline = baseline;
         Path = path;
         Sha256 = sha256;
-        Inner = inner;
+        Code = code;
         Origin = origin;
         CompileTime = compileTime;
         LoadTime = loadTime;
@@ -59,13 +59,22 @@ public sealed class WasmModule
     /// </summary>
     public bool Baseline { get; }
 
-    internal Wasmtime.Module Inner { get; }
+    /// <summary>
+    /// A WASI preview 2 component (run through its <c>wasi:cli/run</c> export) rather than a core WASI preview 1
+    /// module (run through its entrypoint export).
+    /// </summary>
+    public bool IsComponent => Code.IsComponent;
+
+    internal CompiledCode Code { get; }
+
+    /// <summary>The core module; only for modules (see <see cref="IsComponent"/>).</summary>
+    internal Wasmtime.Module Inner => Code.Module ?? throw new InvalidOperationException($"{Path} is a component, not a core module");
 
     /// <summary>The engine that compiled <see cref="Inner"/>: the only one it runs with.</summary>
     internal WasmEngine Engine { get; }
 
     internal WasmModule WithPath(string path) =>
-        new(Engine, path, Sha256, Inner, Origin, CompileTime, LoadTime, CacheEntryPath, CacheProblem, Baseline);
+        new(Engine, path, Sha256, Code, Origin, CompileTime, LoadTime, CacheEntryPath, CacheProblem, Baseline);
 
     public override string ToString() => $"{Path} (sha256:{Sha256})";
 }

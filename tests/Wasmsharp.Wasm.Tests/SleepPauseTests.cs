@@ -38,24 +38,11 @@ public sealed class SleepPauseTests(GuestModules guests, ITestOutputHelper outpu
         return (instance, stdout);
     }
 
-    private static string Read(string path)
-    {
-        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        return new StreamReader(file).ReadToEnd();
-    }
+    private static string Read(string path) => GuestOutput.Read(path);
 
     private static int Lines(string path) => Read(path).Count(c => c == '\n');
 
-    /// <summary>Waits until the guest's stdout satisfies <paramref name="condition"/>.</summary>
-    private static async Task WaitForOutput(string stdout, Func<string, bool> condition)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition(Read(stdout)))
-        {
-            Assert.True(clock.Elapsed < Timeout, $"timed out waiting for output; got: {Read(stdout)}");
-            await Task.Delay(5);
-        }
-    }
+    private static Task WaitForOutput(string stdout, Func<string, bool> condition) => GuestOutput.WaitFor(stdout, condition, Timeout);
 
     private async Task<TimeSpan> KillAndMeasure(WasmInstance instance, int signal, int expected)
     {

@@ -147,11 +147,14 @@ public sealed class WasmHostTests(GuestModules guests) : IDisposable
     }
 
     [Fact]
-    public void Component_IsRejected()
+    public void Component_WithoutWasiCliRun_IsRefusedByPrepare()
     {
         var component = WorkPath("component.wasm");
-        File.WriteAllBytes(component, [0, (byte)'a', (byte)'s', (byte)'m', 0x0d, 0, 1, 0]);
-        Assert.Contains("component", Assert.Throws<WasmModuleException>(() => guests.Host.LoadModule(component)).Message);
+        File.WriteAllBytes(component, [0, (byte)'a', (byte)'s', (byte)'m', 0x0d, 0, 1, 0]); // the empty component
+        var module = guests.Host.LoadModule(component);
+        Assert.True(module.IsComponent);
+        var e = Assert.Throws<WasmModuleException>(() => guests.Host.Prepare(module, new WasiSpec { Args = ["c"] }));
+        Assert.Contains("does not export wasi:cli/run", e.Message);
     }
 
     [Fact]
