@@ -14,9 +14,10 @@ export DOTNET_NOLOGO := 1
 # Debian packages: containerd + runc (the real thing we plug into), clang-16 + wasi-libc (test programs
 # in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image),
 # dpkg-dev + tcl (SQLite's source via apt-get source, its amalgamation), sqlite3 (the native reference),
-# wrk (the HTTP load generator of `make bench`), npm (jco, which makes the WASI preview 2 test components).
+# wrk (the HTTP load generator of `make bench`). npm (jco, which makes the WASI preview 2 test components) is
+# installed from Debian only when none is on PATH: a machine's own Node.js (e.g. NodeSource's) brings its npm.
 DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static \
-                dpkg-dev tcl sqlite3 wrk npm
+                dpkg-dev tcl sqlite3 wrk
 
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
@@ -28,6 +29,7 @@ all: publish
 deps:
 	@command -v $(DOTNET) >/dev/null || { echo "error: the .NET 10 SDK (dotnet) is required on PATH" >&2; exit 1; }
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:" $$missing; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
