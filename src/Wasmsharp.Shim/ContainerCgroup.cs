@@ -78,6 +78,35 @@ internal sealed class ContainerCgroup
         return new ContainerCgroup(cgroup, resources.MemoryLimit, log);
     }
 
+    /// <summary>
+    /// A cgroup runc made for a native container (from the same linux.cgroupsPath): located to read its counters,
+    /// never created, written or removed here (runc delete removes it). Null when there is none to read.
+    /// </summary>
+    public static ContainerCgroup? Existing(Spec spec, ILogger log)
+    {
+        try
+        {
+            return Cgroup.Locate(CgroupLayout.Host(), spec.Linux?.CgroupsPath) is { } cgroup ? new ContainerCgroup(cgroup, null, log) : null;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Processes the kernel's OOM killer ended in this cgroup so far (0 when it cannot be read).</summary>
+    public ulong KernelOomKills()
+    {
+        try
+        {
+            return cgroup.ReadStats().MemoryEvents.GetValueOrDefault("oom_kill");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>Counts a guest killed at its memory limit: the kernel's own OOM counters never see those.</summary>
     public void RecordGuestOom() => Interlocked.Increment(ref guestOomKills);
 

@@ -18,7 +18,7 @@ internal sealed partial class TaskService
     {
         var container = Find(request.Id);
         Any stats;
-        if (container.Cgroup is { } cgroup)
+        if ((container.Cgroup ?? container.Native?.Cgroup) is { } cgroup)
         {
             stats = cgroup.Metrics();
         }
@@ -51,6 +51,19 @@ internal sealed partial class TaskService
         catch (System.Text.Json.JsonException e)
         {
             throw Error(StatusCode.InvalidArgument, $"update {request.Id}: invalid resources: {e.Message}");
+        }
+        if (container.Native is { } native)
+        {
+            try
+            {
+                native.Update(request.Resources is null ? default : request.Resources.Value.Span); // runc writes them to its cgroup
+            }
+            catch (Native.RuncException e)
+            {
+                throw Error(StatusCode.Unknown, $"update {request.Id}: {e.Message}");
+            }
+            log.Information("{Id}: resources updated by runc", request.Id);
+            return Task.FromResult(EmptyReply);
         }
         try
         {
