@@ -151,6 +151,56 @@ public sealed class NativeContainerTests(ContainerdFixture f)
     }
 
     [Fact]
+    public async Task Update_hands_new_limits_to_runc()
+    {
+        var id = StartNative("native-update", ["--memory-limit", (64L << 20).ToString()], "sleep", "1000");
+        try
+        {
+            await CgroupTests.UpdateMemory(f, id, 96L << 20);
+            var metrics = f.Ctr("tasks", "metrics", "--format", "json", id);
+            f.Check(metrics.Stdout.Contains((96L << 20).ToString(), StringComparison.Ordinal), "the metrics should show the new 96 MiB limit", id, metrics);
+        }
+        finally
+        {
+            f.RemoveContainer(id);
+        }
+        f.AssertNothingLeft(id);
+    }
+
+    [Fact]
+    public void Oom_kill_is_reported_before_the_exit_as_runc_does()
+    {
+        var id = f.NewId("native-oom");
+        // busybox tail buffers a "line" of /dev/zero that never ends: the kernel's OOM killer stops it.
+        var run = RunNative(id, ["--memory-limit", (32L << 20).ToString()], "/bin/busybox", "tail", "/dev/zero");
+        f.Check(run.ExitCode == 137, $"the container should be OOM-killed (137), got {run.ExitCode}", id, run);
+        string[] expected = ["/tasks/create", "/tasks/start", "/tasks/oom", "/tasks/exit", "/tasks/delete"];
+        IReadOnlyList<string> Topics() => f.Events.For(id).Select(l => l.Split(' ').FirstOrDefault(w => w.StartsWith("/tasks/", StringComparison.Ordinal)) ?? "?").ToList();
+        ContainerdFixture.Eventually(() => Topics().Count >= expected.Length, Shortly);
+        f.Check(Topics().SequenceEqual(expected), $"events {string.Join(", ", Topics())} should be {string.Join(", ", expected)}", id, run);
+        f.AssertNothingLeft(id, run);
+    }
+
+    [Fact]
+    public void A_shim_killed_with_9_leaves_no_native_container()
+    {
+        var id = StartNative("native-shim-kill9", [], "sleep", "1000");
+        var pid = f.Containerd.Task(id)!.Pid;
+        var shim = ProcFs.ParentPid(pid) ?? 0;
+        f.Check(shim > 0 && ProcFs.Processes().Any(p => p.Pid == shim && p.HasArgPair("-id", id)), $"the init's parent {shim} should be our shim", id);
+        ProcFs.Signal(shim, ProcFs.SIGKILL);
+        var exit = f.Events.WaitFor(id, "/tasks/exit", TimeSpan.FromSeconds(10));
+        f.Check(exit is not null && exit.Contains("\"exit_status\":137", StringComparison.Ordinal), $"containerd should publish the exit with 137: {exit ?? "(no event)"}", id);
+        ContainerdFixture.Eventually(() => f.Containerd.Task(id) is null, Shortly);
+        f.Ctr("tasks", "delete", id);
+        var deleteContainer = f.Ctr("containers", "delete", id);
+        f.Check(ContainerdFixture.Eventually(() => !ProcFs.IsAlive(pid) || File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2] == "Z", Shortly),
+            "`shim delete` should have had runc kill the container's process", id, deleteContainer);
+        f.Check(!Directory.Exists($"/run/containerd/wasmsharp-runc/{ContainerdFixture.Namespace}/{id}"), "runc's state of the container should be gone", id, deleteContainer);
+        f.AssertNothingLeft(id, deleteContainer);
+    }
+
+    [Fact]
     public void Wasm_server_and_native_client_share_a_shim_and_a_network_namespace()
     {
         var group = f.NewId("native-pod");
