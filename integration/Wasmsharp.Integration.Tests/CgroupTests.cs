@@ -238,7 +238,7 @@ public sealed class CgroupTests(ContainerdFixture f)
 
     // Update as containerd sends it for `docker update --memory` or CRI's UpdateContainerResources (ctr has no
     // verb for it): the task API call on the shim's own socket, with an OCI LinuxResources JSON.
-    private async Task UpdateMemory(string id, long limit)
+    internal static async Task UpdateMemory(ContainerdFixture f, string id, long limit)
     {
         var address = File.ReadAllText(Path.Combine(f.Containerd.BundleDir(id), "address")).Trim();
         var socket = address.StartsWith("unix://", StringComparison.Ordinal) ? address["unix://".Length..] : address;
@@ -271,7 +271,7 @@ public sealed class CgroupTests(ContainerdFixture f)
                 f.Check(oom.TryGetProperty("oom_kill", out var kills) && kills.GetInt64() == 1, $"metrics count the OOM kill: {oom}", id, before);
             }
 
-            await UpdateMemory(id, 96 * MiB);
+            await UpdateMemory(f, id, 96 * MiB);
 
             var after = f.Ctr("tasks", "exec", "--exec-id", "big2", id, "/alloc.wasm", "48");
             f.Check(after.ExitCode == 0 && after.Stdout.Contains("allocated 48 MiB", StringComparison.Ordinal), "after the update it fits", id, after);

@@ -480,10 +480,12 @@ public abstract partial class DockerTests(DockerFixture f)
         f.Check(runc.ExitCode == 0 && runc.Stdout == "from runc\n", "runc busybox should work in the same dockerd", null, runc);
         var wasm = f.RunWasm([], "/hello.wasm");
         f.Check(wasm.ExitCode == 0 && wasm.Stdout == "hello from wasm\n", "and so should the wasm runtime", null, wasm);
-        // A native binary is refused by our runtime with a message that says so.
-        var native = f.D("run", "--rm", "--pull", "never", Runtime, Images.Busybox, "/bin/busybox", "true");
-        f.Check(native.ExitCode != 0 && native.Stderr.Contains("not a WebAssembly module", StringComparison.Ordinal),
-            "a native binary under the wasm runtime should fail clearly", null, native);
+        // A native binary under our runtime is run by runc, from the same shim.
+        var native = f.D("run", "--rm", "--pull", "never", Runtime, Images.Busybox, "/bin/busybox", "echo", "native");
+        f.Check(native.ExitCode == 0 && native.Stdout == "native\n", "a native binary under the wasm runtime should run through runc", null, native);
+        var text = f.RunWasm([], "/not-wasm.txt");
+        f.Check(text.ExitCode != 0 && text.Stderr.Contains("not a WebAssembly module", StringComparison.Ordinal),
+            "a file that is neither Wasm nor native should fail clearly", null, text);
     }
 
     [DockerFact]

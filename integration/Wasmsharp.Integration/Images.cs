@@ -11,7 +11,7 @@ public static class Images
     public const string NativeHttpd = "example.local/httpd-native:1";
 
     // Busybox applets linked in the runc image.
-    private static readonly string[] BusyboxApplets = ["sh", "echo", "sleep", "cat", "true", "false", "env", "ls"];
+    private static readonly string[] BusyboxApplets = ["sh", "echo", "sleep", "cat", "true", "false", "env", "ls", "wget"];
 
     // The host's platform, so containerd unpacks it (linux/amd64 on the machines this runs on).
     public static string HostPlatform => "linux/" + (RuntimeInformation.OSArchitecture switch

@@ -121,6 +121,21 @@ public static class Files
     /// <summary>A path through which others (e.g. Wasmtime) can open the same file again.</summary>
     public static string ProcPath(SafeFileHandle handle) => $"/proc/self/fd/{handle.DangerousGetHandle()}";
 
+    /// <summary>
+    /// Opens <paramref name="path"/> (e.g. a <see cref="ProcPath"/>) for reading or for writing, close-on-exec; a
+    /// pipe or FIFO behind a /proc/self/fd path is opened again as such, without blocking when we hold its other side.
+    /// </summary>
+    public static unsafe SafeFileHandle Open(string path, bool write)
+    {
+        var p = Mounts.Encode(path);
+        fixed (byte* pp = p)
+        {
+            var fd = open(pp, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC, 0);
+            if (fd < 0) throw LinuxException.Last($"open {path}");
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+    }
+
     /// <summary>A pipe; both ends close-on-exec.</summary>
     public static unsafe (SafeFileHandle Read, SafeFileHandle Write) CreatePipe()
     {

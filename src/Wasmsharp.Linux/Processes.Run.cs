@@ -38,9 +38,12 @@ public static partial class Processes
     /// past <paramref name="timeout"/> it is killed (SIGKILL). Output still held open by a child it left behind is
     /// read for a moment after it ended, not waited for. The process starts in the calling thread's namespaces.
     /// One poll loop on the calling thread does it all: no thread-pool thread blocks on it.
+    /// <paramref name="stdio"/> (child fd → our fd), when given, replaces the pipes as the child's fds 0–2 (those
+    /// not in it are /dev/null): for a program whose stdio outlives it (runc create hands its own to the
+    /// container); nothing is then fed or collected.
     /// </summary>
     public static unsafe RunResult Run(string path, IReadOnlyList<string> args, IReadOnlyList<string> env,
-        ReadOnlySpan<byte> stdin, TimeSpan? timeout)
+        ReadOnlySpan<byte> stdin, TimeSpan? timeout, IReadOnlyDictionary<int, int>? stdio = null)
     {
         var (inRead, inWrite) = Files.CreatePipe();
         var (outRead, outWrite) = Files.CreatePipe();
@@ -53,8 +56,9 @@ public static partial class Processes
         using (outWrite)
         using (errWrite)
         {
+            // Without stdio the child holds no end of our pipes: they read as ended at once.
             pid = Spawn(path, args, env,
-                new Dictionary<int, int>
+                stdio ?? new Dictionary<int, int>
                 {
                     [0] = (int)inRead.DangerousGetHandle(),
                     [1] = (int)outWrite.DangerousGetHandle(),
@@ -75,7 +79,7 @@ public static partial class Processes
         {
             var fds = new[] { (int)inWrite.DangerousGetHandle(), (int)outRead.DangerousGetHandle(), (int)errRead.DangerousGetHandle() };
             foreach (var fd in fds) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
-            var input = stdin.ToArray();
+            var input = stdio is null ? stdin.ToArray() : [];
             var written = 0;
             if (input.Length == 0) { inWrite.Dispose(); fds[0] = -1; }
             var deadline = timeout is { } t ? Environment.TickCount64 + (long)Math.Ceiling(t.TotalMilliseconds) : long.MaxValue;
@@ -154,6 +158,21 @@ public static partial class Processes
     private const int DrainMs = 200;
 
     private static bool Retry(int errno) => errno == EAGAIN || errno == EINTR;
+
+    /// <summary>
+    /// Waits (blocking the calling thread) for our child <paramref name="pid"/> to end and reaps it: its exit status
+    /// as a shell reports it (128+n when signal n ended it); null when it is not our child (reaped elsewhere).
+    /// Waits for this pid alone, so it never takes the exit of a child someone else waits for.
+    /// </summary>
+    public static unsafe int? WaitForExitStatus(int pid)
+    {
+        int status;
+        while (sys_waitpid(pid, &status, 0) < 0)
+        {
+            if (Marshal.GetLastPInvokeError() != EINTR) return null;
+        }
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
+    }
 
     // waitpid for our child: its wait status.
     private static unsafe int Reap(int pid)

@@ -66,8 +66,9 @@ internal sealed class Bundle
     public static bool WasReleased(string bundlePath) => File.Exists(System.IO.Path.Combine(bundlePath, ReleasedMarker));
 
     /// <summary>
-    /// Finds the module named by argv[0] inside the rootfs (never outside it: the image is untrusted) and
-    /// checks it is WebAssembly. "path#export" selects an export other than _start, as runwasi does.
+    /// Finds the file named by argv[0] inside the rootfs (never outside it: the image is untrusted) and tells what
+    /// it is: a WebAssembly module, or a native program (ELF, or a <c>#!</c> script) for runc. Anything else is
+    /// refused. "path#export" selects an export other than _start, as runwasi does.
     /// </summary>
     public Entrypoint OpenEntrypoint(Oci.Process process)
     {
@@ -91,12 +92,13 @@ internal sealed class Bundle
             {
                 throw new BundleException($"cannot open entrypoint {candidate}: {e.Message}");
             }
-            if (WasmBinary.KindOf(handle) is not (WasmBinaryKind.Module or WasmBinaryKind.Component))
+            var kind = Classify(handle);
+            if (kind is null)
             {
                 handle.Dispose();
-                throw new BundleException($"entrypoint {candidate} is not a WebAssembly module or component: this runtime runs only Wasm; use runc for native binaries");
+                throw new BundleException($"entrypoint {candidate} is not a WebAssembly module or component (no \\0asm magic) nor a native program (ELF or #! script)");
             }
-            return new Entrypoint(candidate, export, handle);
+            return new Entrypoint(candidate, export, handle, kind.Value);
         }
         throw new EntrypointNotFoundException($"entrypoint {file} not found in the container's rootfs");
     }
@@ -155,10 +157,29 @@ internal sealed class Bundle
             }
         }
     }
+
+    // What argv[0] is, from its first bytes (the Wasm header is WasmBinary's to read); null: neither Wasm nor
+    // something runc can exec.
+    private static EntrypointKind? Classify(SafeFileHandle handle)
+    {
+        if (WasmBinary.KindOf(handle) is WasmBinaryKind.Module or WasmBinaryKind.Component) return EntrypointKind.Wasm;
+        Span<byte> magic = stackalloc byte[4];
+        var n = RandomAccess.Read(handle, magic, 0);
+        if (n == 4 && magic.SequenceEqual("\u007fELF"u8)) return EntrypointKind.Native;
+        if (n >= 2 && magic[..2].SequenceEqual("#!"u8)) return EntrypointKind.Native;
+        return null;
+    }
 }
 
-/// <summary>The resolved module: its path in the container, the export to call, and an open handle to it.</summary>
-internal sealed record Entrypoint(string GuestPath, string Export, SafeFileHandle Handle) : IDisposable
+/// <summary>What argv[0] names: a module for the Wasm host, or a program runc runs.</summary>
+internal enum EntrypointKind
+{
+    Wasm,
+    Native,
+}
+
+/// <summary>The resolved entrypoint: its path in the container, its kind, the export to call (Wasm), and an open handle to it.</summary>
+internal sealed record Entrypoint(string GuestPath, string Export, SafeFileHandle Handle, EntrypointKind Kind) : IDisposable
 {
     public string HostPath => Files.ProcPath(Handle);
     public void Dispose() => Handle.Dispose();

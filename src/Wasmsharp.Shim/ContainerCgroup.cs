@@ -78,6 +78,35 @@ internal sealed class ContainerCgroup
         return new ContainerCgroup(cgroup, resources.MemoryLimit, log);
     }
 
+    /// <summary>
+    /// A cgroup runc made for a native container (from the same linux.cgroupsPath): located to read its counters,
+    /// never created, written or removed here (runc delete removes it). Null when there is none to read.
+    /// </summary>
+    public static ContainerCgroup? Existing(Spec spec, ILogger log)
+    {
+        try
+        {
+            return Cgroup.Locate(CgroupLayout.Host(), spec.Linux?.CgroupsPath) is { } cgroup ? new ContainerCgroup(cgroup, null, log) : null;
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Processes the kernel's OOM killer ended in this cgroup so far (0 when it cannot be read).</summary>
+    public ulong KernelOomKills()
+    {
+        try
+        {
+            return cgroup.ReadStats().MemoryEvents.GetValueOrDefault("oom_kill");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>Counts a guest killed at its memory limit: the kernel's own OOM counters never see those.</summary>
     public void RecordGuestOom() => Interlocked.Increment(ref guestOomKills);
 
@@ -184,14 +213,15 @@ internal sealed class ContainerCgroup
     /// <summary>The cgroup's counters as containerd's metrics message for this host (bare type URL in an Any).</summary>
     /// <param name="guestMemoryBytes">what the container's guests hold themselves (their linear memories): its
     /// memory when the shim's memory is charged to another container's cgroup (a grouped shim, e.g. a pod's,
-    /// where the shim joined the sandbox's), whose own counters would show next to nothing.</param>
-    public Any Metrics(long guestMemoryBytes)
+    /// where the shim joined the sandbox's), whose own counters would show next to nothing. Null: the cgroup's own
+    /// counters (a native container's, whose processes are charged there).</param>
+    public Any Metrics(long? guestMemoryBytes)
     {
         var stats = cgroup.ReadStats();
         bool holdsShim;
         lock (HolderGate)
             holdsShim = holder == this;
-        if (!holdsShim) stats = GuestMemoryOnly(stats, (ulong)Math.Max(0, guestMemoryBytes));
+        if (!holdsShim && guestMemoryBytes is { } bytes) stats = GuestMemoryOnly(stats, (ulong)Math.Max(0, bytes));
         var kills = (ulong)Interlocked.Read(ref guestOomKills);
         if (kills > 0)
         {

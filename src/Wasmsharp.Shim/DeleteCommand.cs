@@ -10,7 +10,8 @@ namespace Wasmsharp.Shim;
 /// <summary>
 /// `shim delete`: containerd's cleanup after every task delete and after a shim died. Idempotent. If a
 /// shim still runs the container (containerd lost track of it), ask it to kill and delete the task
-/// rather than kill the shim, which may serve other containers of its group. Then unmount the rootfs.
+/// rather than kill the shim, which may serve other containers of its group. Then delete a native container runc
+/// still has, and unmount the rootfs.
 /// </summary>
 internal static partial class DeleteCommand
 {
@@ -41,6 +42,8 @@ internal static partial class DeleteCommand
                 log.Warning("cannot remove the socket {Socket} of a dead shim: {Error}", dead.SocketPath, e.Message);
             }
         }
+        // A native container left by a dead shim still runs under runc, holding its rootfs: runc deletes it first.
+        Native.NativeContainer.DeleteLeftover(options.Namespace, options.Id, bundlePath, log);
         try
         {
             Linux.Mounts.UnmountAll(Path.Combine(bundlePath, "rootfs"));

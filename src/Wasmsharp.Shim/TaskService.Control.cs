@@ -47,6 +47,12 @@ internal sealed partial class TaskService
             {
                 if (paused) process.Guest.Pause(); else process.Guest.Resume();
             }
+            catch (Native.RuncException e) when (process == container.Init)
+            {
+                // runc could not freeze (or thaw) the container: it stays as it was.
+                container.Init.Transition(to, from);
+                throw Error(StatusCode.Unknown, e.Message);
+            }
             catch (InvalidOperationException e)
             {
                 // It ended (or is being killed) meanwhile: nothing to hold or release.

@@ -19,7 +19,11 @@ internal sealed partial class TaskService
         var container = Find(request.Id);
         Any stats;
         var guestBytes = container.All.Where(p => p.Status != Status.Stopped).Sum(p => p.Guest.MemoryBytes);
-        if (container.Cgroup is { } cgroup)
+        if (container.Native?.Cgroup is { } native)
+        {
+            stats = native.Metrics(guestMemoryBytes: null); // runc's container: its processes are charged there
+        }
+        else if (container.Cgroup is { } cgroup)
         {
             stats = cgroup.Metrics(guestBytes);
         }
@@ -52,6 +56,19 @@ internal sealed partial class TaskService
         catch (System.Text.Json.JsonException e)
         {
             throw Error(StatusCode.InvalidArgument, $"update {request.Id}: invalid resources: {e.Message}");
+        }
+        if (container.Native is { } native)
+        {
+            try
+            {
+                native.Update(request.Resources is null ? default : request.Resources.Value.Span); // runc writes them to its cgroup
+            }
+            catch (Native.RuncException e)
+            {
+                throw Error(StatusCode.Unknown, $"update {request.Id}: {e.Message}");
+            }
+            log.Information("{Id}: resources updated by runc", request.Id);
+            return Task.FromResult(EmptyReply);
         }
         try
         {

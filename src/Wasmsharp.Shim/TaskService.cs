@@ -77,26 +77,33 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             bundle = Bundle.Load(request.Bundle);
             StartupTrace.Mark("create: bundle loaded");
             var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
-            if (InjectedInit.Unwrap(process, bundle.Spec.Mounts)) log.Information("{Id}: running the command without the injected init", request.Id);
-            hooks = OciHooks.FromSpec(request.Id, bundle);
-            var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
-            network = ContainerNetwork.FromSpec(bundle.Spec, bundle.ConfigPath);
-            StartupTrace.Mark("create: network " + network.Mode);
-            cgroup = ContainerCgroup.Create(bundle.Spec, resources, log);
-            StartupTrace.Mark("create: cgroup created");
-            if (PodSandbox.IsSandbox(bundle.Spec))
+            // Only the Wasm host reads the unwrapped args: runc runs config.json as it is, its init included.
+            var injectedInit = InjectedInit.Unwrap(process, bundle.Spec.Mounts);
+            var sandbox = PodSandbox.IsSandbox(bundle.Spec);
+            if (!sandbox)
             {
-                // Nothing of the sandbox image runs, so its rootfs is not even mounted.
-                init = PrepareSandbox(request, network, cgroup);
-            }
-            else
-            {
+                // Nothing of a sandbox's image runs, so its rootfs is not even mounted.
                 if (request.Rootfs.Count > 0)
                 {
                     bundle.MountRootfs(request.Rootfs);
                     mounted = true;
                     StartupTrace.Mark("create: mounted");
                 }
+                if (IsNative(bundle, process)) return CreateNative(request, bundle);
+            }
+            if (injectedInit) log.Information("{Id}: running the command without the injected init", request.Id);
+            hooks = OciHooks.FromSpec(request.Id, bundle);
+            var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
+            network = ContainerNetwork.FromSpec(bundle.Spec, bundle.ConfigPath);
+            StartupTrace.Mark("create: network " + network.Mode);
+            cgroup = ContainerCgroup.Create(bundle.Spec, resources, log);
+            StartupTrace.Mark("create: cgroup created");
+            if (sandbox)
+            {
+                init = PrepareSandbox(request, network, cgroup);
+            }
+            else
+            {
                 init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup, network);
             }
             StartupTrace.Mark("create: prepared");
@@ -124,6 +131,46 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             if (hooks is not null) RunPoststop(request.Id, hooks);
             throw ToRpc(e);
         }
+    }
+
+    // A native program as argv[0] (found in the rootfs as the Wasm host would look for a module) goes to runc.
+    private static bool IsNative(Bundle bundle, Oci.Process process)
+    {
+        try
+        {
+            using var entrypoint = bundle.OpenEntrypoint(process);
+            return entrypoint.Kind == EntrypointKind.Native;
+        }
+        catch (EntrypointNotFoundException)
+        {
+            return false; // perhaps a Wasm artifact image: the Wasm path looks further
+        }
+    }
+
+    /// <summary>
+    /// A native container: runc create from config.json as it is. runc makes its namespaces and cgroup and runs its
+    /// hooks, so none of ours is made; only the rootfs is mounted (by the caller, undone by it on failure).
+    /// </summary>
+    private Container CreateNative(TaskApi.CreateTaskRequest request, Bundle bundle)
+    {
+        if (request.Terminal || bundle.Spec.Process!.Terminal)
+            throw new NotSupportedException("a terminal for a native container is not supported yet (runc --console-socket): run it without -t");
+        var stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, false, request.Id, ns);
+        Native.NativeContainer native;
+        try
+        {
+            native = Native.NativeContainer.Create(request.Id, bundle, ns, stdio, log);
+        }
+        catch
+        {
+            stdio.Dispose();
+            throw;
+        }
+        StartupTrace.Mark("create: runc created");
+        var init = new TaskProcess(request.Id, native.Init, stdio);
+        var container = new Container(request.Id, bundle, init) { Native = native, Cgroup = null };
+        WatchExit(request.Id, init);
+        return container;
     }
 
     private TaskProcess PrepareSandbox(TaskApi.CreateTaskRequest request, ContainerNetwork network, ContainerCgroup? cgroup)
@@ -208,7 +255,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     private static RpcException ToRpc(Exception e) => e switch
     {
         RpcException rpc => rpc,
-        BundleException or WasmModuleException or OciSpecException or WasmArtifactException => Error(StatusCode.Unknown, e.Message),
+        BundleException or WasmModuleException or OciSpecException or WasmArtifactException or Native.RuncException => Error(StatusCode.Unknown, e.Message),
         NotSupportedException => Error(StatusCode.Unimplemented, e.Message),
         LinuxException => Error(StatusCode.Internal, e.Message),
         _ => Error(StatusCode.Unknown, e.Message),
@@ -218,6 +265,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     {
         process.Guest.Completion.ContinueWith(t =>
         {
+            process.WaitUntilAnnounced();
             var exit = t.IsCompletedSuccessfully ? t.Result : new WasmExit(255, t.Exception?.GetBaseException().Message);
             StartupTrace.Mark("guest ended");
             if (exit.Message is not null)
@@ -257,17 +305,27 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         {
             throw Error(StatusCode.FailedPrecondition, $"process {request.Id} cannot be started: it is {process.Status.ToString().ToLowerInvariant()}");
         }
-        // Published before the guest runs, so the start event always precedes its TaskExit.
-        if (string.IsNullOrEmpty(request.ExecId))
+        // Its exit waits for the start event, published once it runs (a native exec's pid is known only then).
+        using (process.HoldExitEvents())
         {
-            events.Publish("/tasks/start", new TaskStart { ContainerId = request.Id, Pid = process.Pid });
+            try
+            {
+                process.Guest.Start();
+            }
+            catch (Native.RuncException e)
+            {
+                throw Error(StatusCode.Unknown, e.Message);
+            }
+            StartupTrace.Mark("start rpc: guest started");
+            if (string.IsNullOrEmpty(request.ExecId))
+            {
+                events.Publish("/tasks/start", new TaskStart { ContainerId = request.Id, Pid = process.Pid });
+            }
+            else
+            {
+                events.Publish("/tasks/exec-started", new TaskExecStarted { ContainerId = request.Id, ExecId = request.ExecId, Pid = process.Pid });
+            }
         }
-        else
-        {
-            events.Publish("/tasks/exec-started", new TaskExecStarted { ContainerId = request.Id, ExecId = request.ExecId, Pid = process.Pid });
-        }
-        process.Guest.Start();
-        StartupTrace.Mark("start rpc: guest started");
         if (isInit && container.Hooks is { } started && started.Has(HookStage.Poststart))
             RunStartHook(container, process, HookStage.Poststart);
         return Task.FromResult(new TaskApi.StartResponse { Pid = process.Pid });
@@ -278,7 +336,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     {
         try
         {
-            container.Hooks!.Run(stage, (int)init.Pid, container.Network.Namespace);
+            container.Hooks!.Run(stage, (int)init.Pid, container.Network!.Namespace);
         }
         catch (Exception e) when (e is HookException or LinuxException)
         {
@@ -324,10 +382,16 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             throw Error(StatusCode.NotFound, $"process {ProcessName(request.Id, request.ExecId)}: process already finished");
         }
         var signal = (int)request.Signal;
-        if (Signals.Terminates(signal))
+        if (Signals.Terminates(signal) || !process.Guest.InShim)
         {
             log.Information("{Id}: kill {Process} with signal {Signal}", request.Id, request.All ? "all" : ProcessName(request.Id, request.ExecId), signal);
-            var targets = request.All ? Find(request.Id).All : [process];
+            var container = Find(request.Id);
+            if (request.All && container.Native is { } native)
+            {
+                native.KillAll(signal); // every process of its cgroup, also those no exec started
+                return Task.FromResult(EmptyReply);
+            }
+            var targets = request.All ? container.All : [process];
             foreach (var target in targets) Terminate(target, signal);
         }
         else
@@ -343,7 +407,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     // it may be blocked on in the host (a stdin read, a write nobody reads) is made to return.
     private void Terminate(TaskProcess process, int signal)
     {
-        if (!process.Guest.Kill(signal)) return;
+        if (!process.Guest.Kill(signal) || !process.Guest.InShim) return;
         process.Stdio.InterruptStdin();
         _ = ReleaseIfBlocked(process);
     }
@@ -382,10 +446,12 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         foreach (var exec in container.Execs.Values) exec.Dispose();
         init.Dispose();
         StartupTrace.Mark("delete rpc: disposed");
+        // runc's delete first: what is left in a native container holds the rootfs; runc removes its cgroup.
+        var nativeDeleted = container.Native?.Delete() ?? true;
         var unmounted = TryUnmount(container.Bundle);
         StartupTrace.Mark("delete rpc: unmounted");
-        if ((container.Cgroup?.Release() ?? true) && unmounted) container.Bundle.MarkReleased();
-        container.Network.Dispose();
+        if ((container.Cgroup?.Release() ?? true) && unmounted && nativeDeleted) container.Bundle.MarkReleased();
+        container.Network?.Dispose();
         StartupTrace.Mark("delete rpc: released");
         if (container.Hooks is { } hooks) RunPoststop(request.Id, hooks);
         events.Publish("/tasks/delete", new TaskDelete
@@ -438,13 +504,20 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         {
             throw Error(StatusCode.InvalidArgument, $"exec {request.ExecId}: invalid process spec: {e.Message}");
         }
-        // The exec's environment extends the container's; the exec spec wins on conflicts.
-        var env = container.Bundle.Spec.Process?.Env ?? [];
-        process.Env = [.. env, .. process.Env];
         TaskProcess exec;
         try
         {
-            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit, container.Cgroup, container.Network);
+            if (container.Native is { } native)
+            {
+                exec = PrepareNativeExec(native, request, process);
+            }
+            else
+            {
+                // The exec's environment extends the container's; the exec spec wins on conflicts.
+                var env = container.Bundle.Spec.Process?.Env ?? [];
+                process.Env = [.. env, .. process.Env];
+                exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit, container.Cgroup, container.Network!);
+            }
         }
         catch (Exception e)
         {
@@ -461,6 +534,15 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         return Task.FromResult(EmptyReply);
     }
 
+    // runc exec runs containerd's process spec as it is (its env already the container's and the exec's), at Start.
+    private TaskProcess PrepareNativeExec(Native.NativeContainer native, TaskApi.ExecProcessRequest request, Oci.Process process)
+    {
+        if (request.Terminal || process.Terminal)
+            throw new NotSupportedException("a terminal for an exec in a native container is not supported yet (runc --console-socket): run it without -t");
+        var stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, false, request.Id, ns);
+        return new TaskProcess(request.ExecId, native.PrepareExec(request.ExecId, request.Spec.Value.Memory, stdio), stdio);
+    }
+
     public override Task<Empty> ResizePty(TaskApi.ResizePtyRequest request, ServerCallContext context)
     {
         // Like runc's shim: a process without a terminal ignores it; an unknown one is NotFound.
@@ -472,6 +554,21 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     {
         var container = Find(request.Id);
         var response = new TaskApi.PidsResponse();
+        if (container.Native is { } native)
+        {
+            // Every process in its cgroup, as runc's shim lists them (runc ps).
+            IReadOnlyList<int> pids;
+            try
+            {
+                pids = native.Pids();
+            }
+            catch (Native.RuncException e)
+            {
+                throw Error(StatusCode.Unknown, e.Message);
+            }
+            foreach (var pid in pids) response.Processes.Add(new ProcessInfo { Pid = (uint)pid });
+            return Task.FromResult(response);
+        }
         foreach (var process in container.All)
         {
             if (process.Status is Status.Created or Status.Running or Status.Paused)

@@ -11,6 +11,8 @@ public sealed class BundleTests : IDisposable
         File.WriteAllBytes(Path.Combine(Rootfs, "app.wasm"), [0, (byte)'a', (byte)'s', (byte)'m', 1, 0, 0, 0]);
         File.WriteAllBytes(Path.Combine(Rootfs, "bin", "tool.wasm"), [0, (byte)'a', (byte)'s', (byte)'m', 1, 0, 0, 0]);
         File.WriteAllText(Path.Combine(Rootfs, "script.sh"), "#!/bin/sh\necho hi\n");
+        File.WriteAllText(Path.Combine(Rootfs, "notes.txt"), "just text\n");
+        File.WriteAllBytes(Path.Combine(Rootfs, "bin", "tool"), [0x7f, (byte)'E', (byte)'L', (byte)'F', 2, 1, 1, 0]);
         Directory.CreateDirectory(Path.Combine(_bundle, "data"));
         File.WriteAllText(Path.Combine(_bundle, "hosts"), "127.0.0.1 localhost\n");
     }
@@ -61,9 +63,20 @@ public sealed class BundleTests : IDisposable
     }
 
     [Fact]
+    public void TellsWasmFromNativeEntrypoints()
+    {
+        foreach (var (args, kind) in new[] { ("\"/app.wasm\"", EntrypointKind.Wasm), ("\"/script.sh\"", EntrypointKind.Native), ("\"tool\"", EntrypointKind.Native) })
+        {
+            var bundle = Write(args);
+            using var e = bundle.OpenEntrypoint(bundle.Spec.Process!);
+            Assert.Equal(kind, e.Kind);
+        }
+    }
+
+    [Fact]
     public void RejectsNonWasmMissingAndEmptyEntrypoints()
     {
-        var bundle = Write("\"/script.sh\"");
+        var bundle = Write("\"/notes.txt\"");
         Assert.Contains("not a WebAssembly module", Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
         bundle = Write("\"/nope.wasm\"");
         // Not found (and no args) are their own type: the shim then looks for a Wasm artifact layer.

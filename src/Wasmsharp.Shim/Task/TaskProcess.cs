@@ -18,7 +18,19 @@ internal sealed class TaskProcess : IDisposable
     public string Id { get; }
     public IGuest Guest { get; }
     public Stdio Stdio { get; }
-    public uint Pid { get; }
+    private uint _pid;
+    // Exit events wait while a Start is announcing the process (see HoldExitEvents).
+    private readonly ManualResetEventSlim _notStarting = new(true);
+
+    /// <summary>Its pid: the guest's, known from Create on (a native exec's from its Start on).</summary>
+    public uint Pid
+    {
+        get
+        {
+            if (_pid == 0) _pid = (uint)Guest.ThreadId;
+            return _pid;
+        }
+    }
     public uint ExitStatus { get; private set; }
     public Timestamp? ExitedAt { get; private set; }
     public Task Exited => _exited.Task;
@@ -28,7 +40,25 @@ internal sealed class TaskProcess : IDisposable
         Id = id;
         Guest = guest;
         Stdio = stdio;
-        Pid = (uint)guest.ThreadId;
+        _pid = (uint)guest.ThreadId;
+    }
+
+    /// <summary>
+    /// Held by Start while the process is started and its start event published: an exit it reaches meanwhile is
+    /// recorded and published only after (<see cref="WaitUntilAnnounced"/>), so its TaskExit follows its start event
+    /// even when the pid to announce is known only once it runs (a native exec).
+    /// </summary>
+    public IDisposable HoldExitEvents()
+    {
+        _notStarting.Reset();
+        return new Release(_notStarting);
+    }
+
+    public void WaitUntilAnnounced() => _notStarting.Wait(TimeSpan.FromSeconds(30));
+
+    private sealed class Release(ManualResetEventSlim gate) : IDisposable
+    {
+        public void Dispose() => gate.Set();
     }
 
     public Status Status
