@@ -14,14 +14,15 @@ export DOTNET_NOLOGO := 1
 # Debian packages: containerd + runc (the real thing we plug into), clang-16 + wasi-libc (test programs
 # in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image),
 # dpkg-dev + tcl (SQLite's source via apt-get source, its amalgamation), sqlite3 (the native reference),
-# wrk (the HTTP load generator of `make bench`).
+# wrk (the HTTP load generator of `make bench`), containernetworking-plugins (CNI bridge/host-local/loopback
+# for the pods of the CRI tests).
 DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static \
-                dpkg-dev tcl sqlite3 wrk
+                dpkg-dev tcl sqlite3 wrk containernetworking-plugins
 
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
+.PHONY: all deps runtimes cri-api build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
 
 all: publish
 
@@ -34,10 +35,15 @@ deps:
 	fi
 
 # containerd 1.7 / 2.1 and Docker 26 / 28 from Debian 13 / unstable, extracted privately into out/runtimes.
+# (and the CRI API definitions, which the integration harness compiles).
 runtimes:
 	integration/scripts/fetch-runtimes.sh out/runtimes
 
-build:
+# Only the CRI API definitions (Debian sid's golang-k8s-cri-api-dev, a small package) into out/runtimes/cri-api.
+cri-api:
+	SUITES= integration/scripts/fetch-runtimes.sh out/runtimes
+
+build: cri-api
 	$(DOTNET) build ContainerdShim.sln -c $(CONFIGURATION)
 
 # The shim, and next to it the daemon it runs for containers that ask for gRPC (a separate binary so
@@ -84,7 +90,7 @@ test: deps publish runtimes
 unit-test:
 	@for p in $(UNIT_TESTS); do $(DOTNET) test $$p -c $(CONFIGURATION) || exit 1; done
 
-integration-test: publish
+integration-test: cri-api publish
 	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION)
 
 # Only the Docker suite: Docker 26 (containerd 1.7) and Docker 28 (containerd 2.1), each on a private
@@ -92,14 +98,14 @@ integration-test: publish
 docker-test: deps publish runtimes
 	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --filter "FullyQualifiedName~Wasmsharp.Integration.Tests.Docker"
 
-bench: deps publish
+bench: deps cri-api publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- bench
 
 # `docker run --rm` start time, ours vs runc, in a private Docker 26 and 28 (needs `make runtimes`).
 docker-bench: deps publish runtimes
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- docker-bench
 
-demo: deps publish
+demo: deps cri-api publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- demo
 
 clean:
