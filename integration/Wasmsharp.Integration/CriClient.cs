@@ -168,6 +168,15 @@ public sealed class CriClient : IDisposable
     public Cri.ContainerStatus ContainerStatus(string id, bool verbose = false) =>
         Runtime.ContainerStatus(new Cri.ContainerStatusRequest { ContainerId = id, Verbose = verbose }, Deadline()).Status;
 
+    /// <summary>The container's process id (its task's pid), from ContainerStatus's verbose info.</summary>
+    public int? ContainerPid(string id)
+    {
+        var info = Runtime.ContainerStatus(new Cri.ContainerStatusRequest { ContainerId = id, Verbose = true }, Deadline()).Info;
+        if (!info.TryGetValue("info", out var json)) return null;
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : null;
+    }
+
     /// <summary>Polls ContainerStatus until the container has exited; its final status.</summary>
     public Cri.ContainerStatus WaitExited(string id, TimeSpan timeout)
     {
