@@ -98,8 +98,7 @@ public sealed class CriTests(CriFixture f)
     public void StopContainer_kills_after_its_timeout_a_process_that_ignores_SIGTERM()
     {
         using var pod = f.RunPod("stop");
-        // sleep as PID 1 of its PID namespace: SIGTERM has no handler, so it is ignored.
-        var id = pod.Start(CriClient.ContainerConfig("stop", Images.Busybox, SleepForever));
+        var id = pod.Start(CriClient.ContainerConfig("stop", Images.Busybox, ["/bin/sh", "-c", "trap '' TERM; sleep inf"]));
         var clock = System.Diagnostics.Stopwatch.StartNew();
         f.Client.StopContainer(id, 1);
         var status = f.Client.ContainerStatus(id);

@@ -71,7 +71,8 @@ public sealed class CriClient : IDisposable
         return new Cri.PodSandboxConfig
         {
             Metadata = new Cri.PodSandboxMetadata { Name = name, Uid = uid, Namespace = "default", Attempt = 0 },
-            Hostname = name,
+            // As kubelet: a host-network pod shares the node's UTS namespace, so it cannot set a hostname.
+            Hostname = hostNetwork ? "" : name,
             LogDirectory = logDir,
             Linux = new Cri.LinuxPodSandboxConfig
             {
