@@ -20,6 +20,24 @@ public sealed class CriTests(CriFixture f)
         Assert.Equal("v1", version.RuntimeApiVersion);
     }
 
+    // The runtime table is the one packaging/install.sh writes (it ran on this config), in the config version
+    // it picks for this containerd, and containerd's CRI loaded it.
+    [Fact]
+    public void The_wasmsharp_runtime_is_configured_by_install_sh_in_the_config_version_for_this_containerd()
+    {
+        var config = File.ReadAllText(f.Containerd.ConfigPath);
+        var v3 = ContainerdVersions.ServerVersion(f.Containerd).Major >= 2;
+        Assert.Contains(v3 ? "version = 3" : "version = 2", config, StringComparison.Ordinal);
+        var table = v3 ? "[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.wasmsharp]" : "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.wasmsharp]";
+        Assert.Contains($"# Added by wasmsharp's install.sh: WebAssembly containers (RuntimeClass handler \"wasmsharp\").\n{table}\n  runtime_type = \"{RepoLayout.Runtime}\"", config, StringComparison.Ordinal);
+        // CRI's Status lists the handlers it loaded (containerd 2.x: RuntimeHandlers).
+        var status = f.Client.Runtime.Status(new Cri.StatusRequest { Verbose = true });
+        var handlers = status.RuntimeHandlers.Select(h => h.Name).ToList();
+        f.Check(handlers.Count == 0 || handlers.Contains(CriFixture.WasmHandler), $"CRI's runtime handlers: {string.Join(", ", handlers)}");
+        f.Check(status.Info.TryGetValue("config", out var json) && json.Contains(RepoLayout.Runtime, StringComparison.Ordinal),
+            $"CRI's loaded config does not name {RepoLayout.Runtime}:\n{json}");
+    }
+
     [Fact]
     public void A_container_prints_exits_zero_and_its_line_is_in_the_cri_log()
     {

@@ -28,6 +28,7 @@ public sealed class PrivateContainerd : IDisposable
     public string Address => Path.Combine(BaseDir, "c.sock");
     public string TtrpcAddress => Address + ".ttrpc";
     public string LogPath => Path.Combine(BaseDir, "containerd.log");
+    public string ConfigPath => Path.Combine(BaseDir, "config.toml");
     public string ShimDir { get; }
     public int Pid => _containerd.Id;
 
@@ -164,7 +165,7 @@ public sealed class PrivateContainerd : IDisposable
     {
         StopProcess(_containerd);
         _containerd.Dispose();
-        _containerd = Launch(BaseDir, ShimDir, BinDir, Path.Combine(BaseDir, "config.toml"), _environment, NetnsPath);
+        _containerd = Launch(BaseDir, ShimDir, BinDir, ConfigPath, _environment, NetnsPath);
         WaitReady(TimeSpan.FromSeconds(30));
     }
 
