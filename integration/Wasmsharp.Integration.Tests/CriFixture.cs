@@ -16,6 +16,10 @@ public sealed class CriFixture : IDisposable
     public const string WasmHandler = "wasmsharp";
     public static readonly TimeSpan RunTimeout = TimeSpan.FromSeconds(30);
 
+    // Long-running containers: busybox's sleep, and the wasm test image's (longer than any test).
+    public static readonly string[] NativeSleep = ["/bin/sleep", "inf"];
+    public static readonly string[] WasmSleep = ["/sleep.wasm", "600"];
+
     public PrivateContainerd Containerd { get; }
     public CriClient Client { get; }
 

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using Wasmsharp.Integration;
-using Cri = Runtime.V1;
 
 namespace Wasmsharp.Integration.Tests;
 
@@ -10,8 +9,6 @@ namespace Wasmsharp.Integration.Tests;
 [Collection(CriCollection.Name)]
 public sealed class CriTests(CriFixture f)
 {
-    private static readonly string[] SleepForever = ["/bin/sleep", "inf"];
-
     [Fact]
     public void Version_names_containerd_and_cri_v1()
     {
@@ -69,7 +66,7 @@ public sealed class CriTests(CriFixture f)
         using var pod = f.RunPod("net");
         var ip = pod.Status().Network?.Ip ?? "";
         f.Check(IPAddress.TryParse(ip, out var address) && InPodSubnet(address), $"pod address '{ip}' is not in {PrivateContainerd.PodSubnet}", pod.Id);
-        var id = pod.Start(CriClient.ContainerConfig("net", Images.Busybox, SleepForever));
+        var id = pod.Start(CriClient.ContainerConfig("net", Images.Busybox, CriFixture.NativeSleep));
         // The container sees that address on its eth0, and lo is up.
         var exec = f.Client.ExecSync(id, ["/bin/ip", "-o", "addr", "show"]);
         var output = exec.Stdout.ToStringUtf8();
@@ -82,7 +79,7 @@ public sealed class CriTests(CriFixture f)
     {
         using var pod = f.RunPod("hostnet", hostNetwork: true);
         Assert.True(string.IsNullOrEmpty(pod.Status().Network?.Ip), $"host-network pod got an address: {pod.Status().Network}");
-        var id = pod.Start(CriClient.ContainerConfig("hostnet", Images.Busybox, SleepForever));
+        var id = pod.Start(CriClient.ContainerConfig("hostnet", Images.Busybox, CriFixture.NativeSleep));
         var pid = f.Client.ContainerPid(id) ?? 0;
         Assert.Equal(NetNs.Of(f.Containerd.Pid), NetNs.Of(pid));
     }
@@ -91,7 +88,7 @@ public sealed class CriTests(CriFixture f)
     public void Exec_stats_and_resource_updates_work_on_a_running_container()
     {
         using var pod = f.RunPod("ops");
-        var id = pod.Start(CriClient.ContainerConfig("ops", Images.Busybox, SleepForever, env: new Dictionary<string, string> { ["GREETING"] = "hi" }));
+        var id = pod.Start(CriClient.ContainerConfig("ops", Images.Busybox, CriFixture.NativeSleep, env: new Dictionary<string, string> { ["GREETING"] = "hi" }));
         var exec = f.Client.ExecSync(id, ["/bin/sh", "-c", "echo $GREETING; echo err >&2; exit 3"]);
         Assert.Equal(("hi\n", "err\n", 3), (exec.Stdout.ToStringUtf8(), exec.Stderr.ToStringUtf8(), exec.ExitCode));
 
@@ -135,7 +132,7 @@ public sealed class CriTests(CriFixture f)
         string netns, ip, lease, cniResult;
         try
         {
-            ids = [pod.Id, pod.Start(CriClient.ContainerConfig("a", Images.Busybox, SleepForever)),
+            ids = [pod.Id, pod.Start(CriClient.ContainerConfig("a", Images.Busybox, CriFixture.NativeSleep)),
                    pod.Start(CriClient.ContainerConfig("b", Images.Busybox, ["/bin/true"]))];
             netns = f.Client.PodNetnsPath(pod.Id) ?? "";
             ip = pod.Status().Network.Ip;

@@ -1,5 +1,4 @@
 using Wasmsharp.Integration;
-using Cri = Runtime.V1;
 
 namespace Wasmsharp.Integration.Tests;
 
@@ -9,8 +8,6 @@ namespace Wasmsharp.Integration.Tests;
 [Collection(CriCollection.Name)]
 public sealed class CriWasmTests(CriFixture f)
 {
-    private static readonly string[] WasmSleep = ["/sleep.wasm", "600"];
-
     [CriWasmFact]
     public void A_wasm_containers_output_is_in_the_cri_log_and_its_exit_code_in_its_status()
     {
@@ -46,7 +43,7 @@ public sealed class CriWasmTests(CriFixture f)
     {
         using var a = f.RunPod("wasm-a", CriFixture.WasmHandler);
         using var b = f.RunPod("wasm-b", CriFixture.WasmHandler);
-        string[] containers = [a.Start(CriClient.ContainerConfig("a", Images.WasmTests, WasmSleep)), b.Start(CriClient.ContainerConfig("b", Images.WasmTests, WasmSleep))];
+        string[] containers = [a.Start(CriClient.ContainerConfig("a", Images.WasmTests, CriFixture.WasmSleep)), b.Start(CriClient.ContainerConfig("b", Images.WasmTests, CriFixture.WasmSleep))];
         foreach (var id in containers)
             f.Check(f.Client.ContainerStatus(id).State == Cri.ContainerState.ContainerRunning, $"{id} is not running", id);
         var shims = f.Shims(RepoLayout.ShimBinary, [a.Id, b.Id]);
@@ -62,7 +59,7 @@ public sealed class CriWasmTests(CriFixture f)
     public void Twenty_wasm_containers_of_one_pod_run_in_one_shim()
     {
         using var pod = f.RunPod("wasm-20", CriFixture.WasmHandler);
-        var ids = Enumerable.Range(0, 20).Select(i => pod.Start(CriClient.ContainerConfig($"c{i}", Images.WasmTests, WasmSleep))).ToList();
+        var ids = Enumerable.Range(0, 20).Select(i => pod.Start(CriClient.ContainerConfig($"c{i}", Images.WasmTests, CriFixture.WasmSleep))).ToList();
         var notRunning = ids.Where(id => f.Client.ContainerStatus(id).State != Cri.ContainerState.ContainerRunning).ToList();
         f.Check(notRunning.Count == 0, $"{notRunning.Count} of 20 containers are not running", notRunning.FirstOrDefault());
         var shims = f.Shims(RepoLayout.ShimBinary);
