@@ -22,7 +22,7 @@ DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-was
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes cri-api build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
+.PHONY: all deps runtimes cri-api cri-test build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
 
 all: publish
 
@@ -86,6 +86,12 @@ test: deps publish runtimes
 	done; \
 	printf '%b' "$$runs"; set -- $$(count out/test.log); echo "tests: $$1 passed, $$2 failed"; \
 	exit $$status
+
+# Pods through containerd's CRI plugin (runc pods, and wasm pods with handler wasmsharp), on the system's containerd;
+# CRI_CONTAINERD=trixie|sid runs them on containerd 1.7 / 2.1 from `make runtimes`.
+cri-test: deps publish runtimes
+	WASMSHARP_CRI_WASM=1 $(if $(CRI_CONTAINERD),WASMSHARP_CONTAINERD_DIR=$(CURDIR)/out/runtimes/$(CRI_CONTAINERD)/root/usr/bin) \
+	  $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --filter "FullyQualifiedName~Wasmsharp.Integration.Tests.Cri"
 
 unit-test:
 	@for p in $(UNIT_TESTS); do $(DOTNET) test $$p -c $(CONFIGURATION) || exit 1; done
