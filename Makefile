@@ -14,15 +14,16 @@ export DOTNET_NOLOGO := 1
 # Debian packages: containerd + runc (the real thing we plug into), clang-16 + wasi-libc (test programs
 # in C built to wasm32-wasi), clang + zlib (NativeAOT's linker), busybox-static (the runc comparison image),
 # dpkg-dev + tcl (SQLite's source via apt-get source, its amalgamation), sqlite3 (the native reference),
-# wrk (the HTTP load generator of `make bench`). npm (jco, which makes the WASI preview 2 test components) is
-# installed from Debian only when none is on PATH: a machine's own Node.js (e.g. NodeSource's) brings its npm.
+# wrk (the HTTP load generator of `make bench`), containernetworking-plugins (CNI bridge/host-local/loopback
+# for the pods of the CRI tests). npm (jco, which makes the WASI preview 2 test components) is installed from
+# Debian only when none is on PATH: a machine's own Node.js (e.g. NodeSource's) brings its npm.
 DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static \
-                dpkg-dev tcl sqlite3 wrk
+                dpkg-dev tcl sqlite3 wrk containernetworking-plugins
 
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes wasip2 build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
+.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
 
 all: publish
 
@@ -36,6 +37,7 @@ deps:
 	fi
 
 # containerd 1.7 / 2.1 and Docker 26 / 28 from Debian 13 / unstable, extracted privately into out/runtimes.
+# (and the CRI API definitions, which the integration harness compiles).
 runtimes: wasip2
 	integration/scripts/fetch-runtimes.sh out/runtimes
 
@@ -44,7 +46,11 @@ runtimes: wasip2
 wasip2:
 	integration/scripts/fetch-wasip2.sh out/wasip2
 
-build:
+# Only the CRI API definitions (Debian sid's golang-k8s-cri-api-dev, a small package) into out/runtimes/cri-api.
+cri-api:
+	SUITES= integration/scripts/fetch-runtimes.sh out/runtimes
+
+build: cri-api
 	$(DOTNET) build ContainerdShim.sln -c $(CONFIGURATION)
 
 # The shim, and next to it the daemon it runs for containers that ask for gRPC (a separate binary so
@@ -88,10 +94,16 @@ test: deps publish runtimes
 	printf '%b' "$$runs"; set -- $$(count out/test.log); echo "tests: $$1 passed, $$2 failed"; \
 	exit $$status
 
+# Pods through containerd's CRI plugin (runc pods, and wasm pods with handler wasmsharp), on the system's containerd;
+# CRI_CONTAINERD=trixie|sid runs them on containerd 1.7 / 2.1 from `make runtimes`.
+cri-test: deps publish runtimes
+	WASMSHARP_CRI_WASM=1 $(if $(CRI_CONTAINERD),WASMSHARP_CONTAINERD_DIR=$(CURDIR)/out/runtimes/$(CRI_CONTAINERD)/root/usr/bin) \
+	  $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --filter "FullyQualifiedName~Wasmsharp.Integration.Tests.Cri"
+
 unit-test:
 	@for p in $(UNIT_TESTS); do $(DOTNET) test $$p -c $(CONFIGURATION) || exit 1; done
 
-integration-test: publish
+integration-test: cri-api publish
 	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION)
 
 # Only the Docker suite: Docker 26 (containerd 1.7) and Docker 28 (containerd 2.1), each on a private
@@ -99,14 +111,14 @@ integration-test: publish
 docker-test: deps publish runtimes
 	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --filter "FullyQualifiedName~Wasmsharp.Integration.Tests.Docker"
 
-bench: deps publish
+bench: deps cri-api publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- bench
 
 # `docker run --rm` start time, ours vs runc, in a private Docker 26 and 28 (needs `make runtimes`).
 docker-bench: deps publish runtimes
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- docker-bench
 
-demo: deps publish
+demo: deps cri-api publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- demo
 
 clean:

@@ -186,6 +186,22 @@ $(echo "$dump" | tail -5)"
         refuse "containerd loads the merged config but does not show the $HANDLER runtime in \`config dump\`"
       echo "note: the CRI plugin is disabled in $CONFIG: the runtime entry takes effect once it is enabled (ctr --runtime $RUNTIME_TYPE works without it)"
     fi
+    # containerd 1.x replaces its built-in runtimes with the file's (2.x merges them): in a file that defines none
+    # (Debian 12's own /etc/containerd/config.toml, or a new one) ours would drop runc, the default runtime, and the
+    # CRI plugin would not load ("no corresponding runtime configured ... default_runtime_name"). Keep runc as
+    # containerd's default config defines it.
+    default=$(echo "$dump" | sed -n 's/^[[:space:]]*default_runtime_name = "\(.*\)"[[:space:]]*$/\1/p' | head -1)
+    if [ "$version" = 2 ] && [ "$default" = runc ] && ! echo "$dump" | grep -q 'runtimes\.runc\]'; then
+      {
+        echo "# Added by wasmsharp's install.sh: containerd's default runtime, which the table above would otherwise replace."
+        echo "[plugins.$plugin.containerd.runtimes.runc]"
+        echo "  runtime_type = \"io.containerd.runc.v2\""
+      } >> "$tmp"
+      dump=$("$CONTAINERD" --config "$tmp" config dump 2>&1) || refuse "containerd cannot load the merged config with runc kept:
+$(echo "$dump" | tail -5)"
+      echo "$dump" | grep -q 'runtimes\.runc\]' || refuse "containerd drops its default runtime runc from the merged config"
+      echo "note: also added the runc runtime (containerd's default), which containerd 1.x drops once a config names runtimes"
+    fi
   else
     echo "warning: containerd not found; the merged config was not checked with containerd's parser" >&2
   fi

@@ -161,6 +161,31 @@ public sealed class InstallScriptTests : IDisposable
         return fake;
     }
 
+    // Debian 12's own /etc/containerd/config.toml names no runtime: containerd 1.x would lose runc (its default
+    // runtime, so its CRI plugin would not load) once the file names ours, unless install.sh keeps it.
+    [Theory]
+    [MemberData(nameof(Containerds))]
+    public void A_config_that_names_no_runtime_keeps_runc_as_the_default_runtime(string binDir)
+    {
+        var containerd = Path.Combine(binDir, "containerd");
+        var config = Path.Combine(_dir, "config.toml");
+        File.WriteAllText(config, """
+            version = 2
+
+            [plugins]
+              [plugins."io.containerd.grpc.v1.cri"]
+                [plugins."io.containerd.grpc.v1.cri".cni]
+                  bin_dir = "/usr/lib/cni"
+                  conf_dir = "/etc/cni/net.d"
+            """ + "\n");
+        var result = Configure(config, containerd);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        var dump = Dump(containerd, config);
+        // containerd 2.x shows a version 2 file migrated to version 3.
+        AssertRuntimeIn(dump, v3: Major(containerd) == 2);
+        Assert.Matches(@"runtimes\.runc['""]?\]", dump);
+    }
+
     [Fact]
     public void Version_3_config_is_refused_for_containerd_1_and_written_for_containerd_2()
     {

@@ -9,9 +9,11 @@ public static class Images
     public const string Busybox = "example.local/busybox:1";
     public const string Hello = "example.local/hello:1";
     public const string NativeHttpd = "example.local/httpd-native:1";
+    // The pods' sandbox ("pause") image of a CRI containerd: no registry is reachable for registry.k8s.io/pause.
+    public const string Pause = "example.local/pause:1";
 
-    // Busybox applets linked in the runc image.
-    private static readonly string[] BusyboxApplets = ["sh", "echo", "sleep", "cat", "true", "false", "env", "ls", "wget"];
+    // Busybox applets linked in the runc image (wget, ip, hostname: a pod's sidecar and network checks).
+    private static readonly string[] BusyboxApplets = ["sh", "echo", "sleep", "cat", "true", "false", "env", "ls", "wget", "ip", "hostname"];
 
     // The host's platform, so containerd unpacks it (linux/amd64 on the machines this runs on).
     public static string HostPlatform => "linux/" + (RuntimeInformation.OSArchitecture switch
@@ -50,15 +52,21 @@ public static class Images
         Build(outputDir, Hello, ["--file", $"{programs.Path("hello")}:/hello.wasm", "--entrypoint", "/hello.wasm"]);
 
     // Debian's static busybox with a few applet links: the runc side of every comparison.
-    public static string BuildBusybox(string outputDir)
+    public static string BuildBusybox(string outputDir) => Build(outputDir, Busybox, [.. BusyboxFiles(), "--cmd", "/bin/sh"]);
+
+    // The same busybox sleeping for ever as the sandbox image: like pause, it only holds the pod's namespaces.
+    public static string BuildPause(string outputDir) =>
+        Build(outputDir, Pause, [.. BusyboxFiles(), "--entrypoint", "/bin/sleep", "--entrypoint", "inf"]);
+
+    private static List<string> BusyboxFiles()
     {
         const string busybox = "/bin/busybox";
         if (!File.Exists(busybox))
             throw new InvalidOperationException($"{busybox} not found: apt-get install -y busybox-static");
         var args = new List<string> { "--file", $"{busybox}:/bin/busybox" };
         foreach (var applet in BusyboxApplets) args.AddRange(["--symlink", $"/bin/{applet}:busybox"]);
-        args.AddRange(["--env", "PATH=/bin", "--cmd", "/bin/sh"]);
-        return Build(outputDir, Busybox, args);
+        args.AddRange(["--env", "PATH=/bin"]);
+        return args;
     }
 
     // integration/programs/httpd.c built natively (static, gcc -O2): the runc side of the HTTP benchmark.
@@ -69,9 +77,12 @@ public static class Images
         return Build(outputDir, NativeHttpd, ["--file", $"{binary}:/httpd", "--entrypoint", "/httpd"]);
     }
 
-    public static void Import(PrivateContainerd containerd, string tarball)
+    // Into the containerd's namespace, or another one (CRI's images live in k8s.io: PrivateContainerd.CriNamespace).
+    public static void Import(PrivateContainerd containerd, string tarball, string? ns = null)
     {
-        var result = containerd.Ctr(TimeSpan.FromSeconds(60), "images", "import", tarball);
+        var result = ns is null
+            ? containerd.Ctr(TimeSpan.FromSeconds(60), "images", "import", tarball)
+            : ProcessRunner.Run(containerd.CtrExe, ["-a", containerd.Address, "-n", ns, "images", "import", tarball], TimeSpan.FromSeconds(60));
         if (result.ExitCode != 0)
             throw new InvalidOperationException($"importing {tarball} failed:\n{result}\n{containerd.LogTail()}");
     }

@@ -28,6 +28,7 @@ public sealed class PrivateContainerd : IDisposable
     public string Address => Path.Combine(BaseDir, "c.sock");
     public string TtrpcAddress => Address + ".ttrpc";
     public string LogPath => Path.Combine(BaseDir, "containerd.log");
+    public string ConfigPath => Path.Combine(BaseDir, "config.toml");
     public string ShimDir { get; }
     public int Pid => _containerd.Id;
 
@@ -42,6 +43,24 @@ public sealed class PrivateContainerd : IDisposable
     /// </summary>
     public string NetnsPath { get; private set; } = "";
     public string CtrExe => Path.Combine(BinDir ?? "/usr/bin", "ctr");
+
+    // ---- CRI (Start with cri: true) ----
+
+    /// <summary>containerd's namespace for everything CRI does (its images must be imported there).</summary>
+    public const string CriNamespace = "k8s.io";
+
+    /// <summary>Whether the CRI plugin runs (with CNI, the sandbox image, and install.sh's runtime table).</summary>
+    public bool Cri { get; private init; }
+
+    /// <summary>This instance's CNI network (and bridge config) name, unique per instance: the base dir's name.
+    /// libcni caches results as /var/lib/cni/results/NAME-*, which cleanup and the sweep remove.</summary>
+    public string CniNetwork => Path.GetFileName(BaseDir);
+
+    /// <summary>Cgroup parent for pods (Linux.CgroupParent), /NAME under each controller: removed by cleanup.</summary>
+    public string PodCgroupParent => "/" + CniNetwork;
+
+    /// <summary>The CNI bridge's subnet, inside the throwaway network namespace.</summary>
+    public const string PodSubnet = "10.88.0.0/24";
 
     private PrivateContainerd(string baseDir, string ns, string shimDir, string? binDir, Process containerd)
     {
@@ -60,7 +79,10 @@ public sealed class PrivateContainerd : IDisposable
     /// <remarks>containerd runs inside a throwaway network namespace of its own (lo up), as a node's containerd
     /// with everything it and its shims wire up (and `--net-host` containers), touching nothing of the machine's
     /// network.</remarks>
-    public static PrivateContainerd Start(string ns, string? binDir = null, IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="cri">Enable the CRI plugin (default off: the ctr suites do not need it and it is slow to
+    /// start): the runtime table comes from packaging/install.sh run on this config, pods get addresses from a CNI
+    /// bridge inside the throwaway namespace, the sandbox image is <see cref="Images.Pause"/> in namespace k8s.io.</param>
+    public static PrivateContainerd Start(string ns, string? binDir = null, IReadOnlyDictionary<string, string>? environment = null, bool cri = false)
     {
         binDir ??= RepoLayout.ContainerdDir;
         if (ProcFs.GetEuid() != 0)
@@ -73,11 +95,12 @@ public sealed class PrivateContainerd : IDisposable
         File.WriteAllText(Path.Combine(baseDir, "owner"), Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
         var shimDir = RepoLayout.ShimDir;
         var config = Path.Combine(baseDir, "config.toml");
-        File.WriteAllText(config, Config(baseDir));
 
         string netns;
         try
         {
+            if (cri) WriteCriConfig(baseDir, config, binDir);
+            else File.WriteAllText(config, Config(baseDir));
             netns = CreateNetns(Path.GetFileName(baseDir));
         }
         catch
@@ -96,10 +119,11 @@ public sealed class PrivateContainerd : IDisposable
             DeleteNetns(Path.GetFileName(netns));
             throw;
         }
-        var containerd = new PrivateContainerd(baseDir, ns, shimDir, binDir, process) { _environment = environment, NetnsPath = netns };
+        var containerd = new PrivateContainerd(baseDir, ns, shimDir, binDir, process) { _environment = environment, NetnsPath = netns, Cri = cri };
         try
         {
             containerd.WaitReady(TimeSpan.FromSeconds(30));
+            if (cri) containerd.PrepareCri();
             return containerd;
         }
         catch
@@ -141,7 +165,7 @@ public sealed class PrivateContainerd : IDisposable
     {
         StopProcess(_containerd);
         _containerd.Dispose();
-        _containerd = Launch(BaseDir, ShimDir, BinDir, Path.Combine(BaseDir, "config.toml"), _environment, NetnsPath);
+        _containerd = Launch(BaseDir, ShimDir, BinDir, ConfigPath, _environment, NetnsPath);
         WaitReady(TimeSpan.FromSeconds(30));
     }
 
@@ -170,6 +194,92 @@ public sealed class PrivateContainerd : IDisposable
         [plugins."io.containerd.internal.v1.opt"]
           path = "{baseDir}/opt"
         """ + "\n";
+
+    // A version 2 config for containerd 1.x, version 3 for 2.x (what install.sh writes for each), then the
+    // wasmsharp runtime table added by the shipped install.sh itself, so the tests run the config users get.
+    private static void WriteCriConfig(string baseDir, string config, string? binDir)
+    {
+        var containerd = Path.Combine(binDir ?? "/usr/bin", "containerd");
+        var major = ContainerdMajor(containerd);
+        var name = Path.GetFileName(baseDir);
+        var common = Config(baseDir).Replace("disabled_plugins = [\"io.containerd.grpc.v1.cri\"]", "", StringComparison.Ordinal);
+        // CNI: a bridge in containerd's throwaway namespace; host-local keeps its leases inside the base dir.
+        var cniConf = Directory.CreateDirectory(Path.Combine(baseDir, "cni", "net.d")).FullName;
+        File.WriteAllText(Path.Combine(cniConf, "10-wasmsharp.conflist"), $$"""
+            {
+              "cniVersion": "0.4.0",
+              "name": "{{name}}",
+              "plugins": [
+                { "type": "bridge", "bridge": "wsbr0", "isGateway": true, "ipMasq": false,
+                  "ipam": { "type": "host-local", "dataDir": "{{baseDir}}/cni/ipam",
+                            "ranges": [[{ "subnet": "{{PodSubnet}}" }]], "routes": [{ "dst": "0.0.0.0/0" }] } },
+                { "type": "loopback" }
+              ]
+            }
+            """);
+        string cri;
+        if (major >= 2)
+        {
+            cri = $"""
+                [plugins.'io.containerd.cri.v1.images'.pinned_images]
+                  sandbox = "{Images.Pause}"
+                [plugins.'io.containerd.cri.v1.runtime']
+                  restrict_oom_score_adj = true
+                  netns_mounts_under_state_dir = true
+                [plugins.'io.containerd.cri.v1.runtime'.cni]
+                  bin_dirs = ["{CniBinDir}"]
+                  conf_dir = "{cniConf}"
+                # NRI is on by default in 2.x, with a socket in /var/run/nri.
+                [plugins.'io.containerd.nri.v1.nri']
+                  socket_path = "{baseDir}/nri.sock"
+                  plugin_path = "{baseDir}/nri/plugins"
+                  plugin_config_path = "{baseDir}/nri/conf.d"
+                """;
+            // Same content; only the header differs (version 3 quotes plugin names with single quotes).
+            common = common.Replace("version = 2", "version = 3", StringComparison.Ordinal)
+                .Replace("[plugins.\"io.containerd.internal.v1.opt\"]", "[plugins.'io.containerd.internal.v1.opt']", StringComparison.Ordinal);
+        }
+        else
+        {
+            cri = $"""
+                [plugins."io.containerd.grpc.v1.cri"]
+                  sandbox_image = "{Images.Pause}"
+                  restrict_oom_score_adj = true
+                  netns_mounts_under_state_dir = true
+                  [plugins."io.containerd.grpc.v1.cri".cni]
+                    bin_dir = "{CniBinDir}"
+                    conf_dir = "{cniConf}"
+                """;
+        }
+        File.WriteAllText(config, common + "\n# CRI (for pods through containerd's CRI plugin, as kubelet drives it).\n" + cri + "\n");
+        var install = ProcessRunner.Run(Path.Combine(RepoLayout.Root, "packaging", "install.sh"),
+            ["--config-only", "--config", config, "--no-restart", "--containerd", containerd], TimeSpan.FromSeconds(30));
+        if (install.ExitCode != 0 || !File.ReadAllText(config).Contains($"runtime_type = \"{RepoLayout.Runtime}\"", StringComparison.Ordinal))
+            throw new InvalidOperationException($"packaging/install.sh did not add the wasmsharp runtime to {config}:\n{install}\n{File.ReadAllText(config)}");
+    }
+
+    /// <summary>Debian's containernetworking-plugins.</summary>
+    public const string CniBinDir = "/usr/lib/cni";
+
+    // `containerd --version`: "containerd github.com/containerd/containerd[/v2] 2.1.9+unknown ...".
+    private static int ContainerdMajor(string containerd)
+    {
+        var output = ProcessRunner.RunChecked(containerd, ["--version"], TimeSpan.FromSeconds(10)).Stdout;
+        var words = output.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var version = words.FirstOrDefault(w => w.Length > 1 && char.IsAsciiDigit(w.TrimStart('v')[0]) && w.Contains('.'))
+            ?? throw new InvalidOperationException($"no version in `{containerd} --version`: {output}");
+        return int.Parse(version.TrimStart('v').Split('.')[0], CultureInfo.InvariantCulture);
+    }
+
+    // The sandbox image in k8s.io, then until CRI reports runtime and network (CNI config loaded) ready.
+    private void PrepareCri()
+    {
+        if (!File.Exists(Path.Combine(CniBinDir, "bridge")))
+            throw new InvalidOperationException($"no CNI plugins in {CniBinDir}: apt-get install -y containernetworking-plugins");
+        Images.Import(this, Images.BuildPause(BaseDir), CriNamespace);
+        using var client = new CriClient(this);
+        client.WaitReady(TimeSpan.FromSeconds(30));
+    }
 
     private void WaitReady(TimeSpan timeout)
     {
@@ -264,11 +374,14 @@ public sealed class PrivateContainerd : IDisposable
         if (_disposed) return;
         _disposed = true;
         var problems = new List<string>();
+        if (Cri && !_containerd.HasExited) Try(problems, "remove pods", () => { using var client = new CriClient(this); client.RemoveAll(); });
         Try(problems, "remove tasks and containers", RemoveTasksAndContainers);
         Try(problems, "stop containerd", () => StopProcess(_containerd));
         Try(problems, "clean up", () => CleanUpDirectory(BaseDir));
         Try(problems, "remove per-namespace directories", () => RemoveNamespaceLeftovers(Namespace));
+        if (Cri) Try(problems, "remove CRI's per-namespace directories", () => RemoveNamespaceLeftovers(CriNamespace));
         Try(problems, "delete network namespace", () => DeleteNetns(Path.GetFileName(NetnsPath)));
+        Try(problems, "remove CNI results and pod cgroups", () => RemoveCriLeftovers(CniNetwork));
         _containerd.Dispose();
         Running.TryRemove(BaseDir, out _);
         if (problems.Count > 0)
@@ -390,6 +503,7 @@ public sealed class PrivateContainerd : IDisposable
             {
                 CleanUpDirectory(dir);
                 foreach (var ns in SweptNamespaces) RemoveNamespaceLeftovers(ns);
+                RemoveCriLeftovers(Path.GetFileName(dir));
             }
             catch (Exception e) { Console.Error.WriteLine($"cannot sweep {dir}: {e.Message}"); }
         }
@@ -423,7 +537,28 @@ public sealed class PrivateContainerd : IDisposable
     private static void DeleteNetns(string name) => ProcessRunner.Run("ip", ["netns", "delete", name], TimeSpan.FromSeconds(10));
 
     // The namespaces this harness uses: after a crash we no longer know which one a stale run had.
-    private static readonly string[] SweptNamespaces = ["wasmsharp-test", "wasmsharp-bench", "wasmsharp-demo"];
+    private static readonly string[] SweptNamespaces = ["wasmsharp-test", "wasmsharp-bench", "wasmsharp-demo", CriNamespace];
+
+    // What a CRI instance leaves outside its base dir once its pods are gone or its processes killed: libcni's
+    // result cache (NETWORK-SANDBOX-IFNAME) and the pods' cgroups under /NETWORK (PodCgroupParent).
+    private static void RemoveCriLeftovers(string network)
+    {
+        const string results = "/var/lib/cni/results";
+        if (Directory.Exists(results))
+            foreach (var file in Directory.EnumerateFiles(results, network + "-*")) File.Delete(file);
+        if (!Directory.Exists("/sys/fs/cgroup")) return;
+        foreach (var controller in Directory.EnumerateDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup"))
+        {
+            var root = Path.Combine(controller, network);
+            if (!Directory.Exists(root)) continue;
+            // Deepest first: a cgroup directory can only be removed once it has no children.
+            foreach (var dir in Directory.EnumerateDirectories(root, "*", SearchOption.AllDirectories).OrderByDescending(d => d.Length).Append(root))
+            {
+                try { Directory.Delete(dir); }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+            }
+        }
+    }
 
     // runc leaves an empty state directory per namespace (/run/containerd/runc/NS) and cgroups
     // /sys/fs/cgroup/*/NS[/ID]. rmdir only succeeds on empty, unused ones, so a concurrent run using the
