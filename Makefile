@@ -97,7 +97,7 @@ test: deps publish runtimes
 # Pods through containerd's CRI plugin (runc pods, and wasm pods with handler wasmsharp), on the system's containerd;
 # CRI_CONTAINERD=trixie|sid runs them on containerd 1.7 / 2.1 from `make runtimes`.
 cri-test: deps publish runtimes
-	WASMSHARP_CRI_WASM=1 $(if $(CRI_CONTAINERD),WASMSHARP_CONTAINERD_DIR=$(CURDIR)/out/runtimes/$(CRI_CONTAINERD)/root/usr/bin) \
+	$(if $(CRI_CONTAINERD),WASMSHARP_CONTAINERD_DIR=$(CURDIR)/out/runtimes/$(CRI_CONTAINERD)/root/usr/bin) \
 	  $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --filter "FullyQualifiedName~Wasmsharp.Integration.Tests.Cri"
 
 unit-test:
