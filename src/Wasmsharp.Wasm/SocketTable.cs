@@ -90,6 +90,11 @@ internal sealed class SocketTable : IDisposable
 
     public GuestSocket? Get(uint fd) => fd <= int.MaxValue && sockets.TryGetValue((int)fd, out var s) ? s : null;
 
+    /// <summary>The guest's "memory" export, looked up at its first host call (it stays the same object).</summary>
+    public Memory GuestMemory(Caller caller, string function) =>
+        guestMemory ??= caller.GetMemory("memory") ?? throw new WasiTrapException($"{function}: the module exports no memory named \"memory\"");
+    private Memory? guestMemory;
+
     /// <summary>Wasmtime's own <paramref name="name"/> acting on the guest memory (for the fd_* shadows).</summary>
     public Function Original(Memory memory, string name)
     {
@@ -104,10 +109,18 @@ internal sealed class SocketTable : IDisposable
 
     private Instance Scratch => scratch ??= originals.MakeScratch(store);
 
+    // The scratch trampoline's exports, looked up once: a lookup by name costs more than the call on a busy
+    // server's accept path (a reserve and a close per connection).
+    private Function ScratchFunction(ref Function? cached, string name) =>
+        cached ??= Scratch.GetFunction(name) ?? throw new InvalidOperationException($"the scratch trampoline exports no {name}");
+    private Function? reserveFunction, closeFunction, fdstatFunction, pollFunction;
+    private Memory ScratchMemoryExport => scratchMemory ??= Scratch.GetMemory("memory") ?? throw new InvalidOperationException("scratch trampoline without memory");
+    private Memory? scratchMemory;
+
     /// <summary>The scratch trampoline's own memory (subscriptions and events of delegated polls).</summary>
     public Memory ScratchMemory(ulong bytes)
     {
-        var memory = Scratch.GetMemory("memory") ?? throw new InvalidOperationException("scratch trampoline without memory");
+        var memory = ScratchMemoryExport;
         ulong need = ScratchPoll + bytes;
         long length = memory.GetLength();
         if ((ulong)length < need)
@@ -119,13 +132,13 @@ internal sealed class SocketTable : IDisposable
 
     /// <summary>Wasmtime's original poll_oneoff on subscriptions written in the scratch memory.</summary>
     public int ScratchPollOneoff(uint subscriptions, uint events, uint count, uint nevents) =>
-        (int)Scratch.GetFunction("poll_oneoff")!.Invoke([(int)subscriptions, (int)events, (int)count, (int)nevents])!;
+        (int)ScratchFunction(ref pollFunction, "poll_oneoff").Invoke([(int)subscriptions, (int)events, (int)count, (int)nevents])!;
 
     /// <summary>Wasmtime's fd_fdstat_get on <paramref name="fd"/>: its errno, and the filetype when it succeeds.</summary>
     public int WasmtimeFdstat(uint fd, out byte filetype)
     {
-        int errno = (int)Scratch.GetFunction("fdstat")!.Invoke([(int)fd])!;
-        filetype = errno == 0 ? Scratch.GetMemory("memory")!.GetSpan(ScratchFdstat, 1)[0] : (byte)0;
+        int errno = (int)ScratchFunction(ref fdstatFunction, "fdstat").Invoke([(int)fd])!;
+        filetype = errno == 0 ? ScratchMemoryExport.GetSpan(ScratchFdstat, 1)[0] : (byte)0;
         return errno;
     }
 
@@ -155,7 +168,7 @@ internal sealed class SocketTable : IDisposable
     private int ReservePlaceholder(out uint fd)
     {
         fd = 0;
-        var reserve = Scratch.GetFunction("reserve")!;
+        var reserve = ScratchFunction(ref reserveFunction, "reserve");
         for (int attempt = 0; attempt < 2; attempt++)
         {
             if (directoryFd < 0 && !FindDirectory())
@@ -163,7 +176,7 @@ internal sealed class SocketTable : IDisposable
             int errno = (int)reserve.Invoke([directoryFd])!;
             if (errno == 0)
             {
-                fd = BinaryPrimitives.ReadUInt32LittleEndian(Scratch.GetMemory("memory")!.GetSpan(ScratchFd, 4));
+                fd = BinaryPrimitives.ReadUInt32LittleEndian(ScratchMemoryExport.GetSpan(ScratchFd, 4));
                 return 0;
             }
             if (errno != WasmEdgeAbi.Badf && errno != WasmEdgeAbi.NotDir)
@@ -209,7 +222,7 @@ internal sealed class SocketTable : IDisposable
     public void Release(uint fd, bool placeholder)
     {
         if (placeholder)
-            _ = Scratch.GetFunction("close")!.Invoke([(int)fd]);
+            _ = ScratchFunction(ref closeFunction, "close").Invoke([(int)fd]);
     }
 
     public void Add(uint fd, GuestSocket socket) => sockets[(int)fd] = socket;

@@ -32,8 +32,7 @@ internal static class WasiSocketFds
                         results[0] = Original(table, caller, name, args);
                         return;
                     }
-                    var memory = caller.GetMemory("memory") ?? throw new WasiTrapException($"{name}: the module exports no memory named \"memory\"");
-                    var renumber = table.Original(memory, name);
+                    var renumber = table.Original(table.GuestMemory(caller, name), name);
                     results[0] = table.Renumber(from, to, (a, b) => renumber.Invoke([(int)a, (int)b]) is int e ? e : Io);
                     return;
                 }
@@ -52,8 +51,7 @@ internal static class WasiSocketFds
 
     private static int Original(SocketTable table, Caller caller, string name, ReadOnlySpan<ValueBox> args)
     {
-        var memory = caller.GetMemory("memory") ?? throw new WasiTrapException($"{name}: the module exports no memory named \"memory\"");
-        var function = table.Original(memory, name);
+        var function = table.Original(table.GuestMemory(caller, name), name);
         return function.Invoke(args) is int errno ? errno : throw new InvalidOperationException($"{name}: unexpected result from Wasmtime's implementation");
     }
 

@@ -80,9 +80,7 @@ internal static unsafe class WasiSockets
         var instance = caller.GetData() as WasmInstance
             ?? throw new InvalidOperationException($"{function}: the store belongs to no WasmInstance");
         var table = instance.Sockets ?? throw new InvalidOperationException($"{function}: the instance has no socket table");
-        var memory = caller.GetMemory("memory")
-            ?? throw new WasiTrapException($"{function}: the module exports no memory named \"memory\"");
-        return (table, new GuestView(memory, function));
+        return (table, new GuestView(table.GuestMemory(caller, function), function));
     }
 
     private static uint U(ValueBox value) => (uint)value.AsInt32();
