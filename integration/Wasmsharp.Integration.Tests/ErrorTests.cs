@@ -25,6 +25,19 @@ public sealed class ErrorTests(ContainerdFixture f)
         CleanAndAssertNothingLeft(id, run);
     }
 
+    // A module built for another host (JavaScript imports) is refused at create, naming it as the user wrote it
+    // and what it imports, before a compile (seconds for a large module) and with none in the background after.
+    [Fact]
+    public void A_module_that_cannot_link_is_refused_naming_it_and_its_imports()
+    {
+        var id = f.NewId("needs-js");
+        var run = f.RunWasm(id, "/needsjs.wasm");
+        f.Check(run.ExitCode != 0 && run.Stderr.Contains("/needsjs.wasm cannot run here: it imports env.js_call (function)", StringComparison.Ordinal),
+            "the error should name the module and its missing import", id, run);
+        f.Check(!run.Stderr.Contains("/proc/self/fd", StringComparison.Ordinal), "the error should not name a /proc path", id, run);
+        CleanAndAssertNothingLeft(id, run);
+    }
+
     // ctr run --rm deletes the container itself after a failed create; deleting again must be harmless.
     private void CleanAndAssertNothingLeft(string id, params Wasmsharp.Integration.ProcessResult[] context)
     {

@@ -37,7 +37,7 @@ internal sealed partial class TaskService
             // A native container's execs go to runc; in a Wasm container there is no runc container to run them in.
             if (entrypoint.Kind != EntrypointKind.Wasm)
                 throw new BundleException($"entrypoint {entrypoint.GuestPath} is a native program, not a WebAssembly module: a Wasm container runs only Wasm");
-            return new LoadedModule(host.LoadModule(entrypoint.HostPath, baselineFirstRun), entrypoint.GuestPath, entrypoint.Export, process.Args);
+            return new LoadedModule(host.LoadModule(entrypoint.HostPath, baselineFirstRun, entrypoint.GuestPath), entrypoint.GuestPath, entrypoint.Export, process.Args);
         }
     }
 

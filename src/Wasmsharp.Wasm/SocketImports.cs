@@ -27,6 +27,10 @@ internal sealed class SocketImports
         ("sock_getaddrinfo", 1, 8),
     ];
 
+    /// <summary>Whether <paramref name="name"/> (of wasi_snapshot_preview1) is one of WasmEdge's socket calls we define.</summary>
+    public static bool Defines(string name) =>
+        Signatures.Any(s => s.Name == name) || name.EndsWith("_v2", StringComparison.Ordinal) && WasiSockets.V2Names.Contains(name[..^3]);
+
     private readonly Dictionary<string, int> generations;
 
     private SocketImports(Dictionary<string, int> generations)

@@ -49,7 +49,7 @@ internal static unsafe class WasiSockets
     };
 
     /// <summary>Names WasmEdge also exports with a "_v2" suffix (its newer generation).</summary>
-    private static readonly string[] V2Names =
+    internal static readonly string[] V2Names =
         ["sock_open", "sock_bind", "sock_connect", "sock_listen", "sock_accept", "sock_recv", "sock_recv_from",
          "sock_send", "sock_send_to", "sock_getlocaladdr", "sock_getpeeraddr"];
 

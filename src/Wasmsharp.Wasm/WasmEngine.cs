@@ -45,6 +45,29 @@ internal sealed class WasmEngine : IDisposable
         componentLinker = new Lazy<ComponentLinker>(() => ComponentRun.CreateLinker(engine), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
+    /// <summary>
+    /// The imports of a core module this host cannot provide, read before compiling it: anything but a function of
+    /// WASI preview 1 that Wasmtime's linker or ours (socket calls) defines. Types are left to instantiation.
+    /// </summary>
+    public List<WasmImport> Unprovided(IReadOnlyList<WasmImport> imports) =>
+        imports.Where(i => !(i.Kind == WasmImportKind.Function && i.Module == WasiModule && provided.GetOrAdd(i.Name, Defines))).ToList();
+
+    private const string WasiModule = "wasi_snapshot_preview1";
+    private readonly ConcurrentDictionary<string, bool> provided = new(StringComparer.Ordinal);
+    private readonly object probeGate = new();
+    private Store? probe; // only ever used to ask the linker what it defines; runs nothing
+
+    private bool Defines(string name)
+    {
+        if (SocketImports.Defines(name))
+            return true;
+        lock (probeGate)
+        {
+            probe ??= new Store(Engine);
+            return Linker.GetFunction(probe, WasiModule, name) is not null;
+        }
+    }
+
     /// <summary>The linker of components: WASI preview 2 (see <see cref="ComponentRun"/>).</summary>
     public ComponentLinker ComponentLinker => componentLinker.Value;
 
@@ -90,6 +113,7 @@ internal sealed class WasmEngine : IDisposable
             originals.Value.Dispose();
         if (componentLinker.IsValueCreated)
             componentLinker.Value.Dispose();
+        probe?.Dispose();
         Linker.Dispose();
         Engine.Dispose();
     }

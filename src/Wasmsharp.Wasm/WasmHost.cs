@@ -72,22 +72,26 @@ public sealed class WasmHost : IDisposable
     /// <exception cref="WasmModuleException">missing/unreadable file, not a core wasm module, compile error.</exception>
     /// <param name="baselineFirstRun">With <see cref="WasmHostOptions.BaselineFirstRun"/>: whether this load may run
     /// baseline code while the optimised code is compiled in the background (false: compile it now, as without).</param>
-    public WasmModule LoadModule(string path, bool baselineFirstRun = true)
+    /// <param name="displayName">How the user named the module (e.g. "/app.wasm" in its container), for every
+    /// message and the module's <see cref="WasmModule.Path"/>; by default <paramref name="path"/> (which may be a
+    /// /proc/self/fd path the user never saw).</param>
+    public WasmModule LoadModule(string path, bool baselineFirstRun = true, string? displayName = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ObjectDisposedException.ThrowIf(Volatile.Read(ref disposed) != 0, this);
 
         var fullPath = Path.GetFullPath(path);
+        var shown = displayName ?? path;
         if (Directory.Exists(fullPath))
-            throw new WasmModuleException($"{path} is a directory, not a WebAssembly module");
+            throw new WasmModuleException($"{shown} is a directory, not a WebAssembly module");
         var hashing = System.Diagnostics.Stopwatch.StartNew();
         // The SHA-256 names the module; the XxHash128 of the same bytes (cheap, no OpenSSL) checks that a later
         // read for compiling still gets them.
         WasmBinaryKind kind = default;
-        var (sha, checksum) = ReadModuleFile(path, () =>
+        var (sha, checksum) = ReadModuleFile(shown, () =>
         {
             using var file = File.OpenHandle(fullPath);
-            kind = CheckHeader(path, WasmBinary.KindOf(file));
+            kind = CheckHeader(shown, WasmBinary.KindOf(file));
             var identity = digestMemo is null ? null : ModuleDigestMemo.Identity(file);
             if (identity is not null && digestMemo!.Lookup(identity) is { } known) return known;
             using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -103,11 +107,11 @@ public sealed class WasmHost : IDisposable
         });
         // Read again only to compile (not in either cache); it must still be the content that was hashed.
         var hashTime = hashing.Elapsed;
-        return Load(fullPath, sha, hashTime, baselineFirstRun, kind, () =>
+        return Load(displayName ?? fullPath, sha, hashTime, baselineFirstRun, kind, () =>
         {
-            var bytes = ReadModuleFile(path, () => File.ReadAllBytes(fullPath));
+            var bytes = ReadModuleFile(shown, () => File.ReadAllBytes(fullPath));
             if (Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(bytes)) != checksum)
-                throw new WasmModuleException($"{path} changed while it was being loaded");
+                throw new WasmModuleException($"{shown} changed while it was being loaded");
             return bytes;
         });
     }
@@ -183,6 +187,13 @@ public sealed class WasmHost : IDisposable
     // The bytes are asked for only when there is something to compile (not on a disk cache hit).
     private WasmModule Compile(string fullPath, string sha, TimeSpan hashTime, bool baselineFirstRun, WasmBinaryKind? kind, Func<byte[]> bytes)
     {
+        var read = bytes;
+        bytes = () =>
+        {
+            var data = read();
+            CheckLinkable(fullPath, data);
+            return data;
+        };
         var name = Path.GetFileName(fullPath);
         var watch = System.Diagnostics.Stopwatch.StartNew();
         if (diskCache is not null && baseline is not null && baselineFirstRun)
@@ -207,6 +218,23 @@ public sealed class WasmHost : IDisposable
         }
         var code = CompileBytes(optimizing, fullPath, name, bytes());
         return new WasmModule(optimizing, fullPath, sha, code, ModuleOrigin.Compiled, watch.Elapsed, hashTime + watch.Elapsed);
+    }
+
+    /// <summary>
+    /// Refuses a core module whose imports this host cannot provide before anything compiles it: its compile can
+    /// take seconds and gigabytes, and its instantiation would fail anyway. Malformed bytes pass (the compiler
+    /// then says what is wrong); a component is left to its linker.
+    /// </summary>
+    private void CheckLinkable(string name, byte[] data)
+    {
+        if (WasmImports.Read(data) is not { } imports)
+            return;
+        var missing = optimizing.Unprovided(imports);
+        if (missing.Count == 0)
+            return;
+        var first = string.Join(", ", missing.Take(5)) + (missing.Count > 5 ? $" and {missing.Count - 5} more" : "");
+        throw new WasmModuleException($"{name} cannot run here: it imports {first}, which this runtime does not provide " +
+            "(it provides WASI preview 1, wasi_snapshot_preview1, and WasmEdge's socket calls)");
     }
 
     // Null when Winch cannot take the module (invalid, or a feature it lacks): the optimising path then decides.

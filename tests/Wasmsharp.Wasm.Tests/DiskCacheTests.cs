@@ -40,6 +40,23 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Directory.Exists(dir) ? Directory.GetFiles(dir, "*.cwasm", SearchOption.AllDirectories) : [];
 
     [Fact]
+    public async Task AModuleThatCannotLinkIsRefusedBeforeAnyCompileNamingItAsTheUserDid()
+    {
+        var host = NewHost();
+        var clock = Stopwatch.StartNew();
+        var e = Assert.Throws<WasmModuleException>(() => host.LoadModule(guests.Wasm("needs_js"), displayName: "/ruby.wasm"));
+        Assert.StartsWith("/ruby.wasm cannot run here: it imports env.js_call (function), env.memory (memory), " +
+            "wasi_snapshot_preview1.not_a_wasi_call (function), which this runtime does not provide", e.Message);
+        Assert.DoesNotContain(guests.Directory, e.Message);
+        Assert.Empty(Entries(CacheDir)); // nothing compiled, now or in the background
+        await host.CacheWrites.WaitAsync(Timeout);
+        Assert.Empty(Entries(CacheDir));
+        output.WriteLine($"refused in {clock.Elapsed.TotalMilliseconds:0.0} ms");
+        // WASI preview 1 and WasmEdge's socket calls are provided.
+        Assert.NotNull(host.LoadModule(guests.Wasm("hello")));
+    }
+
+    [Fact]
     public async Task MissThenHit_AcrossHosts_RunsFromCachedModule()
     {
         var first = NewHost().LoadModule(guests.Wasm("args_env"));

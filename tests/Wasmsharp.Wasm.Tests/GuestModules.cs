@@ -304,6 +304,15 @@ public sealed class GuestModules : IDisposable
               (func $down (param i32) (call $down (i32.add (local.get 0) (i32.const 1))))
               (func (export "_start") (call $down (i32.const 0))))
             """,
+        // A reactor built for a JavaScript host (as npm's ruby.wasm is): it cannot be linked here.
+        ["needs_js"] = """
+            (module
+              (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+              (import "env" "js_call" (func (param i32) (result i32)))
+              (import "env" "memory" (memory 1))
+              (import "wasi_snapshot_preview1" "not_a_wasi_call" (func))
+              (func (export "_start")))
+            """,
         ["wat_loop"] = """
             (module
               (memory (export "memory") 1)
