@@ -277,15 +277,14 @@ public sealed class DifferentialScenarioTests(ContainerdFixture f)
         f.Check(Lines(r).Contains("got: typed line", StringComparison.Ordinal), "runc's task should get the typed line", runc.Id, r);
         Agree("`ctr run -t`: a typed line is echoed by the pty and read by the task", $"{Outcome(r)}: {Lines(r)}", $"{Outcome(o)}: {Lines(o)}", ours.Id, r, o);
 
-        // isatty() in the guest: see TerminalTests for why Wasmtime 50 reports no terminal.
+        // isatty() in the task.
         var rtId = f.NewId("isatty-runc");
         var otId = f.NewId("isatty-wasm");
         var rt = InTerminal.Run(f, rtId, null, ["run", "-t", "--rm", Images.Busybox, rtId, "/bin/busybox", "sh", "-c", "[ -t 1 ] && echo 'stdout tty=1' || echo 'stdout tty=0'"]);
         var ot = InTerminal.Run(f, otId, null, ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, otId, "/tty.wasm"]);
         string Tty(ProcessResult p) => p.Stdout.Contains("stdout tty=1", StringComparison.Ordinal) ? "isatty(1) = 1" : "isatty(1) = 0";
-        ScenarioTable.Record("`ctr run -t`: isatty(stdout) in the task", Tty(rt), Tty(ot),
-            "known limitation: Wasmtime 50 reports file-backed WASI stdio as not a terminal, although it is our pty");
         f.Check(Tty(rt) == "isatty(1) = 1", "runc's process sees a terminal", ours.Id, rt);
+        Agree("`ctr run -t`: isatty(stdout) in the task", Tty(rt), Tty(ot), ours.Id, rt, ot);
     }
 
     [Fact]

@@ -156,10 +156,9 @@ public abstract partial class DockerTests(DockerFixture f)
         var piped = f.Docker.Pipe("line one\nline two\n", DockerFixture.RunTimeout, "run", "--rm", "--pull", "never", "-i", Runtime, DockerImages.Wasm, "/cat.wasm");
         f.Check(piped.ExitCode == 0 && piped.Stdout == "line one\nline two\n", "docker run -i should feed stdin to the guest", null, piped);
 
-        // The guest's output passes a pty's line discipline (\n → \r\n). isatty() stays false in the guest:
-        // Wasmtime reports file-backed stdio as no terminal (see TerminalTests).
+        // The guest is on a terminal (isatty), and its output passes the pty's line discipline (\n → \r\n).
         var tty = f.RunWasm(["-t"], "/tty.wasm");
-        f.Check(tty.ExitCode == 0 && tty.Stdout == "stdin tty=0 stdout tty=0 stderr tty=0\r\n", "docker run -t should put the guest on a terminal", null, tty);
+        f.Check(tty.ExitCode == 0 && tty.Stdout == "stdin tty=1 stdout tty=1 stderr tty=1\r\n", "docker run -t should put the guest on a terminal", null, tty);
     }
 
     // ---- environment, mounts, working directory ------------------------------------------------------

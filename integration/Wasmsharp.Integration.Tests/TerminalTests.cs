@@ -12,20 +12,17 @@ public sealed class TerminalTests(ContainerdFixture f)
 
     private static string Escaped(string s) => s.Replace("\r", "\\r").Replace("\n", "\\n\n");
 
-    // Known limitation: isatty() is false in the guest even on the pty. wasi-libc's isatty needs
-    // fd_fdstat_get to say character_device, and Wasmtime (50) reports a file-backed stdio stream
-    // (wasi_config_set_stdout_file & co.) as not a terminal whatever the file is (OutputFile/InputFile
-    // is_terminal() == false). The pty is still there: output passes its line discipline (\n → \r\n)
-    // and input is echoed and cooked (\r → \n), as these tests check. script's own terminal adds one
-    // more \r (its ONLCR), so a guest line ends "\r\r\n" on script's stdout; without our pty it would
-    // end "\r\n".
+    // The guest sees a terminal (isatty() = 1 on fds 0–2: the shim reports its stdio as a character device, as
+    // wasi-libc's isatty asks), and its output passes the pty's line discipline (\n → \r\n) and input is echoed
+    // and cooked (\r → \n), as these tests check. script's own terminal adds one more \r (its ONLCR), so a
+    // guest line ends "\r\r\n" on script's stdout; without our pty it would end "\r\n".
     [Fact]
     public void Guest_output_reaches_ctr_through_the_pty()
     {
         var id = f.NewId("tty");
         var run = RunInTerminal(id, null, ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm"]);
-        f.Check(run.ExitCode == 0 && run.Stdout.Contains("stdin tty=0 stdout tty=0 stderr tty=0\r\r\n", StringComparison.Ordinal),
-            $"with -t the guest's output should reach ctr through a terminal (our ONLCR, then script's: \\r\\r\\n); got:\n{Escaped(run.Stdout)}", id, run);
+        f.Check(run.ExitCode == 0 && run.Stdout.Contains("stdin tty=1 stdout tty=1 stderr tty=1\r\r\n", StringComparison.Ordinal),
+            $"with -t the guest should be on a terminal (isatty) and its output reach ctr through it (our ONLCR, then script's: \\r\\r\\n); got:\n{Escaped(run.Stdout)}", id, run);
         f.AssertNothingLeft(id, run);
     }
 
@@ -65,7 +62,7 @@ public sealed class TerminalTests(ContainerdFixture f)
         try
         {
             var run = RunInTerminal(id, null, ["tasks", "exec", "-t", "--exec-id", "t1", id, "/tty.wasm"]);
-            f.Check(run.ExitCode == 0 && run.Stdout.Contains("stdout tty=0 stderr tty=0\r\r\n", StringComparison.Ordinal),
+            f.Check(run.ExitCode == 0 && run.Stdout.Contains("stdout tty=1 stderr tty=1\r\r\n", StringComparison.Ordinal),
                 $"ctr task exec -t should show the exec's output through its pty; got:\n{Escaped(run.Stdout)}", id, run);
             f.Check(f.Containerd.Task(id) is { Status: "RUNNING" }, "the container keeps running after its exec ends", id, run);
         }

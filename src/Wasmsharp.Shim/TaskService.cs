@@ -237,6 +237,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 ThreadSetup = network.ThreadSetup,
                 // The guest thread is in the container's namespace (or the host's, when the spec asks for it).
                 NetworkAccess = true,
+                StdioIsTerminal = stdio.Terminal,
                 DescriptorLimit = process.OpenFileLimit is { } limit ? (long)Math.Min(limit, long.MaxValue) : null,
                 HostsFile = bundle.EtcFile("hosts"),
                 ResolvConf = bundle.EtcFile("resolv.conf"),

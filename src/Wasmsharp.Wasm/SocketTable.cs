@@ -67,6 +67,8 @@ internal sealed class SocketTable : IDisposable
 
     public WasiSpec Spec { get; }
 
+    public WasmInstance Instance => instance;
+
     /// <summary>The container's DNS servers (its resolv.conf, read at the first lookup); null = none.</summary>
     public DnsClient? Dns
     {

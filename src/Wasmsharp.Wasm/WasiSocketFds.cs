@@ -51,8 +51,11 @@ internal static class WasiSocketFds
 
     private static int Original(SocketTable table, Caller caller, string name, ReadOnlySpan<ValueBox> args)
     {
-        var function = table.Original(table.GuestMemory(caller, name), name);
-        return function.Invoke(args) is int errno ? errno : throw new InvalidOperationException($"{name}: unexpected result from Wasmtime's implementation");
+        var memory = table.GuestMemory(caller, name);
+        int errno = table.Original(memory, name).Invoke(args) is int e ? e : throw new InvalidOperationException($"{name}: unexpected result from Wasmtime's implementation");
+        if (name == "fd_fdstat_get")
+            WasiTerminal.Patch(table.Instance, errno, (uint)args[0].AsInt32(), (uint)args[1].AsInt32(), memory);
+        return errno;
     }
 
     /// <summary>Which arguments are descriptors, and what a socket there gets.</summary>

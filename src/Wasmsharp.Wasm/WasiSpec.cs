@@ -90,6 +90,12 @@ public sealed record WasiSpec
     /// </summary>
     public string? ResolvConf { get; init; }
 
+    /// <summary>
+    /// stdin, stdout and stderr are a terminal (a pty: <c>ctr run -t</c>, <c>docker run -t</c>): fds 0–2 then report
+    /// a character device without seek/tell rights, as a native process's tty, so the guest's <c>isatty()</c> is 1.
+    /// </summary>
+    public bool StdioIsTerminal { get; init; }
+
     /// <summary>Exported function of type () → () to run.</summary>
     public string Entrypoint { get; init; } = DefaultEntrypoint;
 

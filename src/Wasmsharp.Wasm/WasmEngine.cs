@@ -39,6 +39,8 @@ internal sealed class WasmEngine : IDisposable
         // Sleeps must end when the guest is killed and hold while it is paused (see WasiPoll).
         if (shadowPollOneoff)
             Linker.DefineFunction("wasi_snapshot_preview1", "poll_oneoff", WasiPoll.PollOneoff, WasiPoll.Parameters, WasiPoll.Results);
+        // A terminal's stdio must look like one to isatty() (see WasiTerminal).
+        Linker.DefineFunction("wasi_snapshot_preview1", "fd_fdstat_get", WasiTerminal.FdstatGet, WasiTerminal.Parameters, WasiTerminal.Results);
         Linker.AllowShadowing = false;
 
         originals = new Lazy<WasiOriginals>(() => new WasiOriginals(engine), LazyThreadSafetyMode.ExecutionAndPublication);

@@ -346,6 +346,14 @@ public sealed class WasmInstance : IDisposable
     internal Function OriginalPollOneoff(Store store, Memory memory) =>
         originalPollOneoff ??= module.Engine.MakeOriginalPollOneoff(store, memory);
 
+    /// <summary>Wasmtime's own fd_fdstat_get for this store, callable from a host function (made on first use).</summary>
+    internal Function OriginalFdstat(Store store, Memory memory) =>
+        originalFdstat ??= module.Engine.Originals.MakeDelegates(store, memory).GetFunction("fd_fdstat_get")
+            ?? throw new InvalidOperationException("the fd trampoline exports no fd_fdstat_get");
+    private Function? originalFdstat;
+
+    internal WasiSpec Spec => spec;
+
     /// <summary>Whether <paramref name="signal"/>'s default action ends a process.</summary>
     public static bool Terminates(int signal) => signal switch
     {
@@ -496,6 +504,7 @@ public sealed class WasmInstance : IDisposable
         store = null;
         entrypoint = null;
         originalPollOneoff = null;
+        originalFdstat = null;
         host.Forget(this);
         try
         {
