@@ -13,6 +13,9 @@ internal sealed class Container(string id, Bundle bundle, TaskProcess init)
     public TaskProcess Init { get; } = init;
     public ConcurrentDictionary<string, TaskProcess> Execs { get; } = new();
 
+    /// <summary>Orders the init's exit against an exec's start (see TaskService.Start).</summary>
+    public object ExecGate { get; } = new();
+
     /// <summary>Its cgroup (null: the spec names none, or the host has none).</summary>
     public ContainerCgroup? Cgroup { get; init; }
 

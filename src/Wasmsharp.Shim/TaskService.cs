@@ -275,9 +275,16 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             }
             // Before the exit is visible: a client that saw it may wait for end-of-file on the FIFOs.
             process.Stdio.CloseOutput();
-            if (!process.RecordExit(exit.ExitCode)) return;
+            var isInit = process.Id == containerId;
+            _containers.TryGetValue(containerId, out var container);
+            bool recorded;
+            // An init's exit and an exec's start are ordered by the container's gate: an exec either started
+            // before (and the sweep below ends it) or sees the init stopped and is refused.
+            lock (isInit && container is not null ? container.ExecGate : process)
+                recorded = process.RecordExit(exit.ExitCode);
+            if (!recorded) return;
             log.Information("{Id} exited with {Code}", process.Id, exit.ExitCode);
-            if (process.Id == containerId && _containers.TryGetValue(containerId, out var container))
+            if (isInit && container is not null)
             {
                 foreach (var exec in container.Execs.Values) Terminate(exec, Signals.SIGKILL);
             }
@@ -302,9 +309,14 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         var isInit = string.IsNullOrEmpty(request.ExecId);
         if (isInit && container.Hooks is { } hooks && hooks.Has(HookStage.StartContainer) && process.Status == Status.Created)
             RunStartHook(container, process, HookStage.StartContainer);
-        if (!process.MarkRunning())
+        lock (container.ExecGate)
         {
-            throw Error(StatusCode.FailedPrecondition, $"process {request.Id} cannot be started: it is {process.Status.ToString().ToLowerInvariant()}");
+            // runc's words and code (Unknown): containerd's runc shim answers a second Start, or an exec's Start
+            // once its container has stopped, with these.
+            if (!isInit && container.Init.Status == Status.Stopped)
+                throw Error(StatusCode.Unknown, $"cannot start exec {request.ExecId}: container {request.Id} has stopped");
+            if (!process.MarkRunning())
+                throw Error(StatusCode.Unknown, $"cannot start a {process.Status.ToString().ToLowerInvariant()} process");
         }
         // Its exit waits for the start event, published once it runs (a native exec's pid is known only then).
         using (process.HoldExitEvents())
@@ -475,6 +487,8 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         {
             case Status.Running:
                 throw Error(StatusCode.Unknown, "cannot delete a running process");
+            case Status.Paused:
+                throw Error(StatusCode.Unknown, "cannot delete a paused process"); // as for an init
             case Status.Created:
                 exec.Guest.Kill(Signals.SIGKILL);
                 await exec.Exited.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);

@@ -241,6 +241,41 @@ public sealed class TaskLifecycleTests : IAsyncLifetime
         Assert.Equal(0, _host.LiveInstances);
     }
 
+    private Task AddExec(string id, string execId, string module) => _service.Exec(new TaskApi.ExecProcessRequest
+    {
+        Id = id, ExecId = execId,
+        Spec = new Google.Protobuf.WellKnownTypes.Any
+        {
+            TypeUrl = "types.containerd.io/opencontainers/runtime-spec/1/Process",
+            Value = Google.Protobuf.ByteString.CopyFromUtf8($$"""{"args":["{{module}}"],"cwd":"/"}"""),
+        },
+    }, _context);
+
+    // One set of rules for init and exec, in runc's words and codes (containerd's runc shim answers Unknown).
+    [Fact]
+    public async Task Init_and_exec_follow_runcs_rules_for_start_and_delete()
+    {
+        var id = await Created("rules", Spin);
+        await Start(id);
+        var again = await Assert.ThrowsAsync<RpcException>(() => Start(id));
+        Assert.Equal((StatusCode.Unknown, "cannot start a running process"), (again.StatusCode, again.Status.Detail));
+
+        await AddExec(id, "e1", "/m.wasm");
+        await _service.Start(new TaskApi.StartRequest { Id = id, ExecId = "e1" }, _context);
+        await _service.Pause(new TaskApi.PauseRequest { Id = id }, _context);
+        var paused = await Assert.ThrowsAsync<RpcException>(() => _service.Delete(new TaskApi.DeleteRequest { Id = id, ExecId = "e1" }, _context));
+        Assert.Equal((StatusCode.Unknown, "cannot delete a paused process"), (paused.StatusCode, paused.Status.Detail));
+        await _service.Resume(new TaskApi.ResumeRequest { Id = id }, _context);
+
+        // An exec added while the init ran cannot start once the init has stopped.
+        await AddExec(id, "e2", "/m.wasm");
+        await Kill(id, 9);
+        await Wait(id).WaitAsync(Timeout);
+        var late = await Assert.ThrowsAsync<RpcException>(() => _service.Start(new TaskApi.StartRequest { Id = id, ExecId = "e2" }, _context));
+        Assert.Equal(StatusCode.Unknown, late.StatusCode);
+        Assert.Contains("has stopped", late.Status.Detail);
+    }
+
     private sealed class TestContext : ServerCallContext
     {
         protected override string MethodCore => "test";
