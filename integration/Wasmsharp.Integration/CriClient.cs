@@ -118,6 +118,10 @@ public sealed class CriClient : IDisposable
         return null;
     }
 
+    /// <summary>The pod's sandbox pid (for a wasmsharp pod the thread standing in for pause), from PodSandboxStatus's verbose info.</summary>
+    public int? PodPid(string podId) =>
+        PodStatus(podId, verbose: true).Info.TryGetValue("info", out var json) && JsonDocument.Parse(json).RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : null;
+
     public IReadOnlyList<Cri.PodSandbox> ListPods() =>
         Runtime.ListPodSandbox(new Cri.ListPodSandboxRequest(), Deadline()).Items;
 
@@ -178,8 +182,8 @@ public sealed class CriClient : IDisposable
         return doc.RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : null;
     }
 
-    /// <summary>Polls ContainerStatus until the container has exited; its final status.</summary>
-    public Cri.ContainerStatus WaitExited(string id, TimeSpan timeout)
+    /// <summary>Polls ContainerStatus (every <paramref name="poll"/>, 50 ms by default) until the container has exited; its final status.</summary>
+    public Cri.ContainerStatus WaitExited(string id, TimeSpan timeout, TimeSpan? poll = null)
     {
         var until = DateTime.UtcNow + timeout;
         while (true)
@@ -188,7 +192,7 @@ public sealed class CriClient : IDisposable
             if (status.State == Cri.ContainerState.ContainerExited) return status;
             if (DateTime.UtcNow > until)
                 throw new TimeoutException($"container {id} still {status.State} after {timeout.TotalSeconds} s\n{_containerd.LogTail(30, id)}");
-            Thread.Sleep(50);
+            Thread.Sleep(poll ?? TimeSpan.FromMilliseconds(50));
         }
     }
 
