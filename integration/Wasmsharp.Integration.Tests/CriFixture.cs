@@ -66,7 +66,7 @@ public sealed class CriFixture : IDisposable
     public IReadOnlyList<ProcFs.ProcessInfo> Shims(string binary, IEnumerable<string>? ids = null) => Containerd.Shims(binary, ids);
 
     /// <summary>What a pod leaves on the node while it runs: its shim processes, mounts (its netns, its
-    /// containers' rootfs), network namespace file, cgroups, and the shim's socket.</summary>
+    /// containers' rootfs), network namespace file, its sandbox's and containers' cgroups, and the shim's socket.</summary>
     public sealed record PodTraces(CriFixture F, string PodId, string[] Ids, string Netns, string[] Cgroups, string? Socket)
     {
         /// <summary>Those still there, each as "kind: what".</summary>
@@ -85,8 +85,9 @@ public sealed class CriFixture : IDisposable
     public PodTraces Traces(CriPod pod)
     {
         string[] ids = [pod.Id, .. Client.ListContainers(pod.Id).Select(c => c.Id)];
+        // The sandbox's and containers' cgroups; the pod's own (CgroupParent) is kubelet's to remove, as for runc.
         var cgroups = Directory.EnumerateDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup")
-            .Select(c => c + pod.Config.Linux.CgroupParent).ToArray();
+            .SelectMany(c => ids.Select(id => $"{c}{pod.Config.Linux.CgroupParent}/{id}")).ToArray();
         var addressFile = Path.Combine(Containerd.StateDir, "io.containerd.runtime.v2.task", PrivateContainerd.CriNamespace, pod.Id, "address");
         var socket = File.Exists(addressFile) ? File.ReadAllText(addressFile).Trim() is var a && a.StartsWith("unix://", StringComparison.Ordinal) ? a["unix://".Length..] : a : null;
         return new PodTraces(this, pod.Id, ids, Client.PodNetnsPath(pod.Id) ?? "", cgroups, socket);
