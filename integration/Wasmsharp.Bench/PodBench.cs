@@ -10,7 +10,14 @@ public static class PodBench
     private const int Sleepers = 10;
     private const string WasmHandler = "wasmsharp"; // packaging/install.sh's RuntimeClass handler
 
-    public sealed record Figures(List<double> Wasm, List<double> Runc, double WasmKbPerContainer, double RuncKbPerContainer, string RuncParts);
+    /// <summary>Memory (kB PSS) of a pod with one sleeping container and with `Sleepers`, and what it is made of.</summary>
+    public sealed record PodKb(double One, double Many, string Parts)
+    {
+        public double PerContainer => Many / Sleepers;
+        public double PerAddedContainer => (Many - One) / (Sleepers - 1);
+    }
+
+    public sealed record Figures(List<double> Wasm, List<double> Runc, PodKb WasmKb, PodKb RuncKb);
 
     public static Figures Measure(int runs)
     {
@@ -30,9 +37,8 @@ public static class PodBench
             runc.Add(Runc());
         }
 
-        var wasmKb = PodMemory(cri, containerd, WasmHandler, Images.WasmTests, ["/sleep.wasm", "3600"], out _);
-        var runcKb = PodMemory(cri, containerd, "", Images.Busybox, ["/bin/sleep", "3600"], out var parts);
-        return new Figures(wasm, runc, wasmKb / Sleepers, runcKb / Sleepers, parts);
+        return new Figures(wasm, runc, PodMemory(cri, containerd, WasmHandler, Images.WasmTests, ["/sleep.wasm", "3600"]),
+            PodMemory(cri, containerd, "", Images.Busybox, ["/bin/sleep", "3600"]));
     }
 
     // RunPodSandbox + CreateContainer + StartContainer until the container's exit is seen (ContainerStatus
@@ -47,23 +53,37 @@ public static class PodBench
         return ms;
     }
 
-    // PSS (kB) of a pod of `Sleepers` sleeping containers: every process the pod has on the node — its shim, and
-    // for runc its pause process and each container's process (ours are threads of the shim).
-    private static double PodMemory(CriClient cri, PrivateContainerd containerd, string handler, string image, string[] sleep, out string parts)
+    // PSS (kB) of one pod with one sleeping container, then with `Sleepers` (the same pod and shim, so the
+    // difference is what the added containers cost): every process the pod has on the node — its shim, and for
+    // runc its pause process and each container's process (ours are threads of the shim).
+    private static PodKb PodMemory(CriClient cri, PrivateContainerd containerd, string handler, string image, string[] sleep)
     {
         using var pod = cri.RunPod(cri.PodConfig(cri.NewPodName("mem")), handler);
-        var ids = Enumerable.Range(0, Sleepers).Select(i => pod.Start(CriClient.ContainerConfig($"s{i}", image, sleep))).ToList();
-        Thread.Sleep(2000); // let them settle
-        var shims = containerd.Shims(handler == "" ? "containerd-shim-runc-v2" : RepoLayout.ShimBinary, [pod.Id]);
-        if (shims.Count != 1) throw new InvalidOperationException($"expected the pod's one shim, found {shims.Count}");
-        var shimPid = shims[0].Pid;
-        var others = ids.Select(cri.ContainerPid).Append(cri.PodPid(pod.Id))
-            .Select(pid => pid is { } p ? ProcFs.Tgid(p) : null)
-            .Where(tgid => tgid is not null && tgid != shimPid).Select(tgid => tgid!.Value).Distinct().ToList();
-        var shimKb = ProcFs.PssKb(shimPid) ?? throw new InvalidOperationException($"no PSS for shim {shimPid}");
-        var othersKb = others.Sum(p => ProcFs.PssKb(p) ?? 0);
-        parts = FormattableString.Invariant($"shim {shimKb / 1024.0:0.0} MB + {others.Count} processes {othersKb / 1024.0:0.0} MB");
-        return shimKb + othersKb;
+        var ids = new List<string>();
+        string parts = "";
+        double Measure(int count)
+        {
+            while (ids.Count < count) ids.Add(pod.Start(CriClient.ContainerConfig($"s{ids.Count}", image, sleep)));
+            Thread.Sleep(2000); // let them settle
+            var shims = containerd.Shims(handler == "" ? "containerd-shim-runc-v2" : RepoLayout.ShimBinary, [pod.Id]);
+            if (shims.Count != 1) throw new InvalidOperationException($"expected the pod's one shim, found {shims.Count}");
+            var shimPid = shims[0].Pid;
+            var others = ids.Select(cri.ContainerPid).Append(cri.PodPid(pod.Id))
+                .Select(pid => pid is { } p ? ProcFs.Tgid(p) : null)
+                .Where(tgid => tgid is not null && tgid != shimPid).Select(tgid => tgid!.Value).Distinct().ToList();
+            // PSS moves with the shim's heap between readings: the median of a few.
+            var readings = Enumerable.Range(0, 5).Select(_ =>
+            {
+                Thread.Sleep(200);
+                var shimKb = ProcFs.PssKb(shimPid) ?? throw new InvalidOperationException($"no PSS for shim {shimPid}");
+                var othersKb = others.Sum(p => ProcFs.PssKb(p) ?? 0);
+                parts = others.Count == 0 ? "one shim" : FormattableString.Invariant($"shim {shimKb / 1024.0:0.0} MB + {others.Count} processes {othersKb / 1024.0:0.0} MB");
+                return (double)(shimKb + othersKb);
+            }).ToList();
+            return Bench.Median(readings);
+        }
+        var one = Measure(1);
+        return new PodKb(one, Measure(Sleepers), parts);
     }
 
     public static void Print(Figures r)
@@ -74,6 +94,9 @@ public static class PodBench
         Console.WriteLine("|---|---:|---:|---:|");
         Console.WriteLine(FormattableString.Invariant($"| RunPodSandbox + Create + StartContainer until its exit is seen, median of {r.Wasm.Count} | {wasm:0.0} ms | {runc:0.0} ms | {wasm / runc:0.00} |"));
         Console.WriteLine(FormattableString.Invariant($"| — min / max | {r.Wasm.Min():0.0} / {r.Wasm.Max():0.0} ms | {r.Runc.Min():0.0} / {r.Runc.Max():0.0} ms | |"));
-        Console.WriteLine(FormattableString.Invariant($"| memory per container, pod of {Sleepers} sleeping (PSS of the pod's processes / {Sleepers}) | {r.WasmKbPerContainer / 1024:0.00} MB | {r.RuncKbPerContainer / 1024:0.00} MB ({r.RuncParts}) | {r.WasmKbPerContainer / r.RuncKbPerContainer:0.00} |"));
+        var (w, n) = (r.WasmKb, r.RuncKb);
+        Console.WriteLine(FormattableString.Invariant($"| memory per container, pod of {Sleepers} sleeping (PSS of all the pod's processes / {Sleepers}) | {w.PerContainer / 1024:0.00} MB ({w.Parts}) | {n.PerContainer / 1024:0.00} MB ({n.Parts}) | {w.PerContainer / n.PerContainer:0.00} |"));
+        Console.WriteLine(FormattableString.Invariant($"| — each container past the first (pod of {Sleepers} − pod of 1) / {Sleepers - 1} | {w.PerAddedContainer / 1024:0.00} MB | {n.PerAddedContainer / 1024:0.00} MB | {w.PerAddedContainer / n.PerAddedContainer:0.00} |"));
+        Console.WriteLine(FormattableString.Invariant($"| — a pod of 1 sleeping container | {w.One / 1024:0.00} MB | {n.One / 1024:0.00} MB | {w.One / n.One:0.00} |"));
     }
 }
