@@ -71,15 +71,19 @@ public static class PodBench
             var others = ids.Select(cri.ContainerPid).Append(cri.PodPid(pod.Id))
                 .Select(pid => pid is { } p ? ProcFs.Tgid(p) : null)
                 .Where(tgid => tgid is not null && tgid != shimPid).Select(tgid => tgid!.Value).Distinct().ToList();
-            // PSS moves with the shim's heap between readings: the median of a few.
+            // PSS moves with the shims' heaps (Go's scavenger, .NET's GC) between readings: the median of a few
+            // over 5 s, their range shown.
             var readings = Enumerable.Range(0, 5).Select(_ =>
             {
-                Thread.Sleep(200);
+                Thread.Sleep(1000);
                 var shimKb = ProcFs.PssKb(shimPid) ?? throw new InvalidOperationException($"no PSS for shim {shimPid}");
                 var othersKb = others.Sum(p => ProcFs.PssKb(p) ?? 0);
-                parts = others.Count == 0 ? "one shim" : FormattableString.Invariant($"shim {shimKb / 1024.0:0.0} MB + {others.Count} processes {othersKb / 1024.0:0.0} MB");
+                var anonKb = ProcFs.PssKb(shimPid, "Pss_Anon:") ?? 0;
+                parts = FormattableString.Invariant($"shim {shimKb / 1024.0:0.0} MB, {anonKb / 1024.0:0.0} MB of it anonymous") +
+                        (others.Count == 0 ? "" : FormattableString.Invariant($" + {others.Count} processes {othersKb / 1024.0:0.0} MB"));
                 return (double)(shimKb + othersKb);
             }).ToList();
+            parts += FormattableString.Invariant($"; pod {readings.Min() / 1024:0.0}–{readings.Max() / 1024:0.0} MB over 5 s");
             return Bench.Median(readings);
         }
         var one = Measure(1);
