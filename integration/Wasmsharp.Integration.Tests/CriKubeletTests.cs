@@ -18,7 +18,7 @@ public sealed class CriKubeletTests(CriFixture f)
         return config;
     }
 
-    private string Describe(Cri.ContainerStatus s) => $"{s.State}, exit code {s.ExitCode}, reason {s.Reason} ({s.Message})";
+    private static string Describe(Cri.ContainerStatus s) => $"{s.State}, exit code {s.ExitCode}, reason {s.Reason} ({s.Message})";
 
     // containerd's CRI sets Reason from the exit code, and OOMKilled from the /tasks/oom event the shim
     // publishes before /tasks/exit: here from the pod's one shim, which serves all three containers.

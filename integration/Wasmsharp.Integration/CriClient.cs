@@ -119,8 +119,15 @@ public sealed class CriClient : IDisposable
     }
 
     /// <summary>The pod's sandbox pid (for a wasmsharp pod the thread standing in for pause), from PodSandboxStatus's verbose info.</summary>
-    public int? PodPid(string podId) =>
-        PodStatus(podId, verbose: true).Info.TryGetValue("info", out var json) && JsonDocument.Parse(json).RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : null;
+    public int? PodPid(string podId) => InfoPid(PodStatus(podId, verbose: true).Info);
+
+    // "pid" of the JSON in a verbose status's info["info"].
+    private static int? InfoPid(IDictionary<string, string> info)
+    {
+        if (!info.TryGetValue("info", out var json)) return null;
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : null;
+    }
 
     public IReadOnlyList<Cri.PodSandbox> ListPods() =>
         Runtime.ListPodSandbox(new Cri.ListPodSandboxRequest(), Deadline()).Items;
@@ -174,13 +181,8 @@ public sealed class CriClient : IDisposable
         Runtime.ContainerStatus(new Cri.ContainerStatusRequest { ContainerId = id, Verbose = verbose }, Deadline()).Status;
 
     /// <summary>The container's process id (its task's pid), from ContainerStatus's verbose info.</summary>
-    public int? ContainerPid(string id)
-    {
-        var info = Runtime.ContainerStatus(new Cri.ContainerStatusRequest { ContainerId = id, Verbose = true }, Deadline()).Info;
-        if (!info.TryGetValue("info", out var json)) return null;
-        using var doc = JsonDocument.Parse(json);
-        return doc.RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : null;
-    }
+    public int? ContainerPid(string id) =>
+        InfoPid(Runtime.ContainerStatus(new Cri.ContainerStatusRequest { ContainerId = id, Verbose = true }, Deadline()).Info);
 
     /// <summary>Polls ContainerStatus (every <paramref name="poll"/>, 50 ms by default) until the container has exited; its final status.</summary>
     public Cri.ContainerStatus WaitExited(string id, TimeSpan timeout, TimeSpan? poll = null)
