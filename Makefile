@@ -23,7 +23,7 @@ DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-was
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench docker-bench demo clean
+.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench pod-bench docker-bench demo clean
 
 all: publish
 
@@ -113,6 +113,10 @@ docker-test: deps publish runtimes
 
 bench: deps cri-api publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- bench
+
+# Only the pod rows of `make bench`: a first container's start through CRI and memory per container, wasmsharp pod vs runc pod.
+pod-bench: deps cri-api publish
+	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- pod-bench
 
 # `docker run --rm` start time, ours vs runc, in a private Docker 26 and 28 (needs `make runtimes`).
 docker-bench: deps publish runtimes

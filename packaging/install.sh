@@ -174,15 +174,16 @@ else
       echo "  platform = \"$PLATFORM\""
     fi
   } > "$tmp"
-  # containerd's own parser has the last word: the merged file must load and show the runtime.
+  # containerd's own parser has the last word: the merged file must load and show the runtime. (Here-strings,
+  # not `echo | grep -q`: grep -q leaves at its first match, echo then fails with EPIPE and pipefail says no.)
   if [ -n "$CONTAINERD" ]; then
     if ! dump=$("$CONTAINERD" --config "$tmp" config dump 2>&1); then
       refuse "containerd cannot load the merged config:
 $(echo "$dump" | tail -5)"
     fi
-    if ! { echo "$dump" | grep -q "runtimes\\.$HANDLER\\]" && echo "$dump" | grep -q "$RUNTIME_TYPE"; }; then
+    if ! { grep -q "runtimes\\.$HANDLER\\]" <<<"$dump" && grep -q "$RUNTIME_TYPE" <<<"$dump"; }; then
       # containerd 1.x leaves a disabled plugin's section out of the dump: the entry waits for CRI to be enabled.
-      echo "$dump" | grep -Eq "disabled_plugins = \\[.*io\\.containerd\\.(grpc\\.v1\\.cri|cri\\.v1)" ||
+      grep -Eq "disabled_plugins = \\[.*io\\.containerd\\.(grpc\\.v1\\.cri|cri\\.v1)" <<<"$dump" ||
         refuse "containerd loads the merged config but does not show the $HANDLER runtime in \`config dump\`"
       echo "note: the CRI plugin is disabled in $CONFIG: the runtime entry takes effect once it is enabled (ctr --runtime $RUNTIME_TYPE works without it)"
     fi
@@ -190,8 +191,8 @@ $(echo "$dump" | tail -5)"
     # (Debian 12's own /etc/containerd/config.toml, or a new one) ours would drop runc, the default runtime, and the
     # CRI plugin would not load ("no corresponding runtime configured ... default_runtime_name"). Keep runc as
     # containerd's default config defines it.
-    default=$(echo "$dump" | sed -n 's/^[[:space:]]*default_runtime_name = "\(.*\)"[[:space:]]*$/\1/p' | head -1)
-    if [ "$version" = 2 ] && [ "$default" = runc ] && ! echo "$dump" | grep -q 'runtimes\.runc\]'; then
+    default=$(sed -n '/^[[:space:]]*default_runtime_name = "/{s/^[[:space:]]*default_runtime_name = "\(.*\)"[[:space:]]*$/\1/p;q}' <<<"$dump")
+    if [ "$version" = 2 ] && [ "$default" = runc ] && ! grep -q 'runtimes\.runc\]' <<<"$dump"; then
       {
         echo "# Added by wasmsharp's install.sh: containerd's default runtime, which the table above would otherwise replace."
         echo "[plugins.$plugin.containerd.runtimes.runc]"
@@ -199,7 +200,7 @@ $(echo "$dump" | tail -5)"
       } >> "$tmp"
       dump=$("$CONTAINERD" --config "$tmp" config dump 2>&1) || refuse "containerd cannot load the merged config with runc kept:
 $(echo "$dump" | tail -5)"
-      echo "$dump" | grep -q 'runtimes\.runc\]' || refuse "containerd drops its default runtime runc from the merged config"
+      grep -q 'runtimes\.runc\]' <<<"$dump" || refuse "containerd drops its default runtime runc from the merged config"
       echo "note: also added the runc runtime (containerd's default), which containerd 1.x drops once a config names runtimes"
     fi
   else

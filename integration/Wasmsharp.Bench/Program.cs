@@ -29,6 +29,7 @@ public static class Program
                 "demo" => Demo(),
                 "warm-bench" => WarmStart.Run(ParseRuns(args[1..])),
                 "net-bench" => NetBench(ParseRuns(args[1..])),
+                "pod-bench" => PodBenchOnly(ParseRuns(args[1..])),
                 "docker-bench" => DockerBench.Run(ParseRuns(args[1..]), d => _docker = d),
                 _ => Usage(),
             };
@@ -52,7 +53,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | docker-bench [--runs N] | demo");
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | docker-bench [--runs N] | demo");
         return 2;
     }
 
@@ -81,6 +82,13 @@ public static class Program
         for (var i = 0; i < 2; i++) Bench.Timed(containerd, ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"nwarm{n++}", "/hello.wasm"]);
         NetworkBench.Print(NetworkBench.Measure(containerd, runs, ref n), runs);
         HttpBench.Print(HttpBench.Measure(containerd, ref n));
+        return 0;
+    }
+
+    // Only the pod rows of `bench` (their own private containerd, with CRI).
+    private static int PodBenchOnly(int runs)
+    {
+        PodBench.Print(PodBench.Measure(runs));
         return 0;
     }
 
@@ -143,6 +151,7 @@ public static class Bench
         var cold = ColdStart.Measure(containerd, programs, warmRuns: 10, coldRuns: 3, ref n, Runc, Wasm);
         var network = NetworkBench.Measure(containerd, runs, ref n);
         var http = HttpBench.Measure(containerd, ref n);
+        var pods = PodBench.Measure(runs);
 
         // Idle memory of containers whose module is cached, the usual case (a first run also holds the baseline
         // compiler and code): run the module once and let its entry be written.
@@ -172,6 +181,7 @@ public static class Bench
         PrintColdStart(cold, wasmMedian, runcMedian, runs);
         NetworkBench.Print(network, runs);
         HttpBench.Print(http);
+        PodBench.Print(pods);
         return 0;
     }
 

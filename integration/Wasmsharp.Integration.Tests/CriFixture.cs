@@ -62,10 +62,34 @@ public sealed class CriFixture : IDisposable
     public ProcessResult CtrK8s(params string[] args) =>
         ProcessRunner.Run(Containerd.CtrExe, ["-a", Containerd.Address, "-n", PrivateContainerd.CriNamespace, .. args], TimeSpan.FromSeconds(20));
 
-    /// <summary>Shim processes of this containerd (not spare ones) whose -id is one of <paramref name="ids"/>,
-    /// or all of them for a runtime binary name.</summary>
-    public IReadOnlyList<ProcFs.ProcessInfo> Shims(string binary, IEnumerable<string>? ids = null) => ProcFs.Processes()
-        .Where(p => p.Args.Count > 0 && p.Args[0].EndsWith(binary, StringComparison.Ordinal) && p.SpareRole is null &&
-                    p.HasArgPair("-address", Containerd.Address) && (ids is null || ids.Any(id => p.HasArgPair("-id", id))))
-        .ToList();
+    /// <summary>Shim processes of this containerd (not spare ones) whose -id is one of <paramref name="ids"/>.</summary>
+    public IReadOnlyList<ProcFs.ProcessInfo> Shims(string binary, IEnumerable<string>? ids = null) => Containerd.Shims(binary, ids);
+
+    /// <summary>What a pod leaves on the node while it runs: its shim processes, mounts (its netns, its
+    /// containers' rootfs), network namespace file, its sandbox's and containers' cgroups, and the shim's socket.</summary>
+    public sealed record PodTraces(CriFixture F, string PodId, string[] Ids, string Netns, string[] Cgroups, string? Socket)
+    {
+        /// <summary>Those still there, each as "kind: what".</summary>
+        public IReadOnlyList<string> Left() =>
+        [
+            .. F.Shims(RepoLayout.ShimBinary, Ids).Concat(F.Shims("containerd-shim-runc-v2", Ids)).Select(s => $"shim: {s.Pid} {s.CommandLine}"),
+            .. ProcFs.MountsUnder(F.Containerd.BaseDir).Where(m => m == Netns || Ids.Any(id => m.Contains(id, StringComparison.Ordinal))).Select(m => $"mount: {m}"),
+            .. File.Exists(Netns) ? [$"netns: {Netns}"] : Array.Empty<string>(),
+            .. Cgroups.Where(Directory.Exists).Select(c => $"cgroup: {c}"),
+            .. Socket is not null && File.Exists(Socket) ? [$"socket: {Socket}"] : Array.Empty<string>(),
+        ];
+
+        public int Kinds => Left().Select(l => l[..l.IndexOf(':')]).Distinct().Count();
+    }
+
+    public PodTraces Traces(CriPod pod)
+    {
+        string[] ids = [pod.Id, .. Client.ListContainers(pod.Id).Select(c => c.Id)];
+        // The sandbox's and containers' cgroups; the pod's own (CgroupParent) is kubelet's to remove, as for runc.
+        var cgroups = Directory.EnumerateDirectories("/sys/fs/cgroup").Append("/sys/fs/cgroup")
+            .SelectMany(c => ids.Select(id => $"{c}{pod.Config.Linux.CgroupParent}/{id}")).ToArray();
+        var addressFile = Path.Combine(Containerd.StateDir, "io.containerd.runtime.v2.task", PrivateContainerd.CriNamespace, pod.Id, "address");
+        var socket = File.Exists(addressFile) ? File.ReadAllText(addressFile).Trim() is var a && a.StartsWith("unix://", StringComparison.Ordinal) ? a["unix://".Length..] : a : null;
+        return new PodTraces(this, pod.Id, ids, Client.PodNetnsPath(pod.Id) ?? "", cgroups, socket);
+    }
 }

@@ -118,6 +118,17 @@ public sealed class CriClient : IDisposable
         return null;
     }
 
+    /// <summary>The pod's sandbox pid (for a wasmsharp pod the thread standing in for pause), from PodSandboxStatus's verbose info.</summary>
+    public int? PodPid(string podId) => InfoPid(PodStatus(podId, verbose: true).Info);
+
+    // "pid" of the JSON in a verbose status's info["info"].
+    private static int? InfoPid(IDictionary<string, string> info)
+    {
+        if (!info.TryGetValue("info", out var json)) return null;
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : null;
+    }
+
     public IReadOnlyList<Cri.PodSandbox> ListPods() =>
         Runtime.ListPodSandbox(new Cri.ListPodSandboxRequest(), Deadline()).Items;
 
@@ -170,16 +181,11 @@ public sealed class CriClient : IDisposable
         Runtime.ContainerStatus(new Cri.ContainerStatusRequest { ContainerId = id, Verbose = verbose }, Deadline()).Status;
 
     /// <summary>The container's process id (its task's pid), from ContainerStatus's verbose info.</summary>
-    public int? ContainerPid(string id)
-    {
-        var info = Runtime.ContainerStatus(new Cri.ContainerStatusRequest { ContainerId = id, Verbose = true }, Deadline()).Info;
-        if (!info.TryGetValue("info", out var json)) return null;
-        using var doc = JsonDocument.Parse(json);
-        return doc.RootElement.TryGetProperty("pid", out var pid) ? pid.GetInt32() : null;
-    }
+    public int? ContainerPid(string id) =>
+        InfoPid(Runtime.ContainerStatus(new Cri.ContainerStatusRequest { ContainerId = id, Verbose = true }, Deadline()).Info);
 
-    /// <summary>Polls ContainerStatus until the container has exited; its final status.</summary>
-    public Cri.ContainerStatus WaitExited(string id, TimeSpan timeout)
+    /// <summary>Polls ContainerStatus (every <paramref name="poll"/>, 50 ms by default) until the container has exited; its final status.</summary>
+    public Cri.ContainerStatus WaitExited(string id, TimeSpan timeout, TimeSpan? poll = null)
     {
         var until = DateTime.UtcNow + timeout;
         while (true)
@@ -188,7 +194,7 @@ public sealed class CriClient : IDisposable
             if (status.State == Cri.ContainerState.ContainerExited) return status;
             if (DateTime.UtcNow > until)
                 throw new TimeoutException($"container {id} still {status.State} after {timeout.TotalSeconds} s\n{_containerd.LogTail(30, id)}");
-            Thread.Sleep(50);
+            Thread.Sleep(poll ?? TimeSpan.FromMilliseconds(50));
         }
     }
 

@@ -334,6 +334,13 @@ public sealed class PrivateContainerd : IDisposable
 
     public TaskRow? Task(string id) => Tasks().FirstOrDefault(t => t.Id == id);
 
+    /// <summary>Shim processes of this containerd (not spare ones) whose -id is one of <paramref name="ids"/>,
+    /// or all of them for a runtime binary name.</summary>
+    public IReadOnlyList<ProcFs.ProcessInfo> Shims(string binary, IEnumerable<string>? ids = null) => ProcFs.Processes()
+        .Where(p => p.Args.Count > 0 && p.Args[0].EndsWith(binary, StringComparison.Ordinal) && p.SpareRole is null &&
+                    p.HasArgPair("-address", Address) && (ids is null || ids.Any(id => p.HasArgPair("-id", id))))
+        .ToList();
+
     public IReadOnlyList<string> Containers() =>
         Ctr("containers", "ls", "-q").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 

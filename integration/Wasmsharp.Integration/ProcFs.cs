@@ -77,12 +77,13 @@ public static partial class ProcFs
     public static int? ParentPid(int pid) => StatusField(pid, "PPid:") is { } v && int.TryParse(v, out var p) ? p : null;
 
     // Proportional set size in kB (shared pages split between their users): fair per-container memory.
-    public static long? PssKb(int pid)
+    // <paramref name="field"/> "Pss_Anon:" gives its anonymous part (heaps, stacks), "Pss_File:" the mapped files'.
+    public static long? PssKb(int pid, string field = "Pss:")
     {
         try
         {
             foreach (var line in File.ReadLines($"/proc/{pid}/smaps_rollup"))
-                if (line.StartsWith("Pss:", StringComparison.Ordinal))
+                if (line.StartsWith(field, StringComparison.Ordinal))
                     return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
