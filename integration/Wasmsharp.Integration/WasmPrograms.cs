@@ -1,6 +1,7 @@
 namespace Wasmsharp.Integration;
 
-// The C test programs in integration/programs, compiled to wasm32-wasi once per test run.
+// The C test programs in integration/programs, compiled to wasm32-wasi (preview 1 modules) once per test run,
+// and the preview 2 components of integration/programs/p2 (WasmComponents): "p2" is p2/p2.c's component.
 public sealed class WasmPrograms
 {
     private static readonly Lazy<WasmPrograms> Instance = new(Compile);
@@ -41,6 +42,9 @@ public sealed class WasmPrograms
             throw new InvalidOperationException(
                 "compiling the wasm test programs failed (needs clang-16, lld-16, wasi-libc, libclang-rt-16-dev-wasm32):\n" +
                 string.Join('\n', failures));
+        foreach (var (name, component) in WasmComponents.BuildAll(RepoLayout.Root, dir))
+            if (!outputs.TryAdd(name, component))
+                throw new InvalidOperationException($"p2/{name}.c and {name}.c would both be /{name}.wasm");
         return new WasmPrograms(dir, new Dictionary<string, string>(outputs));
     }
 }
