@@ -16,12 +16,12 @@ public static class DockerImages
         return output;
     }
 
-    // Every test program at /NAME.wasm and an empty /data; runs /hello.wasm by default.
+    // Every test program (modules and components) at /NAME.wasm and an empty /data; runs /hello.wasm by default.
     public static string BuildWasm(WasmPrograms programs, string outputDir, string name = Wasm)
     {
         var empty = Directory.CreateDirectory(Path.Combine(outputDir, "empty-dir")).FullName;
         var args = new List<string> { "--file", $"{empty}:/data" };
-        foreach (var (program, path) in programs.All.OrderBy(p => p.Key, StringComparer.Ordinal))
+        foreach (var (program, path) in programs.Everything)
             args.AddRange(["--file", $"{path}:/{program}.wasm"]);
         args.AddRange(["--cmd", "/hello.wasm"]);
         return Build(outputDir, name, Images.HostPlatform, args);
