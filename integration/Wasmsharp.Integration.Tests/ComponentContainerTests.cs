@@ -87,6 +87,39 @@ public sealed class ComponentContainerTests(ContainerdFixture f)
     }
 
     [Fact]
+    public void Piped_stdin_reaches_it_to_the_end()
+    {
+        var id = f.NewId("p2-stdin");
+        var command = $"printf 'one\\ntwo\\n' | {f.Containerd.CtrCommandLine(["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, Component, "catin"])}";
+        var run = ProcessRunner.Run("/bin/sh", ["-c", command], ContainerdFixture.RunTimeout);
+        f.Check(run.ExitCode == 0 && run.Stdout == "one\ntwo\n", "the component should copy its stdin, then end at end-of-file", id, run);
+        f.AssertNothingLeft(id, run);
+    }
+
+    [Fact]
+    public void Sigkill_while_blocked_reading_stdin_is_137_within_a_second()
+    {
+        // `ctr run -d` keeps the stdin FIFO open with no writer: the guest waits in a p2 read.
+        var id = StartDetached(f.NewId("p2-kill-stdin"), Component, "stdin");
+        Thread.Sleep(200);
+        f.Check(f.Containerd.Task(id) is { Status: "RUNNING" }, "the component should be waiting for stdin", id);
+        var clock = Stopwatch.StartNew();
+        var kill = f.Ctr("tasks", "kill", "--signal", "SIGKILL", id);
+        var exit = f.Events.WaitFor(id, "/tasks/exit", Shortly);
+        var reported = clock.Elapsed;
+        try
+        {
+            f.Check(exit is not null && exit.Contains("\"exit_status\":137", StringComparison.Ordinal), $"the /tasks/exit event should carry 137: {exit ?? "(none)"}", id, kill);
+            f.Check(reported < TimeSpan.FromSeconds(1.5), $"the exit should be reported within about a second, took {reported.TotalMilliseconds:0} ms", id, kill);
+        }
+        finally
+        {
+            f.RemoveContainer(id);
+        }
+        f.AssertNothingLeft(id, kill);
+    }
+
+    [Fact]
     public void Pause_holds_a_ticking_component_and_resume_continues_it()
     {
         var id = f.NewId("p2-pause");
