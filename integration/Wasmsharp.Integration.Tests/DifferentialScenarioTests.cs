@@ -77,7 +77,7 @@ public sealed class DifferentialScenarioTests(ContainerdFixture f)
         var (runcHello, oursHello) = Sides("p2-echo");
         var echo = f.RunRunc(runcHello.Id, [], "/bin/busybox", "echo", "argc=3");
         var hello = f.RunWasm(oursHello.Id, "/p2.wasm", "hello", "x");
-        Agree("`ctr run --rm` of a component printing a line: its first line, status",
+        Agree("`ctr run --rm` printing `argc=3` (busybox echo; component `/p2.wasm hello x`): first line, status",
             $"{ContainerdFixture.Lines(echo.Stdout).FirstOrDefault()}; exit {echo.ExitCode}", $"{ContainerdFixture.Lines(hello.Stdout).FirstOrDefault()}; exit {hello.ExitCode}",
             oursHello.Id, echo, hello);
         foreach (var code in new[] { 0, 1, 3 })
@@ -90,7 +90,7 @@ public sealed class DifferentialScenarioTests(ContainerdFixture f)
             {
                 // Known: jco's preview 1 adapter imports only wasi:cli/exit.exit(result), so any failure is 1.
                 ScenarioTable.Record(scenario, $"exit {r.ExitCode}", $"exit {o.ExitCode}",
-                    "a component built with jco's adapter can only fail with 1 (wasi:cli/exit.exit takes a result, not a code)");
+                    knownLimit: "a component built with jco's adapter can only fail with 1 (it imports only wasi:cli/exit.exit(result), no code)");
                 f.Check(o.ExitCode == 1, $"{scenario}: the adapter's failure is 1, we give {o.ExitCode}", ours.Id, o);
             }
             else
