@@ -10,8 +10,8 @@ namespace Wasmsharp.Integration.Tests;
 [Collection(ContainerdCollection.Name)]
 public sealed class ComponentContainerTests(ContainerdFixture f)
 {
-    private const string Component = "/p2.wasm";
     private static readonly TimeSpan Shortly = TimeSpan.FromSeconds(5);
+    private const string Component = "/p2.wasm";
 
     private string StartDetached(string id, params string[] args)
     {
