@@ -23,7 +23,7 @@ DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-was
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench pod-bench docker-bench demo clean
+.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench pod-bench component-bench docker-bench demo clean
 
 all: publish
 
@@ -103,7 +103,7 @@ cri-test: deps publish runtimes
 unit-test:
 	@for p in $(UNIT_TESTS); do $(DOTNET) test $$p -c $(CONFIGURATION) || exit 1; done
 
-integration-test: cri-api publish
+integration-test: cri-api wasip2 publish
 	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION)
 
 # Only the Docker suite: Docker 26 (containerd 1.7) and Docker 28 (containerd 2.1), each on a private
@@ -111,12 +111,16 @@ integration-test: cri-api publish
 docker-test: deps publish runtimes
 	$(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --filter "FullyQualifiedName~Wasmsharp.Integration.Tests.Docker"
 
-bench: deps cri-api publish
+bench: deps cri-api wasip2 publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- bench
 
 # Only the pod rows of `make bench`: a first container's start through CRI and memory per container, wasmsharp pod vs runc pod.
 pod-bench: deps cri-api publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- pod-bench
+
+# Only the WASI preview 2 component rows of `bench` (component hello cached / not cached vs module hello and runc).
+component-bench: deps cri-api wasip2 publish
+	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- component-bench
 
 # `docker run --rm` start time, ours vs runc, in a private Docker 26 and 28 (needs `make runtimes`).
 docker-bench: deps publish runtimes

@@ -88,17 +88,17 @@ public static class ColdStart
     }
 
     // Deletes the module's compiled entries under every engine fingerprint directory.
-    private static void Evict(string cache, string sha)
+    public static void Evict(string cache, string sha)
     {
         if (!Directory.Exists(cache)) return;
         foreach (var entry in Directory.EnumerateFiles(cache, sha + ".*", SearchOption.AllDirectories))
             if (entry.EndsWith(".cwasm", StringComparison.Ordinal)) File.Delete(entry);
     }
 
-    public static double Run(PrivateContainerd containerd, string id, string image, string module, string origin, TimeSpan timeout)
+    public static double Run(PrivateContainerd containerd, string id, string image, string module, string origin, TimeSpan timeout, params string[] args)
     {
         var clock = Stopwatch.StartNew();
-        var result = containerd.Ctr(timeout, "run", "--rm", "--runtime", RepoLayout.Runtime, image, id, module);
+        var result = containerd.Ctr(timeout, ["run", "--rm", "--runtime", RepoLayout.Runtime, image, id, module, .. args]);
         var ms = clock.Elapsed.TotalMilliseconds;
         if (result.ExitCode != 0 || !result.Stdout.Contains("hello", StringComparison.Ordinal))
             throw new InvalidOperationException($"benchmark run failed:\n{result}\n{containerd.LogTail(30)}");

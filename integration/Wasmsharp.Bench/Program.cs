@@ -30,6 +30,7 @@ public static class Program
                 "warm-bench" => WarmStart.Run(ParseRuns(args[1..])),
                 "net-bench" => NetBench(ParseRuns(args[1..])),
                 "pod-bench" => PodBenchOnly(ParseRuns(args[1..])),
+                "component-bench" => ComponentBenchOnly(ParseRuns(args[1..])),
                 "docker-bench" => DockerBench.Run(ParseRuns(args[1..]), d => _docker = d),
                 _ => Usage(),
             };
@@ -53,7 +54,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | docker-bench [--runs N] | demo");
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | component-bench [--runs N] | docker-bench [--runs N] | demo");
         return 2;
     }
 
@@ -62,6 +63,16 @@ public static class Program
         if (args.Length == 0) return 20;
         if (args.Length == 2 && args[0] == "--runs" && int.TryParse(args[1], out var n) && n > 0) return n;
         throw new ArgumentException("expected --runs N (N > 0)");
+    }
+
+    // The bench's containerd with the test programs' image and busybox imported.
+    public static (WasmPrograms, PrivateContainerd) StartBenchContainerd()
+    {
+        var programs = WasmPrograms.Get();
+        var containerd = StartContainerd("wasmsharp-bench");
+        Images.Import(containerd, Images.BuildWasmTests(programs, containerd.BaseDir));
+        Images.Import(containerd, Images.BuildBusybox(containerd.BaseDir));
+        return (programs, containerd);
     }
 
     public static PrivateContainerd StartContainerd(string ns)
@@ -74,10 +85,7 @@ public static class Program
     // Only the network rows of `bench`.
     private static int NetBench(int runs)
     {
-        var programs = WasmPrograms.Get();
-        var containerd = StartContainerd("wasmsharp-bench");
-        Images.Import(containerd, Images.BuildWasmTests(programs, containerd.BaseDir));
-        Images.Import(containerd, Images.BuildBusybox(containerd.BaseDir));
+        var (_, containerd) = StartBenchContainerd();
         var n = 0;
         for (var i = 0; i < 2; i++) Bench.Timed(containerd, ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"nwarm{n++}", "/hello.wasm"]);
         NetworkBench.Print(NetworkBench.Measure(containerd, runs, ref n), runs);
@@ -89,6 +97,15 @@ public static class Program
     private static int PodBenchOnly(int runs)
     {
         PodBench.Print(PodBench.Measure(runs));
+        return 0;
+    }
+
+    // Only the component rows of `bench`.
+    private static int ComponentBenchOnly(int runs)
+    {
+        var (programs, containerd) = StartBenchContainerd();
+        var n = 0;
+        ComponentBench.Print(ComponentBench.Measure(containerd, programs, runs, ref n));
         return 0;
     }
 
@@ -122,10 +139,7 @@ public static class Bench
 
     public static int Run(int runs)
     {
-        var programs = WasmPrograms.Get();
-        var containerd = Program.StartContainerd("wasmsharp-bench");
-        Images.Import(containerd, Images.BuildWasmTests(programs, containerd.BaseDir));
-        Images.Import(containerd, Images.BuildBusybox(containerd.BaseDir));
+        var (programs, containerd) = Program.StartBenchContainerd();
         Console.WriteLine($"containerd {ContainerdVersion(containerd)}, shim from {containerd.ShimDir}, {Environment.ProcessorCount} CPUs, {runs} runs each");
 
         var n = 0;
@@ -149,6 +163,7 @@ public static class Bench
         }
 
         var cold = ColdStart.Measure(containerd, programs, warmRuns: 10, coldRuns: 3, ref n, Runc, Wasm);
+        var component = ComponentBench.Measure(containerd, programs, runs, ref n);
         var network = NetworkBench.Measure(containerd, runs, ref n);
         var http = HttpBench.Measure(containerd, ref n);
         var pods = PodBench.Measure(runs);
@@ -179,6 +194,7 @@ public static class Bench
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest sleeping, median of {stops} | {stopSleep:0.0} ms | {stopRunc:0.0} ms (busybox sleep) | {stopSleep / stopRunc:0.00} |"));
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest blocked reading stdin, median of {stops} | {stopStdin:0.0} ms | | {stopStdin / stopRunc:0.00} |"));
         PrintColdStart(cold, wasmMedian, runcMedian, runs);
+        ComponentBench.Print(component);
         NetworkBench.Print(network, runs);
         HttpBench.Print(http);
         PodBench.Print(pods);
@@ -224,7 +240,7 @@ public static class Bench
         return times;
     }
 
-    private static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+    public static string F(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
     private static string ContainerdVersion(PrivateContainerd containerd)
     {

@@ -141,6 +141,19 @@ public abstract class ArtifactTests(ArtifactFixture f)
     }
 
     [Fact]
+    public void A_component_layer_holding_a_p2_component_runs_it()
+    {
+        var id = f.NewId("art-p2");
+        var run = f.Run(ArtifactImages.Component, id, "p2.wasm", "hello", "from an artifact");
+        f.Check(run.ExitCode == 0, "the component artifact should run and exit 0", id, run);
+        f.Check(ContainerdFixture.Lines(run.Stdout).Take(4).SequenceEqual(["argc=3", "arg[0]=p2.wasm", "arg[1]=hello", "arg[2]=from an artifact"]),
+            "the component's argv should be the run's", id, run);
+        var failing = f.NewId("art-p2-trap");
+        var trap = f.Run(ArtifactImages.Component, failing, "p2.wasm", "trap");
+        f.Check(trap.ExitCode == 134 && trap.Stdout == "about to trap\n", "its trap should be 134 after its output", failing, trap);
+    }
+
+    [Fact]
     public void Second_start_takes_the_compiled_module_from_the_cache_keyed_by_the_layer_digest()
     {
         var layer = ArtifactImages.Layers(f.Containerd, ArtifactImages.Hello).Single();

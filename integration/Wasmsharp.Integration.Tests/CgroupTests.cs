@@ -207,7 +207,7 @@ public sealed class CgroupTests(ContainerdFixture f)
     }
 
     private IReadOnlyList<string> Topics(string id) =>
-        f.Events.For(id).Select(l => l.Split(' ').FirstOrDefault(w => w.StartsWith("/tasks/", StringComparison.Ordinal)) ?? "?").ToList();
+        f.Events.Topics(id);
 
     [Fact]
     public void A_guest_over_its_memory_limit_is_oom_killed_with_the_events_runc_publishes()

@@ -10,7 +10,7 @@ public sealed class DifferentialTests(ContainerdFixture f)
     private static readonly TimeSpan Shortly = TimeSpan.FromSeconds(5);
 
     private IReadOnlyList<string> Topics(string id) =>
-        f.Events.For(id).Select(l => l.Split(' ').FirstOrDefault(w => w.StartsWith("/tasks/", StringComparison.Ordinal)) ?? "?").ToList();
+        f.Events.Topics(id);
 
     private IReadOnlyList<string> TopicsWhenSettled(string id, int expected)
     {

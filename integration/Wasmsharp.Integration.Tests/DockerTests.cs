@@ -78,6 +78,16 @@ public abstract partial class DockerTests(DockerFixture f)
     }
 
     [DockerFact]
+    public void Run_rm_of_a_p2_component_prints_and_exits_0()
+    {
+        var run = f.RunWasm(["--env", "FROM_DOCKER=yes"], "/p2.wasm", "hello", "with space");
+        var lines = Lines(run.Stdout);
+        f.Check(run.ExitCode == 0, "a WASI preview 2 component should run and exit 0", null, run);
+        f.Check(lines.Take(4).SequenceEqual(["argc=3", "arg[0]=/p2.wasm", "arg[1]=hello", "arg[2]=with space"]) && lines.Contains("env:FROM_DOCKER=yes"),
+            "its argv and environment should be the container's", null, run);
+    }
+
+    [DockerFact]
     public void Every_line_of_a_long_output_arrives_in_order()
     {
         // The shim closes the output FIFOs when the guest ends (Docker waits for that before deleting

@@ -41,7 +41,7 @@ public sealed class GrpcModeTests(ContainerdFixture f)
         public ProcessResult Ctr(params string[] args) => Containerd.Ctr(ContainerdFixture.RunTimeout, args);
 
         public IReadOnlyList<string> Topics(string id) =>
-            Events.For(id).Select(l => l.Split(' ').FirstOrDefault(w => w.StartsWith("/tasks/", StringComparison.Ordinal)) ?? "?").ToList();
+            Events.Topics(id);
 
         public IReadOnlyList<string> TopicsWhenSettled(string id, int expected)
         {

@@ -16,14 +16,15 @@ public static class DockerImages
         return output;
     }
 
-    // Every test program at /NAME.wasm, a text file that is not a module, and an empty /data; runs /hello.wasm by default.
+    // Every test program (modules and components) at /NAME.wasm, a text file that is not a module, and an empty
+    // /data; runs /hello.wasm by default.
     public static string BuildWasm(WasmPrograms programs, string outputDir, string name = Wasm)
     {
         var empty = Directory.CreateDirectory(Path.Combine(outputDir, "empty-dir")).FullName;
         var notWasm = Path.Combine(outputDir, "not-wasm.txt");
         File.WriteAllText(notWasm, "this is text, not a WebAssembly module\n");
         var args = new List<string> { "--file", $"{empty}:/data", "--file", $"{notWasm}:/not-wasm.txt" };
-        foreach (var (program, path) in programs.All.OrderBy(p => p.Key, StringComparer.Ordinal))
+        foreach (var (program, path) in programs.Everything)
             args.AddRange(["--file", $"{path}:/{program}.wasm"]);
         args.AddRange(["--cmd", "/hello.wasm"]);
         return Build(outputDir, name, Images.HostPlatform, args);

@@ -36,6 +36,10 @@ public sealed class EventLog : IDisposable
         Lines.Where(l => l.Contains($"\"container_id\":\"{containerId}\"", StringComparison.Ordinal) &&
                          (topic is null || l.Contains($" {topic} ", StringComparison.Ordinal))).ToList();
 
+    /// <summary>The topics of a container's events so far, in order ("/tasks/create", ...).</summary>
+    public IReadOnlyList<string> Topics(string containerId) =>
+        For(containerId).Select(l => l.Split(' ').FirstOrDefault(w => w.StartsWith("/tasks/", StringComparison.Ordinal)) ?? "?").ToList();
+
     public string? WaitFor(string containerId, string topic, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();

@@ -34,14 +34,14 @@ public static class Images
         return output;
     }
 
-    // Every test program at /NAME.wasm, a text file that is not a module, and an empty /data mount point.
+    // Every test program (modules and components) at /NAME.wasm, a text file that is not a module, and an empty /data mount point.
     public static string BuildWasmTests(WasmPrograms programs, string outputDir)
     {
         var empty = Directory.CreateDirectory(Path.Combine(outputDir, "empty-dir")).FullName;
         var notWasm = Path.Combine(outputDir, "not-wasm.txt");
         File.WriteAllText(notWasm, "this is text, not a WebAssembly module\n");
         var args = new List<string> { "--file", $"{notWasm}:/not-wasm.txt", "--file", $"{empty}:/data" };
-        foreach (var (name, path) in programs.All.OrderBy(p => p.Key, StringComparer.Ordinal))
+        foreach (var (name, path) in programs.Everything)
             args.AddRange(["--file", $"{path}:/{name}.wasm"]);
         args.AddRange(["--entrypoint", "/hello.wasm"]);
         return Build(outputDir, WasmTests, args);
