@@ -86,6 +86,13 @@ internal sealed class WasiOriginals : IDisposable
         return wat.Append(')').ToString();
     }
 
+    /// <summary>Compiles the trampolines now (a spare shim's warm-up), not in the first guest that needs them.</summary>
+    public void Warm()
+    {
+        _ = delegates.Value;
+        _ = scratch.Value;
+    }
+
     /// <summary>Wasmtime's poll_oneoff bound to <paramref name="store"/>, on the guest's memory.</summary>
     public Function MakePollOneoff(Store store, Memory memory) =>
         Bind(store, poll, memory).GetFunction("poll_oneoff") ?? throw new InvalidOperationException("the poll trampoline exports no poll_oneoff");

@@ -8,7 +8,8 @@ namespace Wasmsharp.Wasm;
 /// (<see cref="WasiSpec.StdioIsTerminal"/>) sees fds 0–2 as a native process on a tty does — a character device
 /// without seek/tell rights — which is what wasi-libc's <c>isatty()</c> asks. Wasmtime reports stdio opened from
 /// a path as no terminal whatever the path is (our pty's slave), so without this a guest under <c>-t</c> would
-/// believe it writes to a file (no line buffering, no prompts).
+/// believe it writes to a file (no line buffering, no prompts). Linked only for such guests (and in the socket
+/// linker's fd shadows), see <see cref="WasmEngine.LinkerFor"/>.
 /// </summary>
 internal static class WasiTerminal
 {

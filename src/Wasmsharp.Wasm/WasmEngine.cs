@@ -15,6 +15,7 @@ internal sealed class WasmEngine : IDisposable
 {
     private readonly Lazy<WasiOriginals> originals;
     private readonly Lazy<ComponentLinker> componentLinker;
+    private readonly Lazy<Linker> terminalLinker;
     private readonly ConcurrentDictionary<string, Lazy<Linker>> socketLinkers = new(StringComparer.Ordinal);
     private readonly ConditionalWeakTable<Module, SocketImports> socketImports = [];
 
@@ -39,12 +40,20 @@ internal sealed class WasmEngine : IDisposable
         // Sleeps must end when the guest is killed and hold while it is paused (see WasiPoll).
         if (shadowPollOneoff)
             Linker.DefineFunction("wasi_snapshot_preview1", "poll_oneoff", WasiPoll.PollOneoff, WasiPoll.Parameters, WasiPoll.Results);
-        // A terminal's stdio must look like one to isatty() (see WasiTerminal).
-        Linker.DefineFunction("wasi_snapshot_preview1", "fd_fdstat_get", WasiTerminal.FdstatGet, WasiTerminal.Parameters, WasiTerminal.Results);
         Linker.AllowShadowing = false;
 
         originals = new Lazy<WasiOriginals>(() => new WasiOriginals(engine), LazyThreadSafetyMode.ExecutionAndPublication);
         componentLinker = new Lazy<ComponentLinker>(() => ComponentRun.CreateLinker(engine), LazyThreadSafetyMode.ExecutionAndPublication);
+        // Only for guests on a terminal: the shadow calls Wasmtime's original through a trampoline whose first
+        // compile in a process costs a start (~20 ms) that a guest without a terminal must not pay.
+        terminalLinker = new Lazy<Linker>(() =>
+        {
+            var linker = Linker.Clone();
+            linker.AllowShadowing = true;
+            linker.DefineFunction("wasi_snapshot_preview1", "fd_fdstat_get", WasiTerminal.FdstatGet, WasiTerminal.Parameters, WasiTerminal.Results);
+            linker.AllowShadowing = false;
+            return linker;
+        }, LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     /// <summary>
@@ -84,10 +93,10 @@ internal sealed class WasmEngine : IDisposable
 
     /// <summary>The linker for <paramref name="module"/>: <see cref="Linker"/>, or for a module importing WasmEdge's
     /// socket calls a clone with them (in the generations its imports ask for) and the socket-aware fd_* shadows.</summary>
-    public Linker LinkerFor(SocketImports imports)
+    public Linker LinkerFor(SocketImports imports, bool terminal)
     {
         if (!imports.Any)
-            return Linker;
+            return terminal ? terminalLinker.Value : Linker; // (the socket linker's fd shadows do the terminal's part)
         return socketLinkers.GetOrAdd(imports.Key, key => new Lazy<Linker>(() =>
         {
             var linker = Linker.Clone();
@@ -115,6 +124,8 @@ internal sealed class WasmEngine : IDisposable
             originals.Value.Dispose();
         if (componentLinker.IsValueCreated)
             componentLinker.Value.Dispose();
+        if (terminalLinker.IsValueCreated)
+            terminalLinker.Value.Dispose();
         probe?.Dispose();
         Linker.Dispose();
         Engine.Dispose();

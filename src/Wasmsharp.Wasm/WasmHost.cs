@@ -367,6 +367,8 @@ public sealed class WasmHost : IDisposable
 
     private void RunWarmUpGuest(WasmEngine engine)
     {
+        // The trampolines a server's first socket or fd call, or a terminal's isatty, would otherwise compile (~20 ms).
+        engine.Originals.Warm();
         var module = new WasmModule(engine, "wasmsharp-warm-up", "", new CompiledCode(Module.FromText(engine.Engine, "wasmsharp-warm-up", WarmUpWat)));
         using var instance = Prepare(module, new WasiSpec { Args = ["warm-up"], StdoutPath = "/dev/null" });
         instance.StartNow();

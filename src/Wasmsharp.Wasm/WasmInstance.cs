@@ -468,7 +468,7 @@ public sealed class WasmInstance : IDisposable
             lock (gate)
                 sockets = table;
         }
-        var instance = module.Engine.LinkerFor(socketImports).Instantiate(store!, module.Inner);
+        var instance = module.Engine.LinkerFor(socketImports, spec.StdioIsTerminal).Instantiate(store!, module.Inner);
         entrypoint = instance.GetAction(spec.Entrypoint)
             ?? throw new WasmModuleException($"{module.Path} does not export a function '{spec.Entrypoint}' of type () -> ()");
     }
