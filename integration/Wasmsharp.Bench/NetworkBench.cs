@@ -125,7 +125,7 @@ public static class HttpBench
         // Up once it answers.
         var id = args[Array.FindIndex(args, a => a.StartsWith("example.local/", StringComparison.Ordinal)) + 1];
         var ns = $"/proc/{containerd.Task(id)!.Pid}/ns/net";
-        for (var i = 0; i < 100 && !NetNs.HttpGet(ns, 8080).StartsWith("HTTP/", StringComparison.Ordinal); i++) Thread.Sleep(50);
+        NetNs.HttpGetWhenUp(ns, 8080);
     }
 
     // wrk's requests/s and mean latency (ms), run inside the server's namespace against its 127.0.0.1:8080.

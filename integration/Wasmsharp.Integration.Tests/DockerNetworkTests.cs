@@ -121,10 +121,7 @@ public abstract partial class DockerTests
         {
             RunDetachedWith(name, ["-p", $"127.0.0.1:{published}:8080", "-v", $"{docroot}:/docroot:ro"], "/httpd.wasm", "8080", "/docroot");
             ns = NetNs.Of(InspectState(name).Pid) ?? 0;
-            var response = "";
-            // docker-proxy accepts at once and closes when the guest is not listening yet: wait for an answer.
-            ContainerdFixture.Eventually(() => (response = NetNs.HttpGet(f.Docker.NetnsPath, published, "/")).StartsWith("HTTP/", StringComparison.Ordinal),
-                TimeSpan.FromSeconds(10));
+            var response = NetNs.HttpGetWhenUp(f.Docker.NetnsPath, published, "/");
             f.Check(response.StartsWith("HTTP/1.0 200 OK", StringComparison.Ordinal) && response.EndsWith("<h1>served by a wasm guest</h1>\n", StringComparison.Ordinal),
                 $"GET 127.0.0.1:{published}/ should serve the docroot's index.html, got: {response}", name);
             var missing = NetNs.HttpGet(f.Docker.NetnsPath, published, "/nope.html");

@@ -243,12 +243,7 @@ public abstract partial class DockerTests(DockerFixture f)
 
     // ---- detached containers: logs, stop, kill, wait, inspect, rm -f ---------------------------------
 
-    private string StartDetached(string name, params string[] args)
-    {
-        var run = f.D(["run", "-d", "--name", name, "--pull", "never", Runtime, DockerImages.Wasm, .. args]);
-        f.Check(run.ExitCode == 0, "docker run -d should start the container", name, run);
-        return run.Stdout.Trim();
-    }
+    private string StartDetached(string name, params string[] args) => RunDetachedWith(name, [], args);
 
     private record State(string Status, bool Running, int Pid, int ExitCode, bool Finished);
 

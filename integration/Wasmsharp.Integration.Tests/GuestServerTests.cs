@@ -21,21 +21,13 @@ public sealed class GuestServerTests(ContainerdFixture f)
         return (id, pid);
     }
 
-    // The server is ready once it answers (it prints "listening" to a FIFO nobody reads here).
-    private static string GetWhenUp(string nsPath, int port, string path = "/")
-    {
-        var response = "";
-        ContainerdFixture.Eventually(() => (response = NetNs.HttpGet(nsPath, port, path)).StartsWith("HTTP/", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
-        return response;
-    }
-
     [Fact]
     public void Server_answers_inside_its_namespace_and_is_not_on_the_hosts_loopback()
     {
         var (id, pid) = StartServer("httpd", [], Port.ToString());
         try
         {
-            var inside = GetWhenUp($"/proc/{pid}/ns/net", Port);
+            var inside = NetNs.HttpGetWhenUp($"/proc/{pid}/ns/net", Port);
             f.Check(inside.StartsWith("HTTP/1.0 200 OK", StringComparison.Ordinal) && inside.EndsWith("hello from wasmsharp\n", StringComparison.Ordinal),
                 $"GET / from the container's namespace should be answered, got: {inside}", id);
             var outside = NetNs.HttpGet(f.Containerd.NetnsPath, Port);
@@ -54,7 +46,7 @@ public sealed class GuestServerTests(ContainerdFixture f)
         var (id, _) = StartServer("httpd-host", ["--net-host"], port.ToString());
         try
         {
-            var response = GetWhenUp(f.Containerd.NetnsPath, port);
+            var response = NetNs.HttpGetWhenUp(f.Containerd.NetnsPath, port);
             f.Check(response.StartsWith("HTTP/1.0 200 OK", StringComparison.Ordinal), $"with --net-host the server should be on the host's 127.0.0.1:{port}, got: {response}", id);
         }
         finally
@@ -69,7 +61,7 @@ public sealed class GuestServerTests(ContainerdFixture f)
         var (id, pid) = StartServer("httpd-kill", [], Port.ToString());
         try
         {
-            GetWhenUp($"/proc/{pid}/ns/net", Port); // it is in accept now
+            NetNs.HttpGetWhenUp($"/proc/{pid}/ns/net", Port); // it is in accept now
             using var attach = f.Containerd.StartCtr(TimeSpan.FromSeconds(30), ["task", "attach", id]);
             Thread.Sleep(200);
             var clock = Stopwatch.StartNew();

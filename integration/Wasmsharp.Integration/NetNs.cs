@@ -78,6 +78,21 @@ public static partial class NetNs
     /// response, or "error: ..." when nothing answers.</summary>
     public static string HttpGet(string nsPath, int port, string path = "/", TimeSpan? timeout = null) => Inside(nsPath, () => HttpGet(port, path, timeout));
 
+    /// <summary>
+    /// GET until a server answers HTTP (up to <paramref name="wait"/>): the answer, or the last attempt's result. A
+    /// plain connect is not enough: docker-proxy accepts before the guest listens and then closes with nothing.
+    /// </summary>
+    public static string HttpGetWhenUp(string nsPath, int port, string path = "/", TimeSpan? wait = null)
+    {
+        var deadline = Environment.TickCount64 + (long)(wait ?? TimeSpan.FromSeconds(10)).TotalMilliseconds;
+        while (true)
+        {
+            var response = HttpGet(nsPath, port, path);
+            if (response.StartsWith("HTTP/", StringComparison.Ordinal) || Environment.TickCount64 > deadline) return response;
+            Thread.Sleep(25);
+        }
+    }
+
     /// <summary>The same from the calling thread's namespace.</summary>
     public static string HttpGet(int port, string path = "/", TimeSpan? timeout = null)
     {

@@ -164,25 +164,31 @@ public static partial class Processes
     /// as a shell reports it (128+n when signal n ended it); null when it is not our child (reaped elsewhere).
     /// Waits for this pid alone, so it never takes the exit of a child someone else waits for.
     /// </summary>
-    public static unsafe int? WaitForExitStatus(int pid)
+    public static int? WaitForExitStatus(int pid)
     {
-        int status;
-        while (sys_waitpid(pid, &status, 0) < 0)
-        {
-            if (Marshal.GetLastPInvokeError() != EINTR) return null;
-        }
+        if (!TryReap(pid, out var status, out _)) return null;
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f);
     }
 
     // waitpid for our child: its wait status.
-    private static unsafe int Reap(int pid)
+    private static int Reap(int pid) =>
+        TryReap(pid, out var status, out var errno) ? status : throw new LinuxException($"waitpid({pid})", errno);
+
+    // One blocking waitpid of this pid alone, retried on EINTR: false (with errno) when it is not our child.
+    private static unsafe bool TryReap(int pid, out int status, out int errno)
     {
-        int status;
-        while (sys_waitpid(pid, &status, 0) < 0)
+        int s;
+        while (sys_waitpid(pid, &s, 0) < 0)
         {
-            var errno = Marshal.GetLastPInvokeError();
-            if (errno != EINTR) throw new LinuxException($"waitpid({pid})", errno);
+            errno = Marshal.GetLastPInvokeError();
+            if (errno != EINTR)
+            {
+                status = 0;
+                return false;
+            }
         }
-        return status;
+        status = s;
+        errno = 0;
+        return true;
     }
 }

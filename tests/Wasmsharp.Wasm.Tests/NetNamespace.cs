@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using System.Runtime.InteropServices;
+using Wasmsharp.Linux;
 
 namespace Wasmsharp.Wasm.Tests;
 
@@ -8,23 +8,10 @@ namespace Wasmsharp.Wasm.Tests;
 /// WasmHost.Prepare (the guest thread it creates inherits the namespace) and client sockets — runs there via
 /// <see cref="Run{T}"/>. Needs root. The namespace goes away with the thread and the sockets made in it.
 /// </summary>
-public sealed unsafe partial class NetNamespace : IDisposable
+public sealed class NetNamespace : IDisposable
 {
-    private const int CLONE_NEWNET = 0x40000000, AF_INET = 2, SOCK_DGRAM = 2;
-    private const ulong SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914;
-    private const short IFF_UP = 1;
-
     private readonly BlockingCollection<Action> work = [];
     private readonly Thread thread;
-
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int unshare(int flags);
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int socket(int domain, int type, int protocol);
-    [LibraryImport("libc", SetLastError = true)]
-    private static partial int ioctl(int fd, ulong request, byte* ifreq);
-    [LibraryImport("libc")]
-    private static partial int close(int fd);
 
     public NetNamespace()
     {
@@ -33,7 +20,9 @@ public sealed unsafe partial class NetNamespace : IDisposable
         {
             try
             {
-                Enter();
+                // The shim's own: a new namespace, lo up; this thread then lives in it.
+                using (var ns = NetworkNamespace.CreateNew())
+                    ns.Enter();
                 started.SetResult();
             }
             catch (Exception e)
@@ -46,22 +35,6 @@ public sealed unsafe partial class NetNamespace : IDisposable
         }) { IsBackground = true, Name = "test netns" };
         thread.Start();
         started.Task.GetAwaiter().GetResult();
-    }
-
-    private static void Enter()
-    {
-        if (unshare(CLONE_NEWNET) != 0)
-            throw new InvalidOperationException($"unshare(CLONE_NEWNET) failed: errno {Marshal.GetLastPInvokeError()} (tests need root)");
-        int fd = socket(AF_INET, SOCK_DGRAM, 0);
-        byte* ifreq = stackalloc byte[40];
-        new Span<byte>(ifreq, 40).Clear();
-        "lo"u8.CopyTo(new Span<byte>(ifreq, 16));
-        if (ioctl(fd, SIOCGIFFLAGS, ifreq) != 0)
-            throw new InvalidOperationException($"SIOCGIFFLAGS lo: errno {Marshal.GetLastPInvokeError()}");
-        *(short*)(ifreq + 16) |= IFF_UP;
-        if (ioctl(fd, SIOCSIFFLAGS, ifreq) != 0)
-            throw new InvalidOperationException($"SIOCSIFFLAGS lo: errno {Marshal.GetLastPInvokeError()}");
-        close(fd);
     }
 
     /// <summary>Runs <paramref name="action"/> on the namespace's thread and returns its result.</summary>
