@@ -1,8 +1,8 @@
 namespace Wasmsharp.Integration;
 
 /// <summary>
-/// Builds the WASI preview 2 test components from integration/programs/p2/*.c: clang-16 compiles against Debian
-/// 13's wasm32-wasip2 wasi-libc, wasm-ld-16 links a core module, jco (its preview 1 command adapter) makes it a
+/// Builds the WASI preview 2 test components from integration/programs/p2/*.c (and *.wat, component text, only
+/// parsed): clang-16 compiles against Debian 13's wasm32-wasip2 wasi-libc, wasm-ld-16 links a core module, jco (its preview 1 command adapter) makes it a
 /// component exporting wasi:cli/run. The sysroot and jco come from integration/scripts/fetch-wasip2.sh (`make
 /// wasip2`, part of `make runtimes`) in out/wasip2.
 /// </summary>
@@ -15,12 +15,13 @@ public static class WasmComponents
 {
     public static string SourcesDir(string repoRoot) => Path.Combine(repoRoot, "integration", "programs", "p2");
 
-    /// <summary>Every p2 source as a component NAME.wasm in <paramref name="outputDir"/>, by name.</summary>
+    /// <summary>Every p2 source (C, or component text .wat) as a component NAME.wasm in <paramref name="outputDir"/>, by name.</summary>
     public static IReadOnlyDictionary<string, string> BuildAll(string repoRoot, string outputDir) =>
-        Directory.GetFiles(SourcesDir(repoRoot), "*.c").Order(StringComparer.Ordinal)
-            .ToDictionary(c => Path.GetFileNameWithoutExtension(c), c => Build(repoRoot, c, outputDir));
+        Directory.GetFiles(SourcesDir(repoRoot)).Where(f => f.EndsWith(".c", StringComparison.Ordinal) || f.EndsWith(".wat", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal).ToDictionary(c => Path.GetFileNameWithoutExtension(c), c => Build(repoRoot, c, outputDir));
 
-    /// <summary>The component of one C source, NAME.wasm in <paramref name="outputDir"/>.</summary>
+    /// <summary>The component of one source, NAME.wasm in <paramref name="outputDir"/>: a .wat is only parsed
+    /// (<c>jco parse</c>), a C source compiled, linked and adapted.</summary>
     public static string Build(string repoRoot, string source, string outputDir)
     {
         var wasip2 = Path.Combine(repoRoot, "out", "wasip2");
@@ -30,6 +31,12 @@ public static class WasmComponents
             throw new InvalidOperationException($"no wasip2 sysroot or jco in {wasip2}: run `make wasip2` (integration/scripts/fetch-wasip2.sh)");
         Directory.CreateDirectory(outputDir);
         var name = Path.GetFileNameWithoutExtension(source);
+        if (source.EndsWith(".wat", StringComparison.Ordinal))
+        {
+            var parsed = Path.Combine(outputDir, name + ".wasm");
+            Run(jco, "parse", source, "-o", parsed);
+            return parsed;
+        }
         var resources = Run("clang-16", "-print-resource-dir").Trim();
         var obj = Path.Combine(outputDir, name + ".o");
         var core = Path.Combine(outputDir, name + ".core.wasm");

@@ -181,7 +181,7 @@ public sealed class ComponentTests(GuestComponents guests, ITestOutputHelper out
     }
 
     /// <summary>
-    /// Wasmtime ≥ 46 (PR #13936) allows no TCP or UDP socket unless the embedder calls WasiCtxBuilder::allow_tcp /
+    /// Wasmtime ≥ 48 (PR #13936) allows no TCP or UDP socket unless the embedder calls WasiCtxBuilder::allow_tcp /
     /// allow_udp; the C API of 50.0.1 has only wasi_config_inherit_network (the address check), so a p2 guest's
     /// socket() is refused (access-denied → EACCES) whatever the spec says. This fails, on purpose, once a
     /// libwasmtime lets TCP through: then the server test belongs here.
@@ -197,6 +197,22 @@ public sealed class ComponentTests(GuestComponents guests, ITestOutputHelper out
         var exit = await instance.Completion.WaitAsync(Timeout);
         Assert.Equal("socket failed: Permission denied\n", Read(stdout));
         Assert.Equal(1, exit.ExitCode); // main's 4, through wasi:cli/exit's err
+    }
+
+    /// <summary>wasi:http is not provided (ComponentRun's remarks): a component importing it (a client) is refused
+    /// at Prepare naming the import and why, not with the linker's "no matching implementation"; a proxy
+    /// (incoming-handler, no wasi:cli/run) as a proxy, not as a command lacking run nor as a wasi:http importer.</summary>
+    [Theory]
+    [InlineData("client", " imports wasi:http/types@0.2.0: this runtime does not provide wasi:http, " +
+        "Wasmtime 50's HTTP client connects and resolves names on its own threads, outside the container's network namespace")]
+    [InlineData("proxy", " is a wasi:http proxy (it exports wasi:http/incoming-handler, not wasi:cli/run): this runtime cannot serve it")]
+    public void WasiHttp_IsRefusedAtPrepare_SayingWhy(string which, string message)
+    {
+        var path = which == "client" ? guests.HttpClient : guests.HttpProxy;
+        var module = guests.Host.LoadModule(path);
+        var e = Assert.Throws<WasmModuleException>(() => guests.Host.Prepare(module, new WasiSpec { Args = [which] }));
+        output.WriteLine(e.Message);
+        Assert.StartsWith(path + message, e.Message);
     }
 
     [Fact]

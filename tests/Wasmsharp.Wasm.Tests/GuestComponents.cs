@@ -3,7 +3,7 @@ using Wasmsharp.Integration;
 namespace Wasmsharp.Wasm.Tests;
 
 /// <summary>
-/// The WASI preview 2 test component (integration/programs/p2/p2.c), built once per test run by the integration
+/// The WASI preview 2 test components (integration/programs/p2), built once per test run by the integration
 /// harness's <see cref="WasmComponents"/>, which the integration suite's ctr and Docker images use too.
 /// </summary>
 public sealed class GuestComponents : IDisposable
@@ -14,10 +14,17 @@ public sealed class GuestComponents : IDisposable
     /// <summary>The component (a file in <see cref="Directory"/>).</summary>
     public string Component { get; }
 
+    /// <summary>integration/programs/p2/http-client.wat and http-proxy.wat: a command importing wasi:http, a proxy.</summary>
+    public string HttpClient { get; }
+    public string HttpProxy { get; }
+
     public GuestComponents()
     {
         var root = RepoRoot();
-        Component = WasmComponents.Build(root, System.IO.Path.Combine(WasmComponents.SourcesDir(root), "p2.c"), Directory);
+        string Build(string source) => WasmComponents.Build(root, System.IO.Path.Combine(WasmComponents.SourcesDir(root), source), Directory);
+        Component = Build("p2.c");
+        HttpClient = Build("http-client.wat");
+        HttpProxy = Build("http-proxy.wat");
     }
 
     private static string RepoRoot()
