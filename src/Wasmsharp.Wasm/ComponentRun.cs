@@ -83,7 +83,7 @@ namespace Wasmsharp.Wasm;
 /// </remarks>
 internal static class ComponentRun
 {
-    /// <summary>Looked up semver-compatibly: any 0.2.x export of the interface matches.</summary>
+    /// <summary>Looked up semver-compatibly (both): any 0.2.x export of the interface matches.</summary>
     private const string RunInterface = "wasi:cli/run@0.2.0";
     private const string HandlerInterface = "wasi:http/incoming-handler@0.2.0";
 
@@ -95,7 +95,8 @@ internal static class ComponentRun
     }
 
     /// <summary>Instantiates the component in <paramref name="store"/> and returns what runs it.</summary>
-    /// <exception cref="WasmModuleException">the component does not export <c>wasi:cli/run</c>.</exception>
+    /// <exception cref="WasmModuleException">the component does not export <c>wasi:cli/run</c> (a proxy is named as
+    /// such) or imports <c>wasi:http</c>.</exception>
     public static Action Instantiate(ComponentLinker linker, Store store, WasmModule component, string entrypoint)
     {
         if (entrypoint != WasiSpec.DefaultEntrypoint)
