@@ -57,7 +57,8 @@ namespace Wasmsharp.Wasm;
 /// in the shim's namespace), or else a guest thread before it enters its container's (ThreadSetup runs after the
 /// WASI context is built, and a stdin file's reader is a task spawned on RUNTIME). Measured through ctr (a
 /// component sleeping in its own namespace): the guest thread in the container's namespace, the three
-/// <c>tokio-rt-worker</c> threads and the <c>stdin</c> thread in the shim's. Moving them would mean no WASI call in
+/// <c>tokio-rt-worker</c> threads and the <c>stdin</c> thread in the shim's; and in a process whose first WASI
+/// call was a guest's inside a namespace, the workers were in that namespace. Moving them would mean no WASI call in
 /// the process before a container's namespace is known (no warm-up, no spare shim warmed up), forcing RUNTIME
 /// from a thread inside it, and one namespace per shim process for good: a pod's grouped shim qualifies (its
 /// containers share the sandbox's namespace), a shim whose containers differ does not. Even then names would be
