@@ -54,7 +54,7 @@ internal static class WasiSocketFds
         var memory = table.GuestMemory(caller, name);
         int errno = table.Original(memory, name).Invoke(args) is int e ? e : throw new InvalidOperationException($"{name}: unexpected result from Wasmtime's implementation");
         if (name == "fd_fdstat_get")
-            WasiTerminal.Patch(table.Instance, errno, (uint)args[0].AsInt32(), (uint)args[1].AsInt32(), memory);
+            WasiTerminal.Patch(table.Instance, errno, (uint)args[1].AsInt32(), memory);
         return errno;
     }
 
