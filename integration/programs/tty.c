@@ -29,8 +29,8 @@ int main(int argc, char **argv) {
         printf("stdout seek/tell=%d file tty=%d seek/tell=%d\n", seek_rights(1), isatty(file), seek_rights(file));
         int moved = __wasi_fd_renumber(0, spare);
         printf("stdin renumbered rc=%d tty=%d\n", moved, isatty(spare));
-        moved = __wasi_fd_renumber(file, 0);
-        printf("file renumbered onto 0 rc=%d tty=%d seek/tell=%d\n", moved, isatty(0), seek_rights(0));
+        moved = __wasi_fd_renumber(file, 2); // onto 2: the renumber above closed 0
+        printf("file renumbered onto 2 rc=%d tty=%d seek/tell=%d\n", moved, isatty(2), seek_rights(2));
     }
     fflush(stdout);
     return 0;

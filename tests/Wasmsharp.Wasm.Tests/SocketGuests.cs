@@ -170,7 +170,7 @@ public sealed class SocketGuests : IDisposable
         // Descriptor behaviour: fdstat/filestat, O_NONBLOCK accept (V1) → EAGAIN, numbers interleaved with files,
         // poll_oneoff with sockets, clocks and files, fd_renumber.
         // WASI rules on socket descriptors that are closed or never were (WasiConformanceTests has the rest):
-        // one line of errnos each (8 = EBADF).
+        // one line of errnos each (8 = EBADF); fd_fdstat_set_rights answers ENOTSUP (58), as for a file.
         ["sockclosed"] = """
             static int type_of(int fd) { __wasi_fdstat_t st; int rc = __wasi_fd_fdstat_get(fd, &st); return rc ? -rc : st.fs_filetype; }
             int main(void) {
@@ -179,6 +179,9 @@ public sealed class SocketGuests : IDisposable
                 printf("close rc=%d\n", __wasi_fd_close(gone));
                 printf("renumber onto closed rc=%d onto never-opened rc=%d from closed rc=%d; source type=%d\n",
                        __wasi_fd_renumber(s, gone), __wasi_fd_renumber(s, 1000), __wasi_fd_renumber(gone, s), type_of(s));
+                __wasi_fdstat_t st;
+                if (__wasi_fd_fdstat_get(s, &st) != 0) { printf("fdstat failed\n"); return 1; }
+                printf("open socket: set_rights=%d\n", __wasi_fd_fdstat_set_rights(s, st.fs_rights_base, st.fs_rights_inheriting));
                 printf("close rc=%d\n", __wasi_fd_close(s));
                 char buf[4]; __wasi_iovec_t iov = {(uint8_t *)buf, sizeof buf}; __wasi_ciovec_t ciov = {(const uint8_t *)buf, 1};
                 __wasi_size_t n; uint32_t n32; uint16_t ro; __wasi_filesize_t pos; __wasi_filestat_t fst; int32_t accepted;
