@@ -26,6 +26,23 @@ public sealed class TerminalTests(ContainerdFixture f)
         f.AssertNothingLeft(id, run);
     }
 
+    // WASI's view of a terminal vs a regular file (README "WASI preview 1 conformance"): the pty's fds are a character
+    // device without seek/tell rights wherever the guest renumbers them; a file has seek/tell rights and is no
+    // terminal, also once renumbered onto a stdio number.
+    [Fact]
+    public void Terminal_and_files_keep_their_kind_when_renumbered()
+    {
+        var id = f.NewId("tty-files");
+        var run = RunInTerminal(id, null, ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "files"]);
+        const string expected = "stdin tty=1 stdout tty=1 stderr tty=1\r\r\n" +
+            "stdout seek/tell=0 file tty=0 seek/tell=1\r\r\n" +
+            "stdin renumbered rc=0 tty=1\r\r\n" +
+            "file renumbered onto 2 rc=0 tty=0 seek/tell=1\r\r\n";
+        f.Check(run.ExitCode == 0 && run.Stdout.Contains(expected, StringComparison.Ordinal),
+            $"under -t the terminal is a tty wherever it is renumbered and a file never is; got:\n{Escaped(run.Stdout)}", id, run);
+        f.AssertNothingLeft(id, run);
+    }
+
     [Fact]
     public void Typed_input_reaches_the_guest()
     {

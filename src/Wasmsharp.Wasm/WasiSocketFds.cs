@@ -7,7 +7,8 @@ namespace Wasmsharp.Wasm;
 /// <summary>
 /// Shadows of Wasmtime's fd-taking WASI functions for modules that use sockets: a socket descriptor is
 /// handled here (fd_read/fd_write as recv/send, fd_close, fd_fdstat_get/set_flags, fd_filestat_get,
-/// fd_renumber; the rest answer as Linux would for a socket: ESPIPE, ENOTDIR, EINVAL, EBADF), any other is
+/// fd_renumber; fd_fdstat_set_rights is ENOTSUP as Wasmtime answers it for files and directories; the rest answer as
+/// Linux would for a socket: ESPIPE, ENOTDIR, EINVAL, EBADF), any other is
 /// passed unchanged to Wasmtime's original (<see cref="WasiOriginals"/>), so files behave exactly as without
 /// sockets. Only socket-using modules get these shadows; the others keep Wasmtime's functions, at no cost.
 /// </summary>
@@ -54,7 +55,7 @@ internal static class WasiSocketFds
         var memory = table.GuestMemory(caller, name);
         int errno = table.Original(memory, name).Invoke(args) is int e ? e : throw new InvalidOperationException($"{name}: unexpected result from Wasmtime's implementation");
         if (name == "fd_fdstat_get")
-            WasiTerminal.Patch(table.Instance, errno, (uint)args[0].AsInt32(), (uint)args[1].AsInt32(), memory);
+            WasiTerminal.Patch(table.Instance, errno, (uint)args[1].AsInt32(), memory);
         return errno;
     }
 
@@ -70,7 +71,8 @@ internal static class WasiSocketFds
         "fd_renumber" => ([], (_, _, _, _) => Badf),
         "fd_prestat_get" or "fd_prestat_dir_name" => ([0], (_, _, _, _) => Badf),
         "fd_seek" or "fd_tell" or "fd_pread" or "fd_pwrite" or "fd_advise" or "fd_allocate" => ([0], (_, _, _, _) => SPipe),
-        "fd_datasync" or "fd_sync" or "fd_filestat_set_size" or "fd_filestat_set_times" or "fd_fdstat_set_rights" => ([0], (_, _, _, _) => Inval),
+        "fd_datasync" or "fd_sync" or "fd_filestat_set_size" or "fd_filestat_set_times" => ([0], (_, _, _, _) => Inval),
+        "fd_fdstat_set_rights" => ([0], (_, _, _, _) => NotSup), // Wasmtime's answer for files and directories: rights are not kept
         "path_link" => ([0, 4], (_, _, _, _) => NotDir),
         "path_rename" => ([0, 3], (_, _, _, _) => NotDir),
         "path_symlink" => ([2], (_, _, _, _) => NotDir),

@@ -91,8 +91,9 @@ public sealed record WasiSpec
     public string? ResolvConf { get; init; }
 
     /// <summary>
-    /// stdin, stdout and stderr are a terminal (a pty: <c>ctr run -t</c>, <c>docker run -t</c>): fds 0–2 then report
-    /// a character device without seek/tell rights, as a native process's tty, so the guest's <c>isatty()</c> is 1.
+    /// stdin, stdout and stderr are a terminal (a pty: <c>ctr run -t</c>, <c>docker run -t</c>): they then report a
+    /// character device without seek/tell rights, as a native process's tty, so the guest's <c>isatty()</c> is 1 —
+    /// at whatever number the guest renumbers them to, while a file renumbered onto fd 0–2 stays a file.
     /// </summary>
     public bool StdioIsTerminal { get; init; }
 

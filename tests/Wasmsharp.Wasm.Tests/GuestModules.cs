@@ -7,6 +7,8 @@ public sealed class GuestModules : IDisposable
 {
     private static readonly Dictionary<string, string> CSources = new()
     {
+        ["wasi_rules"] = WasiRulesGuest.Source,
+        ["wasi_rules_sock"] = "#define SOCKETS 1\n" + WasiRulesGuest.Source,
         ["big"] = BigSource(),
         ["hello"] = """
             #include <stdio.h>

@@ -169,6 +169,33 @@ public sealed class SocketGuests : IDisposable
             """,
         // Descriptor behaviour: fdstat/filestat, O_NONBLOCK accept (V1) → EAGAIN, numbers interleaved with files,
         // poll_oneoff with sockets, clocks and files, fd_renumber.
+        // WASI rules on socket descriptors that are closed or never were (WasiConformanceTests has the rest):
+        // one line of errnos each (8 = EBADF); fd_fdstat_set_rights answers ENOTSUP (58), as for a file.
+        ["sockclosed"] = """
+            static int type_of(int fd) { __wasi_fdstat_t st; int rc = __wasi_fd_fdstat_get(fd, &st); return rc ? -rc : st.fs_filetype; }
+            int main(void) {
+                int32_t s, t, gone;
+                if (ws_open(1, 2, &s) || ws_open(1, 2, &t) || ws_open(1, 2, &gone)) { printf("open failed\n"); return 1; }
+                printf("close rc=%d\n", __wasi_fd_close(gone));
+                printf("renumber onto closed rc=%d onto never-opened rc=%d from closed rc=%d; source type=%d\n",
+                       __wasi_fd_renumber(s, gone), __wasi_fd_renumber(s, 1000), __wasi_fd_renumber(gone, s), type_of(s));
+                __wasi_fdstat_t st;
+                if (__wasi_fd_fdstat_get(s, &st) != 0) { printf("fdstat failed\n"); return 1; }
+                printf("open socket: set_rights=%d\n", __wasi_fd_fdstat_set_rights(s, st.fs_rights_base, st.fs_rights_inheriting));
+                printf("close rc=%d\n", __wasi_fd_close(s));
+                char buf[4]; __wasi_iovec_t iov = {(uint8_t *)buf, sizeof buf}; __wasi_ciovec_t ciov = {(const uint8_t *)buf, 1};
+                __wasi_size_t n; uint32_t n32; uint16_t ro; __wasi_filesize_t pos; __wasi_filestat_t fst; int32_t accepted;
+                __wasi_subscription_t sub; __wasi_event_t ev; memset(&sub, 0, sizeof sub);
+                sub.u.tag = __WASI_EVENTTYPE_FD_READ; sub.u.u.fd_read.file_descriptor = s;
+                printf("closed socket: read=%d write=%d fdstat=%d filestat=%d seek=%d close=%d recv=%d send=%d shutdown=%d accept=%d renumber=%d poll=%d\n",
+                       __wasi_fd_read(s, &iov, 1, &n), __wasi_fd_write(s, &ciov, 1, &n), -type_of(s), __wasi_fd_filestat_get(s, &fst),
+                       __wasi_fd_seek(s, 0, __WASI_WHENCE_CUR, &pos), __wasi_fd_close(s), ws_recv(s, &iov, 1, 0, &n32, &ro),
+                       ws_send(s, &ciov, 1, 0, &n32), ws_shutdown(s, 1), ws_accept(s, 0, &accepted), __wasi_fd_renumber(s, t),
+                       __wasi_poll_oneoff(&sub, &ev, 1, &n));
+                printf("other socket type=%d\n", type_of(t));
+                return 0;
+            }
+            """,
         ["sockmisc"] = """
             static __wasi_subscription_t subs[3] __attribute__((aligned(8)));
             static __wasi_event_t events[3] __attribute__((aligned(8)));

@@ -303,6 +303,28 @@ public sealed class SocketTests(SocketGuests guests, ITestOutputHelper output) :
         Assert.Contains("seek on socket rc=70\n", text);
     }
 
+    /// <summary>WASI's EBADF for every fd_* and sock_* call on a socket number that is closed, and for fd_renumber
+    /// onto or from a closed number (the wasi-testsuite's renumber rule, as for files); with sockets numbered
+    /// through Wasmtime's table (a preopen exists) and by us (none). fd_fdstat_set_rights is ENOTSUP on a socket
+    /// as Wasmtime answers it on files (so a guest's "rights supported?" probe agrees for both).</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ClosedSocketDescriptors_AreEbadf(bool preopen)
+    {
+        var (instance, stdout) = Start("sockclosed", [], preopen: preopen);
+        var text = await Finish(instance, stdout);
+        Assert.Equal("""
+            close rc=0
+            renumber onto closed rc=8 onto never-opened rc=8 from closed rc=8; source type=6
+            open socket: set_rights=58
+            close rc=0
+            closed socket: read=8 write=8 fdstat=8 filestat=8 seek=8 close=8 recv=8 send=8 shutdown=8 accept=8 renumber=8 poll=8
+            other socket type=6
+
+            """, text);
+    }
+
     [Theory]
     [InlineData("accept", 15)]
     [InlineData("recv", 9)]
