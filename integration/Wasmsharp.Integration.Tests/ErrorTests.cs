@@ -38,6 +38,24 @@ public sealed class ErrorTests(ContainerdFixture f)
         CleanAndAssertNothingLeft(id, run);
     }
 
+    // Wasmtime's error texts are several lines (a trap's backtrace, "Caused by:" chains); ctr prints the message
+    // inside its own line ("ctr: ...: unknown"), so it must be one line that ends in the cause.
+    [Fact]
+    public void A_module_that_traps_while_instantiating_is_refused_in_one_line_ending_in_the_trap()
+    {
+        var id = f.NewId("start-traps");
+        var run = f.RunWasm(id, "/start-traps.wasm");
+        var lines = ContainerdFixture.Lines(run.Stderr).Where(l => l.Trim().Length > 0).ToList();
+        var ctrLine = lines.LastOrDefault(l => l.StartsWith("ctr: ", StringComparison.Ordinal)) ?? "";
+        f.Check(run.ExitCode != 0, "ctr run should fail", id, run);
+        f.Check(ctrLine.Contains("/start-traps.wasm: cannot prepare the instance: ", StringComparison.Ordinal)
+                && ctrLine.Contains("wasm trap: wasm `unreachable` instruction executed", StringComparison.Ordinal),
+            "ctr's error line should name the module and end in the trap", id, run);
+        f.Check(lines.All(l => l.StartsWith("ctr: ", StringComparison.Ordinal) || l.Contains("level=", StringComparison.Ordinal)),
+            "nothing of the message should spill onto lines of its own (\": unknown\", a backtrace)", id, run);
+        CleanAndAssertNothingLeft(id, run);
+    }
+
     // ctr run --rm deletes the container itself after a failed create; deleting again must be harmless.
     private void CleanAndAssertNothingLeft(string id, params Wasmsharp.Integration.ProcessResult[] context)
     {

@@ -40,12 +40,29 @@ public static class Images
         var empty = Directory.CreateDirectory(Path.Combine(outputDir, "empty-dir")).FullName;
         var notWasm = Path.Combine(outputDir, "not-wasm.txt");
         File.WriteAllText(notWasm, "this is text, not a WebAssembly module\n");
-        var args = new List<string> { "--file", $"{notWasm}:/not-wasm.txt", "--file", $"{empty}:/data" };
+        var startTraps = Path.Combine(outputDir, "start-traps.wasm");
+        File.WriteAllBytes(startTraps, StartTraps);
+        var args = new List<string> { "--file", $"{notWasm}:/not-wasm.txt", "--file", $"{empty}:/data", "--file", $"{startTraps}:/start-traps.wasm" };
         foreach (var (name, path) in programs.Everything)
             args.AddRange(["--file", $"{path}:/{name}.wasm"]);
         args.AddRange(["--entrypoint", "/hello.wasm"]);
         return Build(outputDir, WasmTests, args);
     }
+
+    // A module whose start function traps, so instantiating it (at create) fails with Wasmtime's multi-line trap
+    // text: (module (func $boom unreachable) (start $boom) (memory (export "memory") 1) (func (export "_start"))).
+    private static readonly byte[] StartTraps =
+    [
+        0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+        0x01, 0x04, 0x01, 0x60, 0x00, 0x00,             // type: () -> ()
+        0x03, 0x03, 0x02, 0x00, 0x00,                   // two functions of it
+        0x05, 0x03, 0x01, 0x00, 0x01,                   // one page of memory
+        0x07, 0x13, 0x02,                               // exports "memory", "_start"
+        0x06, (byte)'m', (byte)'e', (byte)'m', (byte)'o', (byte)'r', (byte)'y', 0x02, 0x00,
+        0x06, (byte)'_', (byte)'s', (byte)'t', (byte)'a', (byte)'r', (byte)'t', 0x00, 0x01,
+        0x08, 0x01, 0x00,                               // start: function 0
+        0x0a, 0x08, 0x02, 0x03, 0x00, 0x00, 0x0b, 0x02, 0x00, 0x0b, // code: unreachable; nothing
+    ];
 
     // The demo image: just the greeting program as the entrypoint.
     public static string BuildHello(WasmPrograms programs, string outputDir) =>

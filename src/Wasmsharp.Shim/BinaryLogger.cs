@@ -13,7 +13,6 @@ namespace Wasmsharp.Shim;
 /// </summary>
 internal sealed class BinaryLogger : IDisposable
 {
-    private const int SIGTERM = 15, SIGKILL = 9;
     private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(30);
     public static TimeSpan ExitTimeout { get; set; } = TimeSpan.FromSeconds(12);
 
@@ -75,9 +74,9 @@ internal sealed class BinaryLogger : IDisposable
         if (pid > 0)
         {
             // SIGTERM first, so the logger can flush what it has read and exit properly.
-            if (!Processes.Signal(pid, SIGTERM) || !Processes.WaitForExit(pid, ExitTimeout))
+            if (!Processes.Signal(pid, Wasm.Signals.SIGTERM) || !Processes.WaitForExit(pid, ExitTimeout))
             {
-                Processes.Signal(pid, SIGKILL);
+                Processes.Signal(pid, Wasm.Signals.SIGKILL);
                 Processes.WaitForExit(pid, TimeSpan.FromSeconds(2));
             }
         }

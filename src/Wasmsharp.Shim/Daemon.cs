@@ -94,7 +94,7 @@ internal static partial class Daemon
     {
         using var listener = new Socket(new SafeSocketHandle(listenerFd, ownsHandle: true));
         var registry = new TtrpcServiceRegistry();
-        TaskApi.Task.BindService(registry, service);
+        RpcErrors.Bind(registry, service, log);
         await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));
         try
         {

@@ -11,7 +11,7 @@ internal static partial class Daemon
     private static async Task ServeGrpcAsync(int listenerFd, TaskService service, ILogger log, CancellationToken stop)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        await using var server = await GrpcServer.StartAsync((ulong)listenerFd, binder => TaskApi.Task.BindService(binder, service), new GrpcServerOptions
+        await using var server = await GrpcServer.StartAsync((ulong)listenerFd, binder => RpcErrors.Bind(binder, service, log), new GrpcServerOptions
         {
             ServiceNames = GrpcTaskApi.ServiceNames,
             Log = (message, e) => log.Warning(e, "grpc: {Message}", message),

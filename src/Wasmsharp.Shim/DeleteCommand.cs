@@ -3,6 +3,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Serilog;
 using Wasmsharp.Ttrpc;
+using Wasmsharp.Wasm;
 using TaskApi = Wasmsharp.Containerd.Api.Task;
 
 namespace Wasmsharp.Shim;

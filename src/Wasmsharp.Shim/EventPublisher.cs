@@ -12,7 +12,7 @@ namespace Wasmsharp.Shim;
 /// Forwards task events to containerd over its ttrpc socket, in order, from one background loop.
 /// containerd may restart at any time: a failed forward reconnects and retries, so an exit is not lost.
 /// </summary>
-internal sealed class EventPublisher : IAsyncDisposable
+internal sealed class EventPublisher : IEventSink, IAsyncDisposable
 {
     private static readonly TimeSpan GiveUpAfter = TimeSpan.FromMinutes(2);
 

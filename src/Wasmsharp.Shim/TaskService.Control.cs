@@ -2,7 +2,6 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Wasmsharp.Containerd.Api.Events;
 using TaskApi = Wasmsharp.Containerd.Api.Task;
-using Status = Wasmsharp.Containerd.Api.Types.Status;
 
 namespace Wasmsharp.Shim;
 
@@ -31,17 +30,23 @@ internal sealed partial class TaskService
         return Task.FromResult(EmptyReply);
     }
 
-    // Like a frozen cgroup: every live process of the container stops (or continues), execs included.
+    // Like a frozen cgroup: every live process of the container stops (or continues), execs included. The init's
+    // state decides, in runc's words (ProcessState); its execs follow where they can.
     private void SetPaused(string id, bool paused)
     {
         var container = Find(id);
-        var (from, to, verb) = paused ? (Status.Running, Status.Paused, "pause") : (Status.Paused, Status.Running, "resume");
-        if (!container.Init.Transition(from, to))
+        Func<ProcessState, ProcessState> verb = paused ? s => s.Pause() : s => s.Resume();
+        Func<ProcessState, ProcessState> undo = paused ? s => s.Resume() : s => s.Pause();
+        var word = paused ? "pause" : "resume";
+        try
         {
-            // Unknown, as runc's "cannot pause a paused container" reaches clients.
-            throw Error(StatusCode.Unknown, $"cannot {verb} {id}: it is {container.Init.Status.ToString().ToLowerInvariant()}");
+            container.Init.Apply(verb);
         }
-        foreach (var process in container.All.Where(p => p == container.Init || p.Transition(from, to)))
+        catch (LifecycleException e)
+        {
+            throw RpcErrors.From(e);
+        }
+        foreach (var process in container.All.Where(p => p == container.Init || p.Follow(verb)))
         {
             try
             {
@@ -50,15 +55,15 @@ internal sealed partial class TaskService
             catch (Native.RuncException e) when (process == container.Init)
             {
                 // runc could not freeze (or thaw) the container: it stays as it was.
-                container.Init.Transition(to, from);
-                throw Error(StatusCode.Unknown, e.Message);
+                container.Init.Follow(undo);
+                throw RpcErrors.From(e);
             }
             catch (InvalidOperationException e)
             {
                 // It ended (or is being killed) meanwhile: nothing to hold or release.
-                log.Debug("{Id}: {Process} not {Verb}d: {Reason}", id, process.Id, verb, e.Message);
+                log.Debug("{Id}: {Process} not {Verb}d: {Reason}", id, process.Id, word, e.Message);
             }
         }
-        log.Information("{Id}: {Verb}d", id, verb);
+        log.Information("{Id}: {Verb}d", id, word);
     }
 }

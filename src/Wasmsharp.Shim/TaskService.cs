@@ -19,10 +19,10 @@ namespace Wasmsharp.Shim;
 /// containerd's task API over Wasm instances. Every RPC not overridden here answers Unimplemented
 /// (the generated base class does that).
 /// </summary>
-internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublisher events, ILogger log, string ns, Action requestShutdown)
+internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink events, ILogger log, string ns, Action requestShutdown)
     : TaskApi.Task.TaskBase
 {
-    public TaskService(WasmHost host, EventPublisher events, ILogger log, string ns, Action requestShutdown)
+    public TaskService(WasmHost host, IEventSink events, ILogger log, string ns, Action requestShutdown)
         : this(Task.FromResult(host), events, log, ns, requestShutdown)
     {
     }
@@ -120,7 +120,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             WatchExit(request.Id, init);
             return container;
         }
-        catch (Exception e)
+        catch
         {
             // Nothing of the container is left: its guest (never started), rootfs, cgroup, namespace; then, as
             // runc destroys a container it failed to create, its poststop hooks.
@@ -129,7 +129,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             cgroup?.Release();
             network?.Dispose();
             if (hooks is not null) RunPoststop(request.Id, hooks);
-            throw ToRpc(e);
+            throw;
         }
     }
 
@@ -251,17 +251,6 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         }
     }
 
-    // runc reports a process it cannot start (missing, not executable, bad spec) as Unknown ("OCI
-    // runtime create failed: ...: unknown"); clients see the same code from us, with our message.
-    private static RpcException ToRpc(Exception e) => e switch
-    {
-        RpcException rpc => rpc,
-        BundleException or WasmModuleException or OciSpecException or WasmArtifactException or Native.RuncException => Error(StatusCode.Unknown, e.Message),
-        NotSupportedException => Error(StatusCode.Unimplemented, e.Message),
-        LinuxException => Error(StatusCode.Internal, e.Message),
-        _ => Error(StatusCode.Unknown, e.Message),
-    };
-
     private void WatchExit(string containerId, TaskProcess process)
     {
         process.Guest.Completion.ContinueWith(t =>
@@ -282,11 +271,20 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             // before (and the sweep below ends it) or sees the init stopped and is refused.
             lock (isInit && container is not null ? container.ExecGate : process)
                 recorded = process.RecordExit(exit.ExitCode);
-            if (!recorded) return;
+            if (!recorded)
+            {
+                process.MarkExitPublished();
+                return;
+            }
             log.Information("{Id} exited with {Code}", process.Id, exit.ExitCode);
             if (isInit && container is not null)
             {
-                foreach (var exec in container.Execs.Values) Terminate(exec, Signals.SIGKILL);
+                // As runc's shim: the init's exit is the container's last; its execs are ended and their exits
+                // published first (an exec still blocked in a host call is reported ended after KillGrace).
+                var execs = container.Execs.Values.Where(e => !e.ExitPublished.IsCompleted).ToList();
+                foreach (var exec in execs) Terminate(exec, Signals.SIGKILL);
+                if (!Task.WhenAll(execs.Select(e => e.ExitPublished)).Wait(ExecsEndWithin))
+                    log.Warning("{Id}: execs still running {Seconds} s after the init's exit; publishing it anyway", containerId, ExecsEndWithin.TotalSeconds);
             }
             if (exit.OutOfMemory) PublishOom(containerId); // before the exit, as runc's shim does
             StartupTrace.Mark("exit recorded");
@@ -298,8 +296,18 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
                 ExitStatus = process.ExitStatus,
                 ExitedAt = process.ExitedAt,
             });
+            process.MarkExitPublished();
         }, TaskScheduler.Default);
     }
+
+    private static readonly TimeSpan ExecsEndWithin = TimeSpan.FromSeconds(10);
+
+    /// <summary>Test seam: runs in an exec's Start between the check that its init has not stopped and the exec's
+    /// own transition, where a test widens the window the container's gate closes.</summary>
+    internal Action? AfterExecStartCheck { get; set; }
+
+    /// <summary>Test seam: false takes the gate out of an exec's Start, to show a test fails without it.</summary>
+    internal bool OrderExecStartWithInitExit { get; set; } = true;
 
     public override Task<TaskApi.StartResponse> Start(TaskApi.StartRequest request, ServerCallContext context)
     {
@@ -309,26 +317,20 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         var isInit = string.IsNullOrEmpty(request.ExecId);
         if (isInit && container.Hooks is { } hooks && hooks.Has(HookStage.StartContainer) && process.Status == Status.Created)
             RunStartHook(container, process, HookStage.StartContainer);
-        lock (container.ExecGate)
+        // An exec's start and its init's exit are ordered by the container's gate: the exec either starts first
+        // (and the init's exit sweep ends it) or sees the init stopped and is refused, in runc's shim's words.
+        var gate = !isInit && OrderExecStartWithInitExit ? container.ExecGate : new object();
+        lock (gate)
         {
-            // runc's words and code (Unknown): containerd's runc shim answers a second Start, or an exec's Start
-            // once its container has stopped, with these.
             if (!isInit && container.Init.Status == Status.Stopped)
-                throw Error(StatusCode.Unknown, $"cannot start exec {request.ExecId}: container {request.Id} has stopped");
-            if (!process.MarkRunning())
-                throw Error(StatusCode.Unknown, $"cannot start a {process.Status.ToString().ToLowerInvariant()} process");
+                throw Error(StatusCode.FailedPrecondition, $"container {request.Id} init process is not running");
+            if (!isInit) AfterExecStartCheck?.Invoke();
+            process.Apply(s => s.Start());
         }
         // Its exit waits for the start event, published once it runs (a native exec's pid is known only then).
         using (process.HoldExitEvents())
         {
-            try
-            {
-                process.Guest.Start();
-            }
-            catch (Native.RuncException e)
-            {
-                throw Error(StatusCode.Unknown, e.Message);
-            }
+            process.Guest.Start();
             StartupTrace.Mark("start rpc: guest started");
             if (string.IsNullOrEmpty(request.ExecId))
             {
@@ -355,7 +357,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         {
             Terminate(init, Signals.SIGKILL);
             init.Exited.Wait(TimeSpan.FromSeconds(5));
-            throw Error(StatusCode.Unknown, e.Message);
+            throw Error(StatusCode.Unknown, e.Message); // a hook's failure, even a system call's, is runc's Unknown
         }
     }
 
@@ -390,14 +392,11 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     public override Task<Empty> Kill(TaskApi.KillRequest request, ServerCallContext context)
     {
         var process = Process(request.Id, request.ExecId);
-        if (process.Status == Status.Stopped)
-        {
-            throw Error(StatusCode.NotFound, $"process {ProcessName(request.Id, request.ExecId)}: process already finished");
-        }
+        process.Check(s => s.Kill(exec: !string.IsNullOrEmpty(request.ExecId)));
         var signal = (int)request.Signal;
         if (Signals.Terminates(signal) || !process.Guest.InShim)
         {
-            log.Information("{Id}: kill {Process} with signal {Signal}", request.Id, request.All ? "all" : ProcessName(request.Id, request.ExecId), signal);
+            log.Information("{Id}: kill {Process} with {Signal}", request.Id, request.All ? "all" : ProcessName(request.Id, request.ExecId), Signals.Name(signal));
             var container = Find(request.Id);
             if (request.All && container.Native is { } native)
             {
@@ -443,19 +442,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         if (!string.IsNullOrEmpty(request.ExecId)) return await DeleteExec(request.Id, request.ExecId).ConfigureAwait(false);
         var container = Find(request.Id);
         var init = container.Init;
-        switch (init.Status)
-        {
-            case Status.Running:
-                throw Error(StatusCode.Unknown, "cannot delete a running process");
-            case Status.Paused:
-                throw Error(StatusCode.Unknown, "cannot delete a paused process");
-            case Status.Created:
-                // Never started: end it the way runc does (SIGKILL) so waiters are released.
-                init.Guest.Kill(9);
-                await init.Exited.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-                break;
-        }
+        await EndForDelete(init).ConfigureAwait(false);
         if (!_containers.TryRemove(request.Id, out _)) throw Error(StatusCode.NotFound, $"container {request.Id} not found");
+        init.MarkDeleted();
         foreach (var exec in container.Execs.Values) exec.Dispose();
         init.Dispose();
         StartupTrace.Mark("delete rpc: disposed");
@@ -483,33 +472,31 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     {
         var container = Find(id);
         var exec = Process(id, execId);
-        switch (exec.Status)
-        {
-            case Status.Running:
-                throw Error(StatusCode.Unknown, "cannot delete a running process");
-            case Status.Paused:
-                throw Error(StatusCode.Unknown, "cannot delete a paused process"); // as for an init
-            case Status.Created:
-                exec.Guest.Kill(Signals.SIGKILL);
-                await exec.Exited.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
-                break;
-        }
-        if (!container.Execs.TryRemove(execId, out _)) throw Error(StatusCode.NotFound, $"process {execId}: not found");
+        await EndForDelete(exec).ConfigureAwait(false);
+        if (!container.Execs.TryRemove(execId, out _)) throw Error(StatusCode.NotFound, $"process does not exist {execId}");
+        exec.MarkDeleted();
         exec.Dispose();
         // Like runc's shim: no TaskDelete event for an exec, only the response.
         log.Information("{Id}: deleted exec {ExecId}", id, execId);
         return new TaskApi.DeleteResponse { Pid = exec.Pid, ExitStatus = exec.ExitStatus, ExitedAt = exec.ExitedAt };
     }
 
+    // Delete as the lifecycle table allows it (not while running or paused); a process never started is ended the
+    // way runc ends it (SIGKILL), so its waiters are released.
+    private static async Task EndForDelete(TaskProcess process)
+    {
+        process.Check(s => s.Delete());
+        if (process.Status != Status.Created) return;
+        process.Guest.Kill(Signals.SIGKILL);
+        await process.Exited.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+    }
+
     public override Task<Empty> Exec(TaskApi.ExecProcessRequest request, ServerCallContext context)
     {
         var container = Find(request.Id);
         if (string.IsNullOrEmpty(request.ExecId)) throw Error(StatusCode.InvalidArgument, "exec id is required");
-        if (container.Init.Status is not (Status.Running or Status.Created))
-        {
-            throw Error(StatusCode.FailedPrecondition, $"container {request.Id} is not running: cannot exec in it");
-        }
         if (container.Execs.ContainsKey(request.ExecId)) throw Error(StatusCode.AlreadyExists, $"id {request.ExecId}: already exists");
+        container.Init.Check(s => s.Exec());
         Oci.Process process;
         try
         {
@@ -520,23 +507,16 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
             throw Error(StatusCode.InvalidArgument, $"exec {request.ExecId}: invalid process spec: {e.Message}");
         }
         TaskProcess exec;
-        try
+        if (container.Native is { } native)
         {
-            if (container.Native is { } native)
-            {
-                exec = PrepareNativeExec(native, request, process);
-            }
-            else
-            {
-                // The exec's environment extends the container's; the exec spec wins on conflicts.
-                var env = container.Bundle.Spec.Process?.Env ?? [];
-                process.Env = [.. env, .. process.Env];
-                exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit, container.Cgroup, container.Network!);
-            }
+            exec = PrepareNativeExec(native, request, process);
         }
-        catch (Exception e)
+        else
         {
-            throw ToRpc(e);
+            // The exec's environment extends the container's; the exec spec wins on conflicts.
+            var env = container.Bundle.Spec.Process?.Env ?? [];
+            process.Env = [.. env, .. process.Env];
+            exec = PrepareProcess(request.Id, request.ExecId, container.Bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, container.MemoryLimit, container.Cgroup, container.Network!);
         }
         if (!container.Execs.TryAdd(request.ExecId, exec))
         {
@@ -572,16 +552,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
         if (container.Native is { } native)
         {
             // Every process in its cgroup, as runc's shim lists them (runc ps).
-            IReadOnlyList<int> pids;
-            try
-            {
-                pids = native.Pids();
-            }
-            catch (Native.RuncException e)
-            {
-                throw Error(StatusCode.Unknown, e.Message);
-            }
-            foreach (var pid in pids) response.Processes.Add(new ProcessInfo { Pid = (uint)pid });
+            foreach (var pid in native.Pids()) response.Processes.Add(new ProcessInfo { Pid = (uint)pid });
             return Task.FromResult(response);
         }
         foreach (var process in container.All)
@@ -623,7 +594,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, EventPublish
     {
         var container = Find(id);
         if (string.IsNullOrEmpty(execId)) return container.Init;
-        return container.Execs.TryGetValue(execId, out var exec) ? exec : throw Error(StatusCode.NotFound, $"process {execId}: not found");
+        return container.Execs.TryGetValue(execId, out var exec) ? exec : throw Error(StatusCode.NotFound, $"process does not exist {execId}");
     }
 
     private static string ProcessName(string id, string execId) => string.IsNullOrEmpty(execId) ? id : execId;

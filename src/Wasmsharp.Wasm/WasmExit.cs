@@ -54,7 +54,7 @@ internal static class ExitStatus
     public static WasmExit FromOutcome(Exception? error, int killSignal)
     {
         if (killSignal > 0)
-            return new WasmExit(128 + killSignal, $"killed by signal {killSignal}");
+            return new WasmExit(Signals.ExitStatus(killSignal), $"killed by signal {killSignal} ({Signals.Name(killSignal)})");
         if (error is null)
             return new WasmExit(0, null);
         if (Find<ProcExitException>(error) is { } exit)

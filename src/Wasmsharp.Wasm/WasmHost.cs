@@ -301,7 +301,7 @@ public sealed class WasmHost : IDisposable
         }
         catch (WasmtimeException e)
         {
-            throw new WasmModuleException($"{fullPath}: failed to compile WebAssembly {(kind == WasmBinaryKind.Component ? "component" : "module")}: {e.Message}", e);
+            throw new WasmModuleException($"{fullPath}: failed to compile WebAssembly {(kind == WasmBinaryKind.Component ? "component" : "module")}: {WasmErrorText.OneLine(e.Message)}", e);
         }
     }
 

@@ -31,8 +31,6 @@ namespace Wasmsharp.Wasm;
 /// </remarks>
 public sealed class WasmInstance : IDisposable
 {
-    private const int SIGKILL = 9;
-
     /// <summary>How long <see cref="Pause"/> waits for the guest to reach a safe point.</summary>
     internal static readonly TimeSpan PauseHoldTimeout = TimeSpan.FromSeconds(1);
     private static readonly int[] KillNudgesMs = [10, 100];
@@ -87,7 +85,7 @@ public sealed class WasmInstance : IDisposable
     private void OnMemoryLimitExceeded(long wanted)
     {
         outOfMemory = true;
-        Kill(SIGKILL);
+        Kill(Signals.SIGKILL);
     }
 
     public WasmModule Module => module;
@@ -151,13 +149,13 @@ public sealed class WasmInstance : IDisposable
     public bool Kill(int signal)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(signal);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(signal, 64);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(signal, Signals.Max);
         bool first;
         lock (gate)
         {
             if (finished)
                 return false;
-            if (!Terminates(signal))
+            if (!Signals.Terminates(signal))
                 return signal == 0;
             first = killSignal == 0;
             if (first)
@@ -205,7 +203,7 @@ public sealed class WasmInstance : IDisposable
             Abandoned = true;
         }
         TickEpoch();
-        completion.TrySetResult(new WasmExit(128 + signal,
+        completion.TrySetResult(new WasmExit(Signals.ExitStatus(signal),
             $"killed by signal {signal}; the guest was blocked in a host call and is reported ended without waiting for it"));
     }
 
@@ -354,15 +352,6 @@ public sealed class WasmInstance : IDisposable
 
     internal WasiSpec Spec => spec;
 
-    /// <summary>Whether <paramref name="signal"/>'s default action ends a process.</summary>
-    public static bool Terminates(int signal) => signal switch
-    {
-        <= 0 or > 64 => false,
-        17 or 18 or 23 or 28 => false, // SIGCHLD SIGCONT SIGURG SIGWINCH: ignored
-        19 or 20 or 21 or 22 => false, // SIGSTOP SIGTSTP SIGTTIN SIGTTOU: stop
-        _ => true,
-    };
-
     /// <summary>Kills the guest (SIGKILL) if it has not ended; its thread frees the store when it ends. Does not wait.</summary>
     public void Dispose()
     {
@@ -372,7 +361,7 @@ public sealed class WasmInstance : IDisposable
                 return;
             disposed = true;
         }
-        Kill(SIGKILL);
+        Kill(Signals.SIGKILL);
     }
 
     private ulong OnEpochDeadline(Store _)
@@ -451,7 +440,7 @@ public sealed class WasmInstance : IDisposable
         }
         catch (Exception e)
         {
-            var message = e is WasmModuleException ? e.Message : $"{module.Path}: cannot prepare the instance: {Describe(e)}";
+            var message = e is WasmModuleException ? e.Message : $"{module.Path}: cannot prepare the instance: {WasmErrorText.OneLine(Describe(e))}";
             prepareError = e as WasmModuleException ?? new WasmModuleException(message, e);
             Finish(prepareError, report: false);
             ready.Set();
@@ -491,7 +480,7 @@ public sealed class WasmInstance : IDisposable
             sockets = null;
         }
         var exit = report ? ExitStatus.FromOutcome(error, signal) : new WasmExit(ExitStatus.HostError, error?.Message);
-        if (report && outOfMemory && signal == SIGKILL)
+        if (report && outOfMemory && signal == Signals.SIGKILL)
             exit = exit with { OutOfMemory = true, Message = $"killed: memory limit of {memoryBudget.Limit} bytes reached" };
         try
         {

@@ -290,6 +290,14 @@ public sealed class GuestModules : IDisposable
 
     private static readonly Dictionary<string, string> WatSources = new()
     {
+        // Its start function traps: instantiation (at Create) fails with Wasmtime's multi-line trap text.
+        ["start_traps"] = """
+            (module
+              (memory (export "memory") 1)
+              (func $boom unreachable)
+              (start $boom)
+              (func (export "_start")))
+            """,
         ["unknown_import"] = """
             (module
               (import "env" "no_such_function" (func $f))

@@ -144,6 +144,22 @@ public sealed class WasmHostTests(GuestModules guests) : IDisposable
         File.WriteAllBytes(broken, [0, (byte)'a', (byte)'s', (byte)'m', 1, 0, 0, 0, 0xff, 0xff]);
         var e = Assert.Throws<WasmModuleException>(() => guests.Host.LoadModule(broken));
         Assert.Contains("failed to compile", e.Message);
+        // One line that ends in Wasmtime's innermost cause (its text is several lines: "Caused by:" and the chain).
+        Assert.DoesNotContain('\n', e.Message);
+        var inner = ((Wasmtime.WasmtimeException)e.InnerException!).Message;
+        Assert.Contains('\n', inner);
+        var innermost = inner.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)[^1];
+        Assert.EndsWith(innermost[(innermost.IndexOf(':') + 1)..].Trim(), e.Message, StringComparison.Ordinal);
+    }
+
+    // A trap while instantiating (the module's start function) refuses Prepare in one line ending in the trap.
+    [Fact]
+    public void StartFunctionTrap_RefusesPrepareInOneLineEndingInTheTrap()
+    {
+        var e = Assert.Throws<WasmModuleException>(() => Prepare("start_traps", new WasiSpec { Args = ["start_traps"] }));
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.EndsWith("wasm trap: wasm `unreachable` instruction executed", e.Message, StringComparison.Ordinal);
+        Assert.Contains("cannot prepare the instance", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -17,8 +17,6 @@ namespace Wasmsharp.Shim.Sandbox;
 /// </remarks>
 internal sealed class PodSandbox : IGuest
 {
-    private const int SIGINT = 2;
-
     /// <summary>The annotation CRI sets on every container it creates, and its value for the sandbox.</summary>
     public const string ContainerTypeAnnotation = "io.kubernetes.cri.container-type", SandboxType = "sandbox";
 
@@ -78,7 +76,7 @@ internal sealed class PodSandbox : IGuest
             ended = true;
             Monitor.PulseAll(gate);
         }
-        var status = signal is SIGINT or Signals.SIGTERM ? 0 : Signals.ExitStatus(signal);
+        var status = signal is Signals.SIGINT or Signals.SIGTERM ? 0 : Signals.ExitStatus(signal);
         completion.TrySetResult(new WasmExit(status, null));
         return true;
     }

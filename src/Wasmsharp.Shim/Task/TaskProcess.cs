@@ -13,7 +13,7 @@ internal sealed class TaskProcess : IDisposable
 {
     private readonly object _gate = new();
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private Status _status = Status.Created;
+    private ProcessState _state = ProcessState.Created;
 
     public string Id { get; }
     public IGuest Guest { get; }
@@ -34,6 +34,12 @@ internal sealed class TaskProcess : IDisposable
     public uint ExitStatus { get; private set; }
     public Timestamp? ExitedAt { get; private set; }
     public Task Exited => _exited.Task;
+    private readonly TaskCompletionSource _exitPublished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once its /tasks/exit was handed to the event sink (an init's waits for its execs').</summary>
+    public Task ExitPublished => _exitPublished.Task;
+
+    public void MarkExitPublished() => _exitPublished.TrySetResult();
 
     public TaskProcess(string id, IGuest guest, Stdio stdio)
     {
@@ -63,29 +69,49 @@ internal sealed class TaskProcess : IDisposable
 
     public Status Status
     {
-        get { lock (_gate) return _status; }
+        get { lock (_gate) return _state.Status; }
     }
 
-    /// <summary>Marks the process running; false if it already ended (e.g. killed while created).</summary>
-    public bool MarkRunning()
+    public ProcessState State
+    {
+        get { lock (_gate) return _state; }
+    }
+
+    /// <summary>Applies a verb of the lifecycle table (<see cref="ProcessState"/>): the state it leads to, or its
+    /// <see cref="LifecycleException"/> with the state unchanged.</summary>
+    public void Apply(Func<ProcessState, ProcessState> verb)
+    {
+        lock (_gate) _state = verb(_state);
+    }
+
+    /// <summary>Checks a verb that leaves the state as it is (Kill, Delete, Exec on the init).</summary>
+    public void Check(Action<ProcessState> verb)
+    {
+        lock (_gate) verb(_state);
+    }
+
+    /// <summary>An init or exec paused or resumed with its container: follows when it can, silently otherwise
+    /// (created or ended meanwhile); true when it did.</summary>
+    public bool Follow(Func<ProcessState, ProcessState> verb)
     {
         lock (_gate)
         {
-            if (_status != Status.Created) return false;
-            _status = Status.Running;
-            return true;
+            try
+            {
+                _state = verb(_state);
+                return true;
+            }
+            catch (LifecycleException)
+            {
+                return false;
+            }
         }
     }
 
-    /// <summary>Moves between RUNNING and PAUSED; false if the process is not in <paramref name="from"/>.</summary>
-    public bool Transition(Status from, Status to)
+    /// <summary>Marks it deleted (after Delete's check passed and it ended).</summary>
+    public void MarkDeleted()
     {
-        lock (_gate)
-        {
-            if (_status != from) return false;
-            _status = to;
-            return true;
-        }
+        lock (_gate) _state = ProcessState.Deleted;
     }
 
     /// <summary>Records the exit; returns false if it was already recorded.</summary>
@@ -93,8 +119,9 @@ internal sealed class TaskProcess : IDisposable
     {
         lock (_gate)
         {
-            if (_status == Status.Stopped) return false;
-            _status = Status.Stopped;
+            var next = _state.SetExited();
+            if (next == _state) return false;
+            _state = next;
             ExitStatus = (uint)exitCode;
             ExitedAt = Timestamp.FromDateTime(DateTime.UtcNow);
         }

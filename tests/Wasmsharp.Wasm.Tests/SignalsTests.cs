@@ -1,4 +1,4 @@
-using Wasmsharp.Shim;
+using Wasmsharp.Wasm;
 
 public class SignalsTests
 {
@@ -16,4 +16,17 @@ public class SignalsTests
         Assert.Equal(terminates, Signals.Terminates(signal));
         Assert.Equal(status, Signals.ExitStatus(signal));
     }
+}
+
+public class SignalNameTests
+{
+    [Theory]
+    [InlineData(9, "SIGKILL")]
+    [InlineData(15, "SIGTERM")]
+    [InlineData(31, "SIGSYS")]
+    [InlineData(34, "SIGRTMIN")]
+    [InlineData(37, "SIGRTMIN+3")]
+    [InlineData(0, "0")]
+    [InlineData(65, "65")]
+    public void Names(int signal, string name) => Assert.Equal(name, Signals.Name(signal));
 }
