@@ -70,6 +70,7 @@ public sealed class WasmInstance : IDisposable
         this.module = module;
         this.spec = spec;
         memoryBudget = new MemoryBudget(spec.MemoryLimitBytes ?? long.MaxValue, OnMemoryLimitExceeded);
+        Descriptors = new GuestDescriptors(DescriptorPool.Process, spec.DescriptorLimit);
     }
 
     /// <summary>The guest's memory limit in bytes (null = none). Setting it takes effect at the guest's next
@@ -347,10 +348,25 @@ public sealed class WasmInstance : IDisposable
         originalPollOneoff ??= module.Engine.MakeOriginalPollOneoff(store, memory);
 
     /// <summary>Wasmtime's own fd_fdstat_get for this store, callable from a host function (made on first use).</summary>
-    internal Function OriginalFdstat(Store store, Memory memory) =>
-        originalFdstat ??= module.Engine.Originals.MakeDelegates(store, memory).GetFunction("fd_fdstat_get")
-            ?? throw new InvalidOperationException("the fd trampoline exports no fd_fdstat_get");
-    private Function? originalFdstat;
+    internal Function OriginalFdstat(Store store, Memory memory) => Original(store, memory, "fd_fdstat_get");
+
+    /// <summary>Wasmtime's own <paramref name="name"/> (one of <see cref="WasiOriginals.FdFunctions"/>) for this
+    /// store on the guest's memory, callable from a host function (the trampoline is made on first use).</summary>
+    internal Function Original(Store store, Memory memory, string name)
+    {
+        if (!originalFunctions.TryGetValue(name, out var function))
+        {
+            originalDelegates ??= module.Engine.Originals.MakeDelegates(store, memory);
+            function = originalDelegates.GetFunction(name) ?? throw new InvalidOperationException($"the fd trampoline exports no {name}");
+            originalFunctions[name] = function;
+        }
+        return function;
+    }
+    private Instance? originalDelegates;
+    private readonly Dictionary<string, Function> originalFunctions = new(StringComparer.Ordinal);
+
+    /// <summary>The files and sockets the guest opened, held to its limit (guest thread only).</summary>
+    internal GuestDescriptors Descriptors { get; }
 
     internal WasiSpec Spec => spec;
 
@@ -502,9 +518,11 @@ public sealed class WasmInstance : IDisposable
             // nothing sensible to do; the guest has ended anyway
         }
         store = null;
+        Descriptors.Release(); // the store's files are closed, and the sockets above
         entrypoint = null;
         originalPollOneoff = null;
-        originalFdstat = null;
+        originalDelegates = null;
+        originalFunctions.Clear();
         host.Forget(this);
         try
         {
