@@ -258,4 +258,62 @@ public sealed partial class HostileInputTests(ContainerdFixture f)
             f.RemoveContainer(id);
         }
     }
+
+    // The working directory is opened once, below its mount, in one walk of the kernel's: a directory of a shared
+    // writable mount swapped again and again for a symlink to a directory outside it (as another container sharing
+    // the mount could) while execs with that cwd start never gives an exec the outside directory. Each exec runs in
+    // the real one, or fails saying there is none — naming the directory as the user wrote it.
+    [Fact]
+    public void A_working_directory_swapped_for_a_symlink_never_leads_an_exec_outside_its_mount()
+    {
+        var id = f.NewId("cwd-race");
+        var host = f.HostDir(id);
+        var shared = Directory.CreateDirectory(Path.Combine(host, "shared")).FullName;
+        var outside = Directory.CreateDirectory(Path.Combine(host, "outside")).FullName;
+        File.WriteAllText(Path.Combine(outside, "which"), "OUTSIDE");
+        var work = Path.Combine(shared, "work");
+        var parked = Path.Combine(shared, "parked");
+        Directory.CreateDirectory(work);
+        File.WriteAllText(Path.Combine(work, "which"), "inside");
+        using var stop = new CancellationTokenSource();
+        Task? swapper = null;
+        try
+        {
+            var run = f.Ctr("run", "-d", "--runtime", RepoLayout.Runtime, "--mount", $"type=bind,src={shared},dst=/shared,options=rbind:rw",
+                Images.WasmTests, id, "/sleep.wasm", "1000");
+            f.Check(run.ExitCode == 0, "ctr run -d", id, run);
+            swapper = Task.Run(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    Directory.Move(work, parked);
+                    File.CreateSymbolicLink(work, outside);
+                    Thread.Yield();
+                    File.Delete(work);
+                    Directory.Move(parked, work);
+                    Thread.Yield();
+                }
+            });
+            int inside = 0, failed = 0;
+            for (int i = 0; i < 60; i++)
+            {
+                var exec = f.Ctr("task", "exec", "--exec-id", $"x{i}", "--cwd", "/shared/work", id, "/fs.wasm", "cwdread", "which");
+                f.Check(!exec.Stdout.Contains("OUTSIDE", StringComparison.Ordinal), "an exec saw the directory outside the mount", id, exec);
+                f.Check(!exec.Stderr.Contains("/proc/self/fd", StringComparison.Ordinal), "no message names /proc/self/fd", id, exec);
+                if (exec.ExitCode == 0 && exec.Stdout == "inside") inside++;
+                else
+                {
+                    failed++;
+                    f.Check(exec.Stderr.Contains("working directory /shared/work", StringComparison.Ordinal), "a failure names the working directory", id, exec);
+                }
+            }
+            f.Check(inside > 0, $"some execs ran in the real directory ({inside} did, {failed} failed)", id, run);
+        }
+        finally
+        {
+            stop.Cancel();
+            swapper?.Wait();
+            f.RemoveContainer(id);
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Wasmsharp.Linux;
 using Wasmtime;
 
 namespace Wasmsharp.Wasm;
@@ -451,7 +452,18 @@ public sealed class WasmInstance : IDisposable
             store.SetEpochDeadlineCallback(OnEpochDeadline);
             // Without a WASI configuration the first WASI call aborts the process. Components get p2's sockets
             // from it (modules get WasmEdge's from SocketTable).
-            WasiNative.Apply(store, WasiSetup.Build(spec), network: module.IsComponent && spec.NetworkAccess);
+            var wasi = WasiSetup.Build(spec, out var cwd);
+            using (cwd) // Wasmtime reopens it through /proc/self/fd while the configuration is applied
+            {
+                try
+                {
+                    WasiNative.Apply(store, wasi, network: module.IsComponent && spec.NetworkAccess);
+                }
+                catch (Exception e) when (cwd is not null && e.Message.Contains(Files.ProcPath(cwd), StringComparison.Ordinal))
+                {
+                    throw new WasmModuleException(e.Message.Replace(Files.ProcPath(cwd), $"working directory {spec.Cwd}", StringComparison.Ordinal), e);
+                }
+            }
             // Wasmtime's monotonic clock counts from the WASI context's creation, inside the call above. Taking
             // the origin just after it makes our view of the guest's clock lag by the set-up time (µs): absolute
             // monotonic sleeps may end that much late, never early.
