@@ -58,7 +58,10 @@ public static partial class LoadBench
         var figures = new Figures(lifecycles, parallel, wasmSeconds, runcSeconds, [], [], [], []);
         for (var i = 0; i < computeRuns; i++)
         {
+            var wasmId = next;
             var (wasmSum, wasmKernel, wasmRun) = Compute(containerd, WasmCompute(next++));
+            if (!ColdStart.ModuleLine(containerd, $"lcw{wasmId}").Contains(" CacheHit ", StringComparison.Ordinal))
+                throw new InvalidOperationException($"lcw{wasmId} should have loaded the optimised code from the cache: {ColdStart.ModuleLine(containerd, $"lcw{wasmId}")}");
             var (nativeSum, nativeKernel, nativeRun) = Compute(containerd, NativeCompute(next++));
             if (wasmSum != nativeChecksum || nativeSum != nativeChecksum)
                 throw new InvalidOperationException($"compute checksums differ: wasm {wasmSum}, native {nativeSum} (first native {nativeChecksum})");
