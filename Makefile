@@ -23,7 +23,7 @@ DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-was
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench pod-bench component-bench docker-bench demo clean
+.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench pod-bench component-bench load-bench docker-bench demo clean
 
 all: publish
 
@@ -121,6 +121,11 @@ pod-bench: deps cri-api publish
 # Only the WASI preview 2 component rows of `bench` (component hello cached / not cached vs module hello and runc).
 component-bench: deps cri-api wasip2 publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- component-bench
+
+# Only the throughput and compute rows of `bench`: 200 `ctr run --rm` lifecycles 4 at a time, and compute.c as wasm
+# vs native under runc.
+load-bench: deps cri-api wasip2 publish
+	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- load-bench
 
 # `docker run --rm` start time, ours vs runc, in a private Docker 26 and 28 (needs `make runtimes`).
 docker-bench: deps publish runtimes

@@ -108,7 +108,7 @@ public static class ColdStart
         return ms;
     }
 
-    private static string ModuleLine(PrivateContainerd containerd, string id) =>
+    public static string ModuleLine(PrivateContainerd containerd, string id) =>
         File.ReadLines(containerd.LogPath).LastOrDefault(l => l.Contains($"{id}: module ", StringComparison.Ordinal)) ?? "(no module line in the log)";
 
     // The shim's own timing: "... CacheMiss in 2922.2 ms (compile 2911.2 ms)", "... CacheHit in 41.0 ms".

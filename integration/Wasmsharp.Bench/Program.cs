@@ -31,6 +31,7 @@ public static class Program
                 "net-bench" => NetBench(ParseRuns(args[1..])),
                 "pod-bench" => PodBenchOnly(ParseRuns(args[1..])),
                 "component-bench" => ComponentBenchOnly(ParseRuns(args[1..])),
+                "load-bench" => LoadBenchOnly(ParseRuns(args[1..])),
                 "docker-bench" => DockerBench.Run(ParseRuns(args[1..]), d => _docker = d),
                 _ => Usage(),
             };
@@ -54,7 +55,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | component-bench [--runs N] | docker-bench [--runs N] | demo");
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | component-bench [--runs N] | load-bench [--runs N] | docker-bench [--runs N] | demo");
         return 2;
     }
 
@@ -106,6 +107,15 @@ public static class Program
         var (programs, containerd) = StartBenchContainerd();
         var n = 0;
         ComponentBench.Print(ComponentBench.Measure(containerd, programs, runs, ref n));
+        return 0;
+    }
+
+    // Only the throughput and compute rows of `bench`.
+    private static int LoadBenchOnly(int runs)
+    {
+        var (programs, containerd) = StartBenchContainerd();
+        var n = 0;
+        LoadBench.Print(LoadBench.Measure(containerd, programs, LoadBench.Lifecycles, LoadBench.Parallel, LoadBench.ComputeRuns(runs), ref n));
         return 0;
     }
 
@@ -166,6 +176,7 @@ public static class Bench
         var component = ComponentBench.Measure(containerd, programs, runs, ref n);
         var network = NetworkBench.Measure(containerd, runs, ref n);
         var http = HttpBench.Measure(containerd, ref n);
+        var load = LoadBench.Measure(containerd, programs, LoadBench.Lifecycles, LoadBench.Parallel, LoadBench.ComputeRuns(runs), ref n);
         var pods = PodBench.Measure(runs);
 
         // Idle memory of containers whose module is cached, the usual case (a first run also holds the baseline
@@ -197,6 +208,7 @@ public static class Bench
         ComponentBench.Print(component);
         NetworkBench.Print(network, runs);
         HttpBench.Print(http);
+        LoadBench.Print(load);
         PodBench.Print(pods);
         return 0;
     }

@@ -29,9 +29,6 @@ public sealed class CgroupTests(ContainerdFixture f)
 
     private static string Read(string dir, string file) => File.ReadAllText(Path.Combine(dir, file)).Trim();
 
-    private static int ShimPid(string id) =>
-        ProcFs.Processes().FirstOrDefault(p => p.Args.Count > 0 && p.Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal) && p.HasArgPair("-id", id))?.Pid
-        ?? throw new InvalidOperationException($"no shim for {id}");
 
     // /proc/PID/cgroup → controller (or "" for the unified entry) → path.
     private static Dictionary<string, string> CgroupsOf(int pid)
@@ -64,7 +61,7 @@ public sealed class CgroupTests(ContainerdFixture f)
             // On v1 the shim's first thread is in the memory one only (memory is charged by it); on v2 the
             // whole shim is in the cgroup.
             var ours = CgroupsOf(f.Containerd.Task(wasmId)!.Pid);
-            var shim = CgroupsOf(ShimPid(wasmId));
+            var shim = CgroupsOf(ContainerdFixture.ShimPid(wasmId));
             var theirs = CgroupsOf(f.Containerd.Task(runcId)!.Pid);
             foreach (var controller in Controllers.Select(Controller).Distinct())
             {

@@ -81,6 +81,11 @@ public sealed class ContainerdFixture : IDisposable
     // without handlers ignores SIGTERM/SIGABRT, which is not what a native program normally gets.
     public string[] HostPidNamespace => ["--with-ns", $"pid:/proc/{Environment.ProcessId}/ns/pid"];
 
+    // The pid of the wasmsharp shim started for container `id` (a grouped shim's command line names its first).
+    public static int ShimPid(string id) =>
+        ProcFs.Processes().FirstOrDefault(p => p.Args.Count > 0 && p.Args[0].Contains("containerd-shim-wasmsharp", StringComparison.Ordinal) && p.HasArgPair("-id", id))?.Pid
+        ?? throw new InvalidOperationException($"no shim for {id}");
+
     // Fails with everything needed to see why: the commands' output and containerd's (and the shim's) log.
     public void Check(bool ok, string what, string id, params ProcessResult[] results)
     {

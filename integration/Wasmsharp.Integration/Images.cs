@@ -87,11 +87,18 @@ public static class Images
     }
 
     // integration/programs/httpd.c built natively (static, gcc -O2): the runc side of the HTTP benchmark.
-    public static string BuildNativeHttpd(string outputDir)
+    public static string BuildNativeHttpd(string outputDir) => BuildNative(outputDir, "httpd", NativeHttpd);
+
+    // integration/programs/compute.c built natively: the runc side of the compute benchmark.
+    public const string NativeCompute = "example.local/compute-native:1";
+    public static string BuildNativeCompute(string outputDir) => BuildNative(outputDir, "compute", NativeCompute);
+
+    // integration/programs/PROGRAM.c built natively (static, gcc -O2) into an image of its own, at /PROGRAM.
+    private static string BuildNative(string outputDir, string program, string image)
     {
-        var binary = Path.Combine(outputDir, "httpd-native");
-        ProcessRunner.RunChecked("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", binary, Path.Combine(RepoLayout.ProgramsDir, "httpd.c")], TimeSpan.FromSeconds(60));
-        return Build(outputDir, NativeHttpd, ["--file", $"{binary}:/httpd", "--entrypoint", "/httpd"]);
+        var binary = Path.Combine(outputDir, program + "-native");
+        ProcessRunner.RunChecked("gcc", ["-static", "-O2", "-Wall", "-Werror", "-o", binary, Path.Combine(RepoLayout.ProgramsDir, program + ".c")], TimeSpan.FromSeconds(60));
+        return Build(outputDir, image, ["--file", $"{binary}:/{program}", "--entrypoint", $"/{program}"]);
     }
 
     // Into the containerd's namespace, or another one (CRI's images live in k8s.io: PrivateContainerd.CriNamespace).

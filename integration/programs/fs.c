@@ -2,8 +2,11 @@
 // Exit 0 on success; on failure prints strerror(errno) to stderr and exits 1. Used to check that
 // read-write bind mounts are writable, read-only ones are not, and the rootfs is visible.
 // A leading `pwd` first changes to $PWD, as a WASI program that honours the working directory does
-// (wasi-libc starts every program in "/").
+// (wasi-libc starts every program in "/"). `cwdread NAME` prints NAME read relative to fd 3, which is the
+// working directory's own preopen (".") when the spec's cwd is not "/", as toolchains that take fd 3 for the
+// working directory (Zig) read it.
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +41,16 @@ int main(int argc, char **argv) {
         fclose(f);
         return 0;
     }
-    fprintf(stderr, "usage: fs write PATH TEXT | fs read PATH\n");
+    if (argc == 3 && strcmp(argv[1], "cwdread") == 0) {
+        int fd = openat(3, argv[2], O_RDONLY);
+        if (fd < 0) return fail("open (at fd 3)", argv[2]);
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0)
+            fwrite(buf, 1, (size_t)n, stdout);
+        close(fd);
+        return 0;
+    }
+    fprintf(stderr, "usage: fs write PATH TEXT | fs read PATH | fs cwdread NAME\n");
     return 2;
 }

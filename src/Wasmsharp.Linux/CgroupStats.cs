@@ -44,36 +44,36 @@ public sealed record CgroupStats
         var cpuacctStat = KeyValues(Read(cpuacct, "cpuacct.stat"));
         return new CgroupStats
         {
-            MemoryUsage = Number(Read(memory, "memory.usage_in_bytes")),
-            MemoryLimit = Number(Read(memory, "memory.limit_in_bytes")),
-            MemoryMaxUsage = Number(Read(memory, "memory.max_usage_in_bytes")),
-            MemoryFailCount = Number(Read(memory, "memory.failcnt")),
-            SwapUsage = Number(Read(memory, "memory.memsw.usage_in_bytes")),
-            SwapLimit = Number(Read(memory, "memory.memsw.limit_in_bytes")),
+            MemoryUsage = Number(Required(memory, "memory.usage_in_bytes"), "memory.usage_in_bytes"),
+            MemoryLimit = Number(Read(memory, "memory.limit_in_bytes"), "memory.limit_in_bytes"),
+            MemoryMaxUsage = Number(Read(memory, "memory.max_usage_in_bytes"), "memory.max_usage_in_bytes"),
+            MemoryFailCount = Number(Read(memory, "memory.failcnt"), "memory.failcnt"),
+            SwapUsage = Number(Read(memory, "memory.memsw.usage_in_bytes"), "memory.memsw.usage_in_bytes"),
+            SwapLimit = Number(Read(memory, "memory.memsw.limit_in_bytes"), "memory.memsw.limit_in_bytes"),
             MemoryStat = KeyValues(Read(memory, "memory.stat")),
             MemoryEvents = KeyValues(Read(memory, "memory.oom_control")),
-            CpuUsageNanos = Number(Read(cpuacct, "cpuacct.usage")),
+            CpuUsageNanos = Number(Required(cpuacct, "cpuacct.usage"), "cpuacct.usage"),
             CpuUserNanos = cpuacctStat.GetValueOrDefault("user") * NanosPerUserHzTick,
             CpuSystemNanos = cpuacctStat.GetValueOrDefault("system") * NanosPerUserHzTick,
             CpuPerCpuNanos = Numbers(Read(cpuacct, "cpuacct.usage_percpu")),
             CpuPeriods = cpuStat.GetValueOrDefault("nr_periods"),
             CpuThrottledPeriods = cpuStat.GetValueOrDefault("nr_throttled"),
             CpuThrottledNanos = cpuStat.GetValueOrDefault("throttled_time"),
-            PidsCurrent = Number(Read(pids, "pids.current")),
-            PidsLimit = Limit(Read(pids, "pids.max"), unlimited: 0),
+            PidsCurrent = Number(Read(pids, "pids.current"), "pids.current"),
+            PidsLimit = Limit(Read(pids, "pids.max"), 0, "pids.max"),
         };
     }
 
     internal static CgroupStats ReadV2(string dir)
     {
-        var cpuStat = KeyValues(Read(dir, "cpu.stat"));
+        var cpuStat = KeyValues(Required(dir, "cpu.stat"));
         return new CgroupStats
         {
-            MemoryUsage = Number(Read(dir, "memory.current")),
-            MemoryLimit = Limit(Read(dir, "memory.max"), unlimited: ulong.MaxValue),
-            MemoryMaxUsage = Number(Read(dir, "memory.peak")),
-            SwapUsage = Number(Read(dir, "memory.swap.current")),
-            SwapLimit = Limit(Read(dir, "memory.swap.max"), unlimited: ulong.MaxValue),
+            MemoryUsage = Number(Required(dir, "memory.current"), "memory.current"),
+            MemoryLimit = Limit(Read(dir, "memory.max"), ulong.MaxValue, "memory.max"),
+            MemoryMaxUsage = Number(Read(dir, "memory.peak"), "memory.peak"),
+            SwapUsage = Number(Read(dir, "memory.swap.current"), "memory.swap.current"),
+            SwapLimit = Limit(Read(dir, "memory.swap.max"), ulong.MaxValue, "memory.swap.max"),
             MemoryStat = KeyValues(Read(dir, "memory.stat")),
             MemoryEvents = KeyValues(Read(dir, "memory.events")),
             CpuUsageNanos = cpuStat.GetValueOrDefault("usage_usec") * 1000,
@@ -82,12 +82,37 @@ public sealed record CgroupStats
             CpuPeriods = cpuStat.GetValueOrDefault("nr_periods"),
             CpuThrottledPeriods = cpuStat.GetValueOrDefault("nr_throttled"),
             CpuThrottledNanos = cpuStat.GetValueOrDefault("throttled_usec") * 1000,
-            PidsCurrent = Number(Read(dir, "pids.current")),
-            PidsLimit = Limit(Read(dir, "pids.max"), unlimited: 0),
+            PidsCurrent = Number(Read(dir, "pids.current"), "pids.current"),
+            PidsLimit = Limit(Read(dir, "pids.max"), 0, "pids.max"),
         };
     }
 
-    private static string? Read(string? dir, string file) => dir is null ? null : Cgroup.ReadText(Path.Combine(dir, file));
+    // A counter file: null when the kernel has none (no swap accounting, an older kernel's memory.peak, a hierarchy
+    // not mounted); any other failure to read it is an error for the caller, never a zero (a metric of 0 bytes used
+    // is a lie a scheduler acts on).
+    private static string? Read(string? dir, string file)
+    {
+        if (dir is null) return null;
+        var path = Path.Combine(dir, file);
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CgroupStatsException($"cannot read {path}: {e.Message}", e);
+        }
+    }
+
+    // The counters every cgroup of the mode has (memory and cpu usage): missing is an error too.
+    private static string Required(string? dir, string file) =>
+        Read(dir, file) ?? throw new CgroupStatsException(dir is null
+            ? $"cannot read {file}: its cgroup hierarchy is not mounted"
+            : $"cannot read {Path.Combine(dir, file)}: no such file");
 
     /// <summary>"key value" lines (memory.stat, cpu.stat, memory.events, memory.oom_control) → map; bad lines skipped.</summary>
     public static IReadOnlyDictionary<string, ulong> KeyValues(string? text)
@@ -103,14 +128,24 @@ public sealed record CgroupStats
         return result;
     }
 
-    /// <summary>A single number; missing or unparsable → 0.</summary>
-    public static ulong Number(string? text) =>
-        text is not null && ulong.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : 0;
+    /// <summary>A single number; missing → 0; anything else that is not a number is an error.</summary>
+    public static ulong Number(string? text, string file = "a cgroup file")
+    {
+        if (text is null) return 0;
+        return ulong.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new CgroupStatsException($"cannot read {file}: not a number: \"{Shorten(text.Trim())}\"");
+    }
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "…";
 
     /// <summary>A limit file: "max" → <paramref name="unlimited"/>, otherwise the number.</summary>
-    public static ulong Limit(string? text, ulong unlimited) => text?.Trim() == "max" ? unlimited : Number(text);
+    public static ulong Limit(string? text, ulong unlimited, string file = "a cgroup file") => text?.Trim() == "max" ? unlimited : Number(text, file);
 
     /// <summary>Space-separated numbers (cpuacct.usage_percpu).</summary>
     public static IReadOnlyList<ulong> Numbers(string? text) =>
-        text is null ? [] : text.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(Number).ToList();
+        text is null ? [] : text.Split([' ', '\n'], StringSplitOptions.RemoveEmptyEntries).Select(t => Number(t)).ToList();
 }
+
+/// <summary>A cgroup's counters could not be read: the metrics request fails with this rather than report zeros.</summary>
+public sealed class CgroupStatsException(string message, Exception? inner = null) : IOException(message, inner);

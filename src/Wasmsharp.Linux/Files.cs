@@ -72,10 +72,20 @@ public static class Files
     /// never blocks (a FIFO there would block a plain open for ever), and anything but a regular file is refused
     /// (EINVAL, "not a regular file").
     /// </summary>
-    public static unsafe SafeFileHandle OpenInRoot(string root, string path)
+    public static SafeFileHandle OpenInRoot(string root, string path) => OpenInRoot(root, path, O_RDONLY | O_NONBLOCK, S_IFREG, "a regular file");
+
+    /// <summary>
+    /// Opens the directory <paramref name="path"/> as if <paramref name="root"/> were "/", in one walk of the kernel's
+    /// (openat2 RESOLVE_IN_ROOT): what is opened is what was resolved, with no window in which a component swapped
+    /// for a symlink could lead elsewhere. Hand the directory on as <see cref="ProcPath"/>, which reopens this very
+    /// directory, never a name.
+    /// </summary>
+    public static SafeFileHandle OpenDirectoryInRoot(string root, string path) => OpenInRoot(root, path, O_RDONLY | O_DIRECTORY, S_IFDIR, "a directory");
+
+    private static unsafe SafeFileHandle OpenInRoot(string root, string path, int flags, mode_t kind, string kindName)
     {
         var r = Mounts.Encode(root);
-        var p = Mounts.Encode(path);
+        var p = Mounts.Encode(path.Length == 0 ? "." : path);
         int rootFd;
         fixed (byte* pr = r)
         {
@@ -84,19 +94,20 @@ public static class Files
         }
         try
         {
-            var how = new open_how { flags = (ulong)(O_RDONLY | O_CLOEXEC | O_NONBLOCK), resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+            var how = new open_how { flags = (ulong)(flags | O_CLOEXEC), resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
             int fd;
             fixed (byte* pp = p)
             {
-                fd = openat2(rootFd, pp, &how, (size_t)sizeof(open_how));
+                // EAGAIN: a rename elsewhere raced the walk (the kernel refuses rather than risk leaving the root).
+                for (int attempt = 0; (fd = openat2(rootFd, pp, &how, (size_t)sizeof(open_how))) < 0 && errno == EAGAIN && attempt < 16; attempt++) { }
                 if (fd < 0) throw LinuxException.Last($"open {path} in {root}");
             }
             var handle = new SafeFileHandle(fd, ownsHandle: true);
             stat st;
-            if (fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != S_IFREG)
+            if (fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != kind)
             {
                 handle.Dispose();
-                throw new LinuxException($"open {path} in {root}: not a regular file", EINVAL);
+                throw new LinuxException($"open {path} in {root}: not {kindName}", EINVAL);
             }
             return handle;
         }

@@ -21,8 +21,10 @@ public sealed class Spec
         try
         {
             using var stream = File.OpenRead(path);
-            return JsonSerializer.Deserialize(stream, OciJsonContext.Default.Spec)
+            var spec = JsonSerializer.Deserialize(stream, OciJsonContext.Default.Spec)
                 ?? throw new OciSpecException($"{path} is empty");
+            spec.Normalize();
+            return spec;
         }
         catch (JsonException e)
         {
@@ -82,8 +84,32 @@ public sealed class Spec
         return annotations;
     }
 
-    public static Spec Parse(string json) =>
-        JsonSerializer.Deserialize(json, OciJsonContext.Default.Spec) ?? throw new OciSpecException("empty spec");
+    public static Spec Parse(string json)
+    {
+        var spec = JsonSerializer.Deserialize(json, OciJsonContext.Default.Spec) ?? throw new OciSpecException("empty spec");
+        spec.Normalize();
+        return spec;
+    }
+
+    // A JSON null is an absent field, as Go (runc, containerd) reads it: null lists become empty ones, so no
+    // reader meets a null where the model promises a list. A null process.args is then empty, and refused as such.
+    private void Normalize()
+    {
+        Mounts = Mounts is null ? [] : [.. Mounts.Where(m => m is not null)];
+        Annotations ??= [];
+        Process?.Normalize();
+        foreach (var m in Mounts) m.Options ??= [];
+        if (Hooks is { } hooks)
+        {
+            hooks.Prestart ??= [];
+            hooks.CreateRuntime ??= [];
+            hooks.CreateContainer ??= [];
+            hooks.StartContainer ??= [];
+            hooks.Poststart ??= [];
+            hooks.Poststop ??= [];
+        }
+        if (Linux is { } linux) linux.Namespaces = linux.Namespaces is null ? [] : [.. linux.Namespaces.Where(n => n is not null)];
+    }
 }
 
 public sealed class Process
@@ -98,8 +124,20 @@ public sealed class Process
     /// <summary>The soft limit of RLIMIT_NOFILE, the most descriptors the process may hold; null = none given.</summary>
     public ulong? OpenFileLimit => Rlimits.LastOrDefault(r => r.Type == "RLIMIT_NOFILE")?.Soft;
 
-    public static Process Parse(ReadOnlySpan<byte> json) =>
-        JsonSerializer.Deserialize(json, OciJsonContext.Default.Process) ?? throw new OciSpecException("empty process spec");
+    public static Process Parse(ReadOnlySpan<byte> json)
+    {
+        var process = JsonSerializer.Deserialize(json, OciJsonContext.Default.Process) ?? throw new OciSpecException("empty process spec");
+        process.Normalize();
+        return process;
+    }
+
+    internal void Normalize()
+    {
+        Args ??= [];
+        Env ??= [];
+        Rlimits = Rlimits is null ? [] : [.. Rlimits.Where(r => r is not null)];
+        Cwd ??= "";
+    }
 
     // "K=V" strings as pairs; a later duplicate wins, as in execve's environment lookup by libc.
     public IReadOnlyList<KeyValuePair<string, string>> EnvPairs()

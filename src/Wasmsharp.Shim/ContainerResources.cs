@@ -21,17 +21,20 @@ internal sealed record ContainerResources(long? MemoryLimit, CgroupLimits Cgroup
 
     public static readonly ContainerResources None = new(null, new CgroupLimits());
 
+    /// <summary>config.json's linux.resources.</summary>
+    /// <exception cref="Oci.OciSpecException">a value runc (or the kernel under it) refuses, naming the field.</exception>
     public static ContainerResources Parse(JsonElement? resources) =>
-        resources is { ValueKind: JsonValueKind.Object } r ? Parse(r) : None;
+        resources is { ValueKind: JsonValueKind.Object } r ? Parse(r, "config.json: linux.resources") : None;
 
+    /// <summary>An Update request's resources.</summary>
     public static ContainerResources Parse(ReadOnlySpan<byte> json)
     {
         if (json.IsEmpty) return None;
         using var document = JsonDocument.Parse(json.ToArray());
-        return Parse(document.RootElement);
+        return Parse(document.RootElement, "resources");
     }
 
-    public static ContainerResources Parse(JsonElement resources)
+    private static ContainerResources Parse(JsonElement resources, string field)
     {
         if (resources.ValueKind != JsonValueKind.Object) return None;
         long? memoryLimit = null, reservation = null, swap = null, quota = null, pids = null;
@@ -49,6 +52,7 @@ internal sealed record ContainerResources(long? MemoryLimit, CgroupLimits Cgroup
             period = UInt64(cpu, "period");
         }
         if (Object(resources, "pids") is { } p) pids = Int64(p, "limit");
+        Check(field, memoryLimit, reservation, swap, quota, period);
 
         var guestLimit = memoryLimit is > 0 ? memoryLimit : null;
         var limits = new CgroupLimits
@@ -64,6 +68,30 @@ internal sealed record ContainerResources(long? MemoryLimit, CgroupLimits Cgroup
         };
         return new ContainerResources(guestLimit, limits);
     }
+
+    // What runc refuses, or writes and the kernel refuses (runc then fails the create with the write's error):
+    // memory values below -1 (-1 is "no limit", 0 "not set"), a swap limit below the memory limit, a cfs quota
+    // below the kernel's 1 ms or a period outside 1 ms – 1 s. A period of 0 is "not set", as runc reads it
+    // (it writes no period then, and ctr run --cpu-quota alone sends one).
+    private static void Check(string field, long? memory, long? reservation, long? swap, long? quota, ulong? period)
+    {
+        static Oci.OciSpecException Bad(string name, string value, string why) =>
+            new($"{name}: invalid value {value}: {why}");
+        foreach (var (name, value) in (ReadOnlySpan<(string, long?)>)[("limit", memory), ("reservation", reservation), ("swap", swap)])
+        {
+            if (value < -1) throw Bad($"{field}.memory.{name}", Number(value.Value), "a number of bytes, or -1 for no limit");
+        }
+        if (swap > 0 && memory > 0 && swap < memory)
+            throw Bad($"{field}.memory.swap", Number(swap.Value), $"memory+swap limit should be >= memory limit ({Number(memory.Value)})");
+        if (quota is { } q && (q < -1 || q is > 0 and < MinCfsMicros))
+            throw Bad($"{field}.cpu.quota", Number(q), $"microseconds per period, at least {MinCfsMicros}, or -1 for no limit");
+        if (period is { } t && t != 0 && (t < MinCfsMicros || t > MaxCfsPeriodMicros))
+            throw Bad($"{field}.cpu.period", t.ToString(System.Globalization.CultureInfo.InvariantCulture), $"microseconds from {MinCfsMicros} to {MaxCfsPeriodMicros}");
+    }
+
+    private const long MinCfsMicros = 1000, MaxCfsPeriodMicros = 1_000_000;
+
+    private static string Number(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private static JsonElement? Object(JsonElement parent, string name) =>
         parent.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Object ? value : null;

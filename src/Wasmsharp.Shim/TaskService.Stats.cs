@@ -14,9 +14,21 @@ internal sealed partial class TaskService
 {
     private static readonly Lazy<CgroupMode> HostCgroupMode = new(() => CgroupLayout.Host().Mode);
 
+    // Counters that cannot be read are an error for the client (ctr task metrics prints it), never zeros.
     public override Task<TaskApi.StatsResponse> Stats(TaskApi.StatsRequest request, ServerCallContext context)
     {
-        var container = Find(request.Id);
+        try
+        {
+            return Task.FromResult(new TaskApi.StatsResponse { Stats = ReadStats(Find(request.Id)) });
+        }
+        catch (CgroupStatsException e)
+        {
+            throw Error(StatusCode.Unknown, $"metrics of {request.Id}: {e.Message}");
+        }
+    }
+
+    private static Any ReadStats(Container container)
+    {
         Any stats;
         var guestBytes = container.All.Where(p => p.Status != Status.Stopped).Sum(p => p.Guest.MemoryBytes);
         if (container.Native?.Cgroup is { } native)
@@ -36,7 +48,7 @@ internal sealed partial class TaskService
                 ? ContainerCgroup.Pack(new V2.Metrics { Memory = new V2.MemoryStat { Usage = bytes, Anon = bytes, UsageLimit = limit } })
                 : ContainerCgroup.Pack(new V1.Metrics { Memory = new V1.MemoryStat { Rss = bytes, TotalRss = bytes, Usage = new V1.MemoryEntry { Usage = bytes, Limit = limit } } });
         }
-        return Task.FromResult(new TaskApi.StatsResponse { Stats = stats });
+        return stats;
     }
 
     /// <summary>
@@ -53,7 +65,7 @@ internal sealed partial class TaskService
         {
             resources = ContainerResources.Parse(request.Resources is null ? default : request.Resources.Value.Span);
         }
-        catch (System.Text.Json.JsonException e)
+        catch (Exception e) when (e is System.Text.Json.JsonException or Oci.OciSpecException)
         {
             throw Error(StatusCode.InvalidArgument, $"update {request.Id}: invalid resources: {e.Message}");
         }

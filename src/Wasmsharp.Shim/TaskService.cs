@@ -77,6 +77,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
             bundle = Bundle.Load(request.Bundle);
             StartupTrace.Mark("create: bundle loaded");
             var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
+            SpecValidation.Process(process, "config.json: process"); // for runc's containers too: as runc would say it
             // Only the Wasm host reads the unwrapped args: runc runs config.json as it is, its init included.
             var injectedInit = InjectedInit.Unwrap(process, bundle.Spec.Mounts);
             var sandbox = PodSandbox.IsSandbox(bundle.Spec);
@@ -91,6 +92,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
                 }
                 if (IsNative(bundle, process)) return CreateNative(request, bundle);
             }
+            if (!sandbox) SpecValidation.BindSources(bundle.Spec); // runc checks its own (native) containers' mounts
             if (injectedInit) log.Information("{Id}: running the command without the injected init", request.Id);
             hooks = OciHooks.FromSpec(request.Id, bundle);
             var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
@@ -501,6 +503,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
         try
         {
             process = Oci.Process.Parse(request.Spec is null ? default : request.Spec.Value.Span);
+            SpecValidation.Process(process, $"exec {request.ExecId}: process");
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or OciSpecException)
         {

@@ -62,4 +62,16 @@ internal static partial class Native
             pause = Math.Min(pause * 2, 50);
         }
     }
+
+    [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
+    private static unsafe partial int getrlimit(int resource, ulong* limits);
+
+    private const int RLIMIT_NOFILE = 7; // same on x86_64 and aarch64 Linux
+
+    /// <summary>This process's soft RLIMIT_NOFILE (the most descriptors it may hold); 1024 if it cannot be read.</summary>
+    public static unsafe long OpenFileLimit()
+    {
+        ulong* limits = stackalloc ulong[2];
+        return getrlimit(RLIMIT_NOFILE, limits) == 0 ? (long)Math.Min(limits[0], (ulong)int.MaxValue) : 1024;
+    }
 }

@@ -35,8 +35,8 @@ internal sealed class GuestSocket(int hostFd, bool stream)
 /// the guest closed them), Wasmtime can create no descriptor any more, so we number the socket ourselves:
 /// the lowest number ≥ 3 that neither Wasmtime nor we use (no placeholder; <c>fd_renumber</c> between such a
 /// socket and a Wasmtime descriptor then fails with ENOTSUP).</para>
-/// <para><b>Limit.</b> <see cref="WasiSpec.DescriptorLimit"/> acts like RLIMIT_NOFILE: a socket whose number
-/// would be ≥ the limit is not created (EMFILE).</para>
+/// <para><b>Limit.</b> <see cref="WasiSpec.DescriptorLimit"/> acts like RLIMIT_NOFILE, for files and sockets
+/// together (<see cref="GuestDescriptors"/>): a socket whose number would be ≥ the limit is not created (EMFILE).</para>
 /// <para><b>Waiting.</b> Blocking guest calls wait with poll(2) on the socket(s) and an eventfd that
 /// <see cref="WasmInstance"/> signals on Kill, Pause and Resume: a kill ends the wait at once, a pause holds the
 /// guest in <see cref="WasmInstance.WaitUntil"/> until resumed. Everything runs on the guest thread, so every
@@ -159,10 +159,10 @@ internal sealed class SocketTable : IDisposable
             placeholder = errno == 0;
         if (errno != 0)
             return errno;
-        if (Spec.DescriptorLimit is { } limit && fd >= limit)
+        if (instance.Descriptors.AdmitSocket(fd) is var refused and not 0)
         {
-            Release(fd, placeholder);
-            return WasmEdgeAbi.MFile;
+            ReleaseNumber(fd, placeholder);
+            return refused;
         }
         return 0;
     }
@@ -223,6 +223,12 @@ internal sealed class SocketTable : IDisposable
     /// <summary>Gives back a number reserved and not used.</summary>
     public void Release(uint fd, bool placeholder)
     {
+        ReleaseNumber(fd, placeholder);
+        instance.Descriptors.SocketGone();
+    }
+
+    private void ReleaseNumber(uint fd, bool placeholder)
+    {
         if (placeholder)
             _ = ScratchFunction(ref closeFunction, "close").Invoke([(int)fd]);
     }
@@ -251,6 +257,7 @@ internal sealed class SocketTable : IDisposable
             int errno = wasmtimeRenumber(from, to); // moves the placeholder or file, closing what was at `to`
             if (errno != 0)
                 return errno;
+            instance.Descriptors.Renumbered(from, to);
         }
         else if (moving is null || target is null)
         {
@@ -261,13 +268,14 @@ internal sealed class SocketTable : IDisposable
         else
         {
             // Two sockets, one self-numbered: `to` keeps its kind of number, `from`'s is given back.
-            Release(from, moving.Placeholder);
+            ReleaseNumber(from, moving.Placeholder);
             moving.Placeholder = target.Placeholder;
         }
         if (target is not null)
         {
             sockets.Remove((int)to);
             LinuxSockets.Close(target.HostFd);
+            instance.Descriptors.SocketGone();
         }
         if (moving is not null)
         {

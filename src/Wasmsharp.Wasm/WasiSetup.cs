@@ -1,3 +1,5 @@
+using Microsoft.Win32.SafeHandles;
+using Wasmsharp.Linux;
 using Wasmtime;
 
 namespace Wasmsharp.Wasm;
@@ -20,8 +22,11 @@ namespace Wasmsharp.Wasm;
 /// </remarks>
 internal static class WasiSetup
 {
-    public static WasiConfiguration Build(WasiSpec spec)
+    /// <param name="cwd">the working directory, opened (null when it is "/"): Wasmtime is given its
+    /// /proc/self/fd path, so the caller must keep it open until the configuration is applied to a store.</param>
+    public static WasiConfiguration Build(WasiSpec spec, out SafeFileHandle? cwd)
     {
+        cwd = null;
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Args is null)
             throw new WasmModuleException("WASI args must not be null");
@@ -51,10 +56,11 @@ internal static class WasiSetup
             preopens.Add((p.HostPath, NormalizeGuestPath(p.GuestPath), p.ReadOnly));
         }
 
-        if (spec.Cwd is { } cwd && NormalizeGuestPath(cwd) != "/")
+        if (spec.Cwd is { } guestCwd && NormalizeGuestPath(guestCwd) != "/")
         {
-            var (host, readOnly) = ResolveCwd(NormalizeGuestPath(cwd), preopens);
-            config.WithPreopenedDirectory(host, ".", mutable: !readOnly);
+            var (handle, readOnly) = OpenCwd(NormalizeGuestPath(guestCwd), preopens);
+            cwd = handle;
+            config.WithPreopenedDirectory(Files.ProcPath(handle), ".", mutable: !readOnly);
         }
         foreach (var (host, guest, readOnly) in preopens)
             config.WithPreopenedDirectory(host, guest, mutable: !readOnly);
@@ -91,8 +97,13 @@ internal static class WasiSetup
         return "/" + string.Join('/', parts);
     }
 
-    /// <summary>Host directory and writability of the guest directory <paramref name="cwd"/> (normalized, absolute).</summary>
-    internal static (string Host, bool ReadOnly) ResolveCwd(string cwd, IReadOnlyList<(string Host, string Guest, bool ReadOnly)> preopens)
+    /// <summary>
+    /// The guest directory <paramref name="cwd"/> (normalized, absolute), opened below the preopen that holds it as
+    /// if that preopen were "/" (symlinks and ".." cannot leave it), and its writability. Opened once, in one walk of
+    /// the kernel's: a guest swapping a directory of a shared writable mount for a symlink can make the open fail,
+    /// never make it land outside (a check by name followed by Wasmtime's own open by name could).
+    /// </summary>
+    internal static (SafeFileHandle Directory, bool ReadOnly) OpenCwd(string cwd, IReadOnlyList<(string Host, string Guest, bool ReadOnly)> preopens)
     {
         int best = -1, bestLength = -1;
         for (int i = 0; i < preopens.Count; i++)
@@ -110,48 +121,14 @@ internal static class WasiSetup
 
         var (root, mount, readOnly) = preopens[best];
         var relative = mount == "/" ? cwd[1..] : cwd[mount.Length..].TrimStart('/');
-        var host = ResolveBeneath(root, relative);
-        if (!Directory.Exists(host))
-            throw new WasmModuleException($"working directory {cwd} does not exist (host path {host})");
-        return (host, readOnly);
-    }
-
-    /// <summary>
-    /// Joins <paramref name="relative"/> to <paramref name="root"/> following symlinks as if
-    /// <paramref name="root"/> were "/": no component can lead outside it (like a chroot, or securejoin).
-    /// </summary>
-    internal static string ResolveBeneath(string root, string relative)
-    {
-        var done = new List<string>();
-        var pending = new LinkedList<string>(relative.Split('/', StringSplitOptions.RemoveEmptyEntries));
-        int links = 0;
-        while (pending.First is { } node)
+        try
         {
-            var part = node.Value;
-            pending.RemoveFirst();
-            if (part == ".")
-                continue;
-            if (part == "..")
-            {
-                if (done.Count > 0)
-                    done.RemoveAt(done.Count - 1);
-                continue;
-            }
-            var candidate = Path.Join(root, string.Join('/', done), part);
-            // LinkTarget: readlink() of the last component; null when it is no symlink (or does not exist).
-            if (new FileInfo(candidate).LinkTarget is { } linkTarget)
-            {
-                if (++links > 40)
-                    throw new WasmModuleException($"too many levels of symbolic links below {root}");
-                if (linkTarget.StartsWith('/'))
-                    done.Clear();
-                var parts = linkTarget.Split('/', StringSplitOptions.RemoveEmptyEntries);
-                for (int i = parts.Length - 1; i >= 0; i--)
-                    pending.AddFirst(parts[i]);
-                continue;
-            }
-            done.Add(part);
+            return (Files.OpenDirectoryInRoot(root, relative), readOnly);
         }
-        return done.Count == 0 ? root : Path.Join(root, string.Join('/', done));
+        catch (LinuxException e)
+        {
+            var why = e.Errno switch { 2 => "does not exist", 20 or 22 => "is not a directory", 40 => "has too many levels of symbolic links", _ => $"cannot be opened (errno {e.Errno})" };
+            throw new WasmModuleException($"working directory {cwd} {why}");
+        }
     }
 }

@@ -56,6 +56,8 @@ internal static class WasiSocketFds
         int errno = table.Original(memory, name).Invoke(args) is int e ? e : throw new InvalidOperationException($"{name}: unexpected result from Wasmtime's implementation");
         if (name == "fd_fdstat_get")
             WasiTerminal.Patch(table.Instance, errno, (uint)args[1].AsInt32(), memory);
+        else if (WasiDescriptors.Names.Contains(name))
+            errno = WasiDescriptors.After(table.Instance, name, args, errno, memory, fd => table.Original(memory, "fd_close").Invoke([(int)fd]));
         return errno;
     }
 

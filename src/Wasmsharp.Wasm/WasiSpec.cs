@@ -71,9 +71,11 @@ public sealed record WasiSpec
     public bool NetworkAccess { get; init; }
 
     /// <summary>
-    /// The guest's RLIMIT_NOFILE: a socket whose descriptor number would be ≥ this is not created (EMFILE).
-    /// Null = no limit of ours. Files opened through Wasmtime are not limited by it. All of the guest's sockets are
-    /// closed when the instance ends, whatever the guest did.
+    /// The guest's RLIMIT_NOFILE: a file or socket whose descriptor number would be ≥ this is not opened (EMFILE).
+    /// Null = only the host's bound: every guest of the process together holds at most the process's own
+    /// RLIMIT_NOFILE less a reserve the host keeps (<see cref="DescriptorPool"/>), and no guest more than that.
+    /// A preview 2 component's files are not counted. All of the guest's sockets are closed when the instance ends,
+    /// whatever the guest did.
     /// </summary>
     public long? DescriptorLimit { get; init; }
 

@@ -40,6 +40,8 @@ internal sealed class WasmEngine : IDisposable
         // Sleeps must end when the guest is killed and hold while it is paused (see WasiPoll).
         if (shadowPollOneoff)
             Linker.DefineFunction("wasi_snapshot_preview1", "poll_oneoff", WasiPoll.PollOneoff, WasiPoll.Parameters, WasiPoll.Results);
+        // A guest's files count against its descriptor limit, as its sockets do (see GuestDescriptors).
+        WasiDescriptors.Define(Linker);
         Linker.AllowShadowing = false;
 
         originals = new Lazy<WasiOriginals>(() => new WasiOriginals(engine), LazyThreadSafetyMode.ExecutionAndPublication);

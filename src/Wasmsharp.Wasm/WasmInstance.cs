@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Wasmsharp.Linux;
 using Wasmtime;
 
 namespace Wasmsharp.Wasm;
@@ -68,6 +69,7 @@ public sealed class WasmInstance : IDisposable
         this.module = module;
         this.spec = spec;
         memoryBudget = new MemoryBudget(spec.MemoryLimitBytes ?? long.MaxValue, OnMemoryLimitExceeded);
+        Descriptors = new GuestDescriptors(DescriptorPool.Process, spec.DescriptorLimit);
     }
 
     /// <summary>The guest's memory limit in bytes (null = none). Setting it takes effect at the guest's next
@@ -345,10 +347,25 @@ public sealed class WasmInstance : IDisposable
         originalPollOneoff ??= module.Engine.MakeOriginalPollOneoff(store, memory);
 
     /// <summary>Wasmtime's own fd_fdstat_get for this store, callable from a host function (made on first use).</summary>
-    internal Function OriginalFdstat(Store store, Memory memory) =>
-        originalFdstat ??= module.Engine.Originals.MakeDelegates(store, memory).GetFunction("fd_fdstat_get")
-            ?? throw new InvalidOperationException("the fd trampoline exports no fd_fdstat_get");
-    private Function? originalFdstat;
+    internal Function OriginalFdstat(Store store, Memory memory) => Original(store, memory, "fd_fdstat_get");
+
+    /// <summary>Wasmtime's own <paramref name="name"/> (one of <see cref="WasiOriginals.FdFunctions"/>) for this
+    /// store on the guest's memory, callable from a host function (the trampoline is made on first use).</summary>
+    internal Function Original(Store store, Memory memory, string name)
+    {
+        if (!originalFunctions.TryGetValue(name, out var function))
+        {
+            originalDelegates ??= module.Engine.Originals.MakeDelegates(store, memory);
+            function = originalDelegates.GetFunction(name) ?? throw new InvalidOperationException($"the fd trampoline exports no {name}");
+            originalFunctions[name] = function;
+        }
+        return function;
+    }
+    private Instance? originalDelegates;
+    private readonly Dictionary<string, Function> originalFunctions = new(StringComparer.Ordinal);
+
+    /// <summary>The files and sockets the guest opened, held to its limit (guest thread only).</summary>
+    internal GuestDescriptors Descriptors { get; }
 
     internal WasiSpec Spec => spec;
 
@@ -424,7 +441,18 @@ public sealed class WasmInstance : IDisposable
             store.SetEpochDeadlineCallback(OnEpochDeadline);
             // Without a WASI configuration the first WASI call aborts the process. Components get p2's sockets
             // from it (modules get WasmEdge's from SocketTable).
-            WasiNative.Apply(store, WasiSetup.Build(spec), network: module.IsComponent && spec.NetworkAccess);
+            var wasi = WasiSetup.Build(spec, out var cwd);
+            using (cwd) // Wasmtime reopens it through /proc/self/fd while the configuration is applied
+            {
+                try
+                {
+                    WasiNative.Apply(store, wasi, network: module.IsComponent && spec.NetworkAccess);
+                }
+                catch (Exception e) when (cwd is not null && e.Message.Contains(Files.ProcPath(cwd), StringComparison.Ordinal))
+                {
+                    throw new WasmModuleException(e.Message.Replace(Files.ProcPath(cwd), $"working directory {spec.Cwd}", StringComparison.Ordinal), e);
+                }
+            }
             // Wasmtime's monotonic clock counts from the WASI context's creation, inside the call above. Taking
             // the origin just after it makes our view of the guest's clock lag by the set-up time (µs): absolute
             // monotonic sleeps may end that much late, never early.
@@ -491,9 +519,11 @@ public sealed class WasmInstance : IDisposable
             // nothing sensible to do; the guest has ended anyway
         }
         store = null;
+        Descriptors.Release(); // the store's files are closed, and the sockets above
         entrypoint = null;
         originalPollOneoff = null;
-        originalFdstat = null;
+        originalDelegates = null;
+        originalFunctions.Clear();
         host.Forget(this);
         try
         {

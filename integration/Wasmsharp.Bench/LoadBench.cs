@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Wasmsharp.Integration;
+
+namespace Wasmsharp.Bench;
+
+// Throughput and compute under load (issue 13): many short containers at once, and one long computation.
+//  - lifecycles: `ctr run --rm` (create → start → wait → delete, and ctr's container create/delete) of hello.wasm
+//    vs runc busybox echo, 4 at a time, in rounds that alternate between the two so the machine's drift hits both;
+//    tasks per second over all of a side's rounds.
+//  - compute: integration/programs/compute.c built to wasm (its optimised code cached, as every start after a
+//    module's first) and natively (gcc -O2 -static) under runc, runs interleaved: the kernel's own time (it prints
+//    it; the checksums must agree) and the whole `ctr run --rm`.
+public static partial class LoadBench
+{
+    public sealed record Figures(
+        int Lifecycles, int Parallel, double WasmSeconds, double RuncSeconds,
+        List<double> WasmKernelMs, List<double> NativeKernelMs, List<double> WasmRunMs, List<double> NativeRunMs)
+    {
+        public double WasmRate => Lifecycles / WasmSeconds;
+        public double RuncRate => Lifecycles / RuncSeconds;
+    }
+
+    private const int Rounds = 4;
+
+    /// <summary>What `bench` and `load-bench` run: 200 lifecycles a side, 4 at a time; compute runs per side.</summary>
+    public const int Lifecycles = 200, Parallel = 4;
+    public static int ComputeRuns(int runs) => Math.Max(3, runs / 2);
+
+    public static Figures Measure(PrivateContainerd containerd, WasmPrograms programs, int lifecycles, int parallel, int computeRuns, ref int n)
+    {
+        Images.Import(containerd, Images.BuildNativeCompute(containerd.BaseDir));
+        var first = n;
+        n += 2 * lifecycles + 4 * computeRuns + 8;
+        var next = first;
+
+        // Warm-ups: hello's code cached, both images' files in the page cache.
+        Bench.Timed(containerd, Wasm(next++));
+        Bench.Timed(containerd, Runc(next++));
+        ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), ColdStart.Sha256(programs.Path("hello")), TimeSpan.FromMinutes(1));
+
+        double wasmSeconds = 0, runcSeconds = 0;
+        var perRound = lifecycles / Rounds;
+        for (var round = 0; round < Rounds; round++)
+        {
+            var count = round < Rounds - 1 ? perRound : lifecycles - perRound * (Rounds - 1);
+            wasmSeconds += Burst(containerd, count, parallel, Wasm, ref next);
+            runcSeconds += Burst(containerd, count, parallel, Runc, ref next);
+        }
+
+        // Compute: the first wasm run compiles (and caches) the module; measured runs load the optimised code.
+        string[] WasmCompute(int i) => ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"lcw{i}", "/compute.wasm"];
+        string[] NativeCompute(int i) => ["run", "--rm", Images.NativeCompute, $"lcn{i}", "/compute"];
+        Compute(containerd, WasmCompute(next++));
+        ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), ColdStart.Sha256(programs.Path("compute")), TimeSpan.FromMinutes(2));
+        var (nativeChecksum, _, _) = Compute(containerd, NativeCompute(next++));
+        var figures = new Figures(lifecycles, parallel, wasmSeconds, runcSeconds, [], [], [], []);
+        for (var i = 0; i < computeRuns; i++)
+        {
+            var wasmId = next;
+            var (wasmSum, wasmKernel, wasmRun) = Compute(containerd, WasmCompute(next++));
+            if (!ColdStart.ModuleLine(containerd, $"lcw{wasmId}").Contains(" CacheHit ", StringComparison.Ordinal))
+                throw new InvalidOperationException($"lcw{wasmId} should have loaded the optimised code from the cache: {ColdStart.ModuleLine(containerd, $"lcw{wasmId}")}");
+            var (nativeSum, nativeKernel, nativeRun) = Compute(containerd, NativeCompute(next++));
+            if (wasmSum != nativeChecksum || nativeSum != nativeChecksum)
+                throw new InvalidOperationException($"compute checksums differ: wasm {wasmSum}, native {nativeSum} (first native {nativeChecksum})");
+            figures.WasmKernelMs.Add(wasmKernel);
+            figures.NativeKernelMs.Add(nativeKernel);
+            figures.WasmRunMs.Add(wasmRun);
+            figures.NativeRunMs.Add(nativeRun);
+        }
+        return figures;
+    }
+
+    private static string[] Wasm(int i) => ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"lw{i}", "/hello.wasm"];
+    private static string[] Runc(int i) => ["run", "--rm", Images.Busybox, $"lr{i}", "echo", "hello"];
+
+    // `count` lifecycles, `parallel` at a time; seconds of wall time for all of them.
+    private static double Burst(PrivateContainerd containerd, int count, int parallel, Func<int, string[]> run, ref int next)
+    {
+        var start = next;
+        next += count;
+        var taken = -1;
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var clock = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, parallel).Select(_ => Task.Run(() =>
+        {
+            for (int i; (i = Interlocked.Increment(ref taken)) < count;)
+            {
+                var result = containerd.Ctr(run(start + i));
+                if (result.ExitCode != 0 || !result.Stdout.Contains("hello", StringComparison.Ordinal))
+                    failures.Add(result.ToString());
+            }
+        })).ToArray();
+        Task.WaitAll(workers);
+        var seconds = clock.Elapsed.TotalSeconds;
+        if (!failures.IsEmpty)
+            throw new InvalidOperationException($"{failures.Count} of {count} lifecycles failed, e.g.:\n{failures.First()}\n{containerd.LogTail(30)}");
+        return seconds;
+    }
+
+    [GeneratedRegex(@"checksum ([0-9a-f]{16}) in ([0-9.]+) ms")]
+    private static partial Regex ComputeLine();
+
+    private static (string Checksum, double KernelMs, double RunMs) Compute(PrivateContainerd containerd, string[] args)
+    {
+        var clock = Stopwatch.StartNew();
+        var result = containerd.Ctr(TimeSpan.FromMinutes(2), args);
+        var runMs = clock.Elapsed.TotalMilliseconds;
+        var match = ComputeLine().Match(result.Stdout);
+        if (result.ExitCode != 0 || !match.Success)
+            throw new InvalidOperationException($"compute run failed:\n{result}\n{containerd.LogTail(30)}");
+        return (match.Groups[1].Value, double.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture), runMs);
+    }
+
+    public static void Print(Figures f)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"| throughput and compute | wasmsharp (wasm) | runc | wasm vs runc |");
+        Console.WriteLine("|---|---:|---:|---:|");
+        Console.WriteLine(Bench.F($"| {f.Lifecycles} `ctr run --rm` lifecycles each, {f.Parallel} at a time, {Rounds} alternating rounds (hello.wasm / busybox echo) | {f.WasmRate:0.0} tasks/s ({f.WasmSeconds:0.0} s) | {f.RuncRate:0.0} tasks/s ({f.RuncSeconds:0.0} s) | {f.WasmRate / f.RuncRate:0.00} × runc's rate |"));
+        var (wk, nk) = (Bench.Median(f.WasmKernelMs), Bench.Median(f.NativeKernelMs));
+        var (wr, nr) = (Bench.Median(f.WasmRunMs), Bench.Median(f.NativeRunMs));
+        Console.WriteLine(Bench.F($"| compute.c kernel (its own clock), wasm cached vs native (gcc -O2 -static) under runc, median of {f.WasmKernelMs.Count} | {wk:0} ms | {nk:0} ms | {wk / nk:0.00} × native time |"));
+        Console.WriteLine(Bench.F($"| compute.c, whole `ctr run --rm`, median of {f.WasmRunMs.Count} | {wr:0} ms | {nr:0} ms | {wr / nr:0.00} × native time |"));
+    }
+}
