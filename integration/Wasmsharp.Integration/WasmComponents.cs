@@ -15,12 +15,14 @@ public static class WasmComponents
 {
     public static string SourcesDir(string repoRoot) => Path.Combine(repoRoot, "integration", "programs", "p2");
 
-    /// <summary>Every p2 source as a component NAME.wasm in <paramref name="outputDir"/>, by name.</summary>
+    /// <summary>Every p2 source (C, or a component in the text format) as a component NAME.wasm in
+    /// <paramref name="outputDir"/>, by name.</summary>
     public static IReadOnlyDictionary<string, string> BuildAll(string repoRoot, string outputDir) =>
-        Directory.GetFiles(SourcesDir(repoRoot), "*.c").Order(StringComparer.Ordinal)
+        Directory.GetFiles(SourcesDir(repoRoot), "*.c").Concat(Directory.GetFiles(SourcesDir(repoRoot), "*.wat")).Order(StringComparer.Ordinal)
             .ToDictionary(c => Path.GetFileNameWithoutExtension(c), c => Build(repoRoot, c, outputDir));
 
-    /// <summary>The component of one C source, NAME.wasm in <paramref name="outputDir"/>.</summary>
+    /// <summary>The component of one source, NAME.wasm in <paramref name="outputDir"/>: a C program compiled and
+    /// adapted, or a .wat component assembled as it is.</summary>
     public static string Build(string repoRoot, string source, string outputDir)
     {
         var wasip2 = Path.Combine(repoRoot, "out", "wasip2");
@@ -30,6 +32,12 @@ public static class WasmComponents
             throw new InvalidOperationException($"no wasip2 sysroot or jco in {wasip2}: run `make wasip2` (integration/scripts/fetch-wasip2.sh)");
         Directory.CreateDirectory(outputDir);
         var name = Path.GetFileNameWithoutExtension(source);
+        if (source.EndsWith(".wat", StringComparison.Ordinal))
+        {
+            var assembled = Path.Combine(outputDir, name + ".wasm");
+            Run(jco, "parse", source, "-o", assembled);
+            return assembled;
+        }
         var resources = Run("clang-16", "-print-resource-dir").Trim();
         var obj = Path.Combine(outputDir, name + ".o");
         var core = Path.Combine(outputDir, name + ".core.wasm");

@@ -14,10 +14,14 @@ public sealed class GuestComponents : IDisposable
     /// <summary>The component (a file in <see cref="Directory"/>).</summary>
     public string Component { get; }
 
+    /// <summary>p2/exitcode.wat: a component that calls <c>wasi:cli/exit.exit-with-code(42)</c>.</summary>
+    public string ExitWithCode { get; }
+
     public GuestComponents()
     {
         var root = RepoRoot();
         Component = WasmComponents.Build(root, System.IO.Path.Combine(WasmComponents.SourcesDir(root), "p2.c"), Directory);
+        ExitWithCode = WasmComponents.Build(root, System.IO.Path.Combine(WasmComponents.SourcesDir(root), "exitcode.wat"), Directory);
     }
 
     private static string RepoRoot()
