@@ -10,7 +10,7 @@
 //   tick MS [PATH]      prints 0, 1, 2, ... every MS ms for ever (or writes the count to PATH)
 //   stdin               counts stdin to end-of-file: "read N bytes"; catin copies stdin to stdout
 //   cat PATH / create PATH   reads / creates a file through the preopens
-//   alloc N [S]         allocates N MiB, prints "allocated N MiB", holds it S seconds; alloc forever
+//   alloc N [S]         allocates N MiB, prints "allocated N MiB", holds it S seconds (100 ms sleeps); alloc forever
 //                       allocates until malloc fails (a memory limit's kill comes first)
 //   serve PORT          TCP on 127.0.0.1:PORT (no sockets for p2 guests with Wasmtime 50's C API)
 #include <errno.h>
@@ -39,7 +39,9 @@ static int alloc(const char *what, long seconds) {
     }
     printf("allocated %ld MiB\n", done);
     fflush(stdout);
-    if (seconds > 0) sleep((unsigned)seconds);
+    // Held in short sleeps: a kill then lands within one (a kill during one long p2 sleep is reported after
+    // the host's grace while the guest thread lingers; see CriComponentTests).
+    for (long t = 0; t < seconds * 10; t++) usleep(100000);
     return 0;
 }
 
