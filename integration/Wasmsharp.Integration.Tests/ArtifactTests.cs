@@ -143,6 +143,13 @@ public abstract class ArtifactTests(ArtifactFixture f)
     [Fact]
     public void A_component_layer_holding_a_p2_component_runs_it()
     {
+        // Built with `--module p2.wasm` only: the header chose the layer type.
+        var layer = ArtifactImages.Layers(f.Containerd, ArtifactImages.Component).Single();
+        Assert.Equal("application/vnd.bytecodealliance.wasm.component.layer.v0+wasm", layer.MediaType);
+        var byImage = f.NewId("art-p2-cmd");
+        var fromConfig = f.Run(ArtifactImages.Component, byImage);
+        f.Check(fromConfig.ExitCode == 0 && ContainerdFixture.Lines(fromConfig.Stdout).Take(3).SequenceEqual(["argc=2", "arg[0]=p2.wasm", "arg[1]=hello"]),
+            "without arguments the image's entrypoint and cmd should run the component", byImage, fromConfig);
         var id = f.NewId("art-p2");
         var run = f.Run(ArtifactImages.Component, id, "p2.wasm", "hello", "from an artifact");
         f.Check(run.ExitCode == 0, "the component artifact should run and exit 0", id, run);

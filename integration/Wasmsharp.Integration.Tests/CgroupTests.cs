@@ -19,7 +19,7 @@ public sealed class CgroupTests(ContainerdFixture f)
     private static readonly TimeSpan Shortly = TimeSpan.FromSeconds(10);
 
     private static bool V2 => File.Exists("/sys/fs/cgroup/cgroup.controllers");
-    private static bool HasCgroups => Directory.Exists("/sys/fs/cgroup/memory") || V2;
+    internal static bool HasCgroups => Directory.Exists("/sys/fs/cgroup/memory") || V2;
 
     private string Ns => f.Containerd.Namespace;
 
@@ -116,7 +116,7 @@ public sealed class CgroupTests(ContainerdFixture f)
 
     private static JsonElement MetricsJson(ProcessResult result) => JsonDocument.Parse(result.Stdout).RootElement;
 
-    private static long MemoryUsage(JsonElement metrics) =>
+    internal static long MemoryUsage(JsonElement metrics) =>
         V2 ? metrics.GetProperty("memory").GetProperty("usage").GetInt64()
            : metrics.GetProperty("memory").GetProperty("usage").GetProperty("usage").GetInt64();
 

@@ -58,6 +58,20 @@ public sealed class CriFixture : IDisposable
         Assert.Fail($"{what}{shim}\n{Containerd.LogTail(40, id)}");
     }
 
+    /// <summary>ContainerStats of a container named "holder" that prints "allocated 20 MiB" and holds it, and of a
+    /// sleeper in the same pod: each reports its own guest's memory (not the pod's shim's), and the holder its cpu.</summary>
+    public void CheckHolderAndSleeperStats(CriPod pod, string holder, string sleeper)
+    {
+        const long MiB = 1 << 20;
+        ContainerdFixture.Eventually(() => CriClient.LogText(pod.LogPath("holder")).Contains("allocated 20 MiB", StringComparison.Ordinal), RunTimeout);
+        Cri.ContainerStats held = null!;
+        ContainerdFixture.Eventually(() => (held = Client.ContainerStats(holder)).Memory?.WorkingSetBytes?.Value >= 20 * MiB, TimeSpan.FromSeconds(15));
+        var slept = Client.ContainerStats(sleeper);
+        Check(held.Memory?.WorkingSetBytes?.Value is >= 20 * MiB and < 40 * MiB, $"holder's stats: {held}", holder);
+        Check(slept.Memory?.WorkingSetBytes?.Value < 8 * MiB, $"sleeper's stats: {slept}", sleeper);
+        Check(held.Cpu?.UsageCoreNanoSeconds is not null, $"holder's cpu: {held.Cpu}", holder);
+    }
+
     /// <summary>`ctr -n k8s.io ARGS`.</summary>
     public ProcessResult CtrK8s(params string[] args) =>
         ProcessRunner.Run(Containerd.CtrExe, ["-a", Containerd.Address, "-n", PrivateContainerd.CriNamespace, .. args], TimeSpan.FromSeconds(20));

@@ -67,14 +67,7 @@ public sealed class CriKubeletTests(CriFixture f)
         using var pod = f.RunPod("wasm-stats", CriFixture.WasmHandler);
         var sleeper = pod.Start(Wasm("sleeper", CriFixture.WasmSleep));
         var holder = pod.Start(Wasm("holder", "/alloc.wasm", "20", "1000"));
-        ContainerdFixture.Eventually(() => CriClient.LogText(pod.LogPath("holder")).Contains("allocated 20 MiB", StringComparison.Ordinal), CriFixture.RunTimeout);
-
-        Cri.ContainerStats held = null!;
-        ContainerdFixture.Eventually(() => (held = f.Client.ContainerStats(holder)).Memory?.WorkingSetBytes?.Value >= 20 * MiB, TimeSpan.FromSeconds(15));
-        var slept = f.Client.ContainerStats(sleeper);
-        f.Check(held.Memory?.WorkingSetBytes?.Value is >= 20 * MiB and < 40 * MiB, $"holder's stats: {held}", holder);
-        f.Check(slept.Memory?.WorkingSetBytes?.Value < 8 * MiB, $"sleeper's stats: {slept}", sleeper);
-        f.Check(held.Cpu?.UsageCoreNanoSeconds is not null, $"holder's cpu: {held.Cpu}", holder);
+        f.CheckHolderAndSleeperStats(pod, holder, sleeper);
 
         var listed = f.Client.ListContainerStats(pod.Id);
         f.Check(listed.Count == 2 && listed.Single(s => s.Attributes.Id == holder).Memory.WorkingSetBytes.Value >= 20 * MiB,

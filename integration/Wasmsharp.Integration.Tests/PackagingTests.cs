@@ -371,7 +371,7 @@ public sealed class DebPackageTests : IDisposable
         {
             "./usr/lib/wasmsharp/containerd-shim-wasmsharp-v1", "./usr/lib/wasmsharp/containerd-shim-wasmsharp-grpc", "./usr/lib/wasmsharp/libwasmtime.so",
             "./usr/bin/containerd-shim-wasmsharp-v1 -> ../lib/wasmsharp/containerd-shim-wasmsharp-v1",
-            "./usr/bin/wasmsharp-image", "./usr/lib/wasmsharp/image-tool/wasmsharp-image.dll",
+            "./usr/bin/wasmsharp-image", "./usr/lib/wasmsharp/image-tool/wasmsharp-image.dll", "./usr/lib/wasmsharp/image-tool/Wasmsharp.WasmFormat.dll",
             "./usr/sbin/wasmsharp-doctor -> ../share/wasmsharp/doctor.sh", "./usr/share/wasmsharp/install.sh",
             "./usr/share/wasmsharp/docker/daemon.json", "./usr/share/wasmsharp/kubernetes/runtimeclass.yaml",
             "./usr/share/doc/wasmsharp/copyright",

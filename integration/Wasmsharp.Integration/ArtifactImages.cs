@@ -9,8 +9,10 @@ public static class ArtifactImages
     public const string Hello = "example.local/art-hello:1";
     public const string HelloComponentType = "example.local/art-hello-component:1";
     public const string HelloContentType = "example.local/art-hello-content:1";
-    // A WASI preview 2 component (p2/p2.c) in a layer of the component media type.
+    // A WASI preview 2 component (p2/p2.c): the tool gives its layer the component media type and the image
+    // the wasip2/wasm platform from the file's header, with no option saying so.
     public const string Component = "example.local/art-p2:1";
+    public const string ComponentPlatform = "wasip2/wasm";
     public const string Multi = "example.local/art-multi:1";
     public const string NoModuleLayer = "example.local/art-none:1";
     public const string Trap = "example.local/art-trap:1";
@@ -34,7 +36,7 @@ public static class ArtifactImages
         var hello = programs.Path("hello");
         Import(containerd, Build(dir, Hello, "--module", hello), Platform);
         Import(containerd, Build(dir, HelloComponentType, "--module", hello, "--media-type", "component"), Platform);
-        Import(containerd, Build(dir, Component, "--module", programs.Path("p2"), "--media-type", "component"), Platform);
+        Import(containerd, Build(dir, Component, "--module", programs.Path("p2"), "--entrypoint", "p2.wasm", "--cmd", "hello"), ComponentPlatform);
         Import(containerd, Build(dir, HelloContentType, "--module", hello, "--media-type", "content"), Platform);
         Import(containerd, Build(dir, Multi, "--module", hello, "--module", programs.Path("exit"), "--module", programs.Path("env"),
             "--env", "FROM_IMAGE=artifact"), Platform);

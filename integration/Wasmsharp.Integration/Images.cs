@@ -8,6 +8,8 @@ public static class Images
     public const string WasmTests = "example.local/wasm-tests:1";
     public const string Busybox = "example.local/busybox:1";
     public const string Hello = "example.local/hello:1";
+    // The rootfs form with a component as its entrypoint: /p2.wasm alone, `hello` as its cmd.
+    public const string Component = "example.local/p2:1";
     public const string NativeHttpd = "example.local/httpd-native:1";
     // The pods' sandbox ("pause") image of a CRI containerd: no registry is reachable for registry.k8s.io/pause.
     public const string Pause = "example.local/pause:1";
@@ -67,6 +69,9 @@ public static class Images
     // The demo image: just the greeting program as the entrypoint.
     public static string BuildHello(WasmPrograms programs, string outputDir) =>
         Build(outputDir, Hello, ["--file", $"{programs.Path("hello")}:/hello.wasm", "--entrypoint", "/hello.wasm"]);
+
+    public static string BuildComponent(WasmPrograms programs, string outputDir) =>
+        Build(outputDir, Component, ["--file", $"{programs.Path("p2")}:/p2.wasm", "--entrypoint", "/p2.wasm", "--cmd", "hello"]);
 
     // Debian's static busybox with a few applet links: the runc side of every comparison.
     public static string BuildBusybox(string outputDir) => Build(outputDir, Busybox, [.. BusyboxFiles(), "--cmd", "/bin/sh"]);

@@ -38,7 +38,8 @@ install -m 0644 "$ROOT/LICENSE" "$stage/usr/share/doc/wasmsharp/copyright"
 suggests=""
 if [ "$TOOL_DIR" != - ]; then
   install -d "$stage/usr/lib/wasmsharp/image-tool"
-  for f in "$TOOL_DIR"/wasmsharp-image.dll "$TOOL_DIR"/wasmsharp-image.runtimeconfig.json "$TOOL_DIR"/wasmsharp-image.deps.json; do
+  # The tool and the one assembly it references (the Wasm header reader).
+  for f in "$TOOL_DIR"/wasmsharp-image.dll "$TOOL_DIR"/wasmsharp-image.runtimeconfig.json "$TOOL_DIR"/wasmsharp-image.deps.json "$TOOL_DIR"/Wasmsharp.WasmFormat.dll; do
     [ -f "$f" ] || { echo "build-deb.sh: $f missing (dotnet build src/Wasmsharp.ImageTool -c Release)" >&2; exit 2; }
     install -m 0644 "$f" "$stage/usr/lib/wasmsharp/image-tool/"
   done

@@ -1,24 +1,29 @@
 namespace Wasmsharp.ImageTool;
 
-// The OCI Wasm artifact form: a config with architecture "wasm" and a Wasm OS (wasip1, wasi), and each
+// The OCI Wasm artifact form: a config with architecture "wasm" and a Wasm OS (wasip1, wasip2, wasi), and each
 // module as a layer of its own holding the raw module bytes (no tar, no rootfs). containerd ≥ 1.6.25/1.7.7
 // unpacks it to an empty snapshot; the runtime reads the module from the content store.
 public sealed class ArtifactImageLayout : IImageLayout
 {
     public const string TitleAnnotation = "org.opencontainers.image.title";
     public static readonly Platform DefaultPlatform = new("wasip1", "wasm", null);
+    // A component needs WASI preview 2 from its host: the Wasm OCI artifact layout's OS for it.
+    public static readonly Platform ComponentPlatform = new("wasip2", "wasm", null);
+
+    public static Platform DefaultPlatformFor(IReadOnlyList<ModuleFile> modules) =>
+        modules.Any(m => m.IsComponent) ? ComponentPlatform : DefaultPlatform;
 
     public ImageArtifacts Build(ImageDefinition definition)
     {
         if (definition.Modules.Count == 0)
             throw new UsageException("the artifact form needs at least one --module");
         var layers = new List<(Blob Blob, string Title)>();
-        foreach (var path in definition.Modules)
+        foreach (var module in definition.Modules)
         {
-            var title = Path.GetFileName(path);
+            var title = Path.GetFileName(module.Path);
             if (layers.Any(l => l.Title == title))
-                throw new UsageException($"--module '{path}': another module is also named {title}; layer titles must differ so the entrypoint can name one");
-            layers.Add((new Blob(definition.ModuleMediaType, File.ReadAllBytes(path)), title));
+                throw new UsageException($"--module '{module.Path}': another module is also named {title}; layer titles must differ so the entrypoint can name one");
+            layers.Add((new Blob(module.MediaType, File.ReadAllBytes(module.Path)), title));
         }
         var config = Config(definition);
         var manifest = new Blob(MediaTypes.Manifest, OciJson.Write(w =>
@@ -42,7 +47,7 @@ public sealed class ArtifactImageLayout : IImageLayout
     // Without --entrypoint/--cmd, the only module's name: what the guest sees as argv[0], and what the
     // shim matches against layer titles.
     public static IReadOnlyList<string> DefaultEntrypoint(ImageDefinition d) =>
-        d.Entrypoint.Count == 0 && d.Cmd.Count == 0 && d.Modules.Count == 1 ? [Path.GetFileName(d.Modules[0])] : d.Entrypoint;
+        d.Entrypoint.Count == 0 && d.Cmd.Count == 0 && d.Modules.Count == 1 ? [Path.GetFileName(d.Modules[0].Path)] : d.Entrypoint;
 
     private static Blob Config(ImageDefinition d) => new(MediaTypes.Config, OciJson.Write(w =>
     {

@@ -74,20 +74,13 @@ public static class BuildCommand
         if (Directory.Exists(output))
             throw new UsageException($"--output '{output}' is a directory; give a file name");
         var reference = ImageReference.Parse(name);
-        if (modules.Count > 0)
-        {
-            if (files.Count > 0 || symlinks.Count > 0)
-                throw new UsageException("--module (the artifact form) has no rootfs: --file and --symlink cannot be used with it");
-            foreach (var module in modules)
-                if (!File.Exists(module))
-                    throw new UsageException($"--module '{module}': no such file");
-        }
-        else if (mediaType is not null)
-        {
+        if (modules.Count > 0 && (files.Count > 0 || symlinks.Count > 0))
+            throw new UsageException("--module (the artifact form) has no rootfs: --file and --symlink cannot be used with it");
+        if (modules.Count == 0 && mediaType is not null)
             throw new UsageException("--media-type applies to --module layers (the artifact form)");
-        }
+        var moduleFiles = modules.Select(m => ModuleFile.Read(m, mediaType)).ToList();
         var imagePlatform = platform is not null ? Platform.Parse(platform)
-            : modules.Count > 0 ? ArtifactImageLayout.DefaultPlatform : Platform.Host();
+            : modules.Count > 0 ? ArtifactImageLayout.DefaultPlatformFor(moduleFiles) : Platform.Host();
         if (modules.Count > 0 && imagePlatform.Architecture != "wasm")
             throw new UsageException($"--platform '{platform}': an artifact image's architecture is wasm (e.g. wasip1/wasm or wasi/wasm)");
         var entries = new RootfsBuilder();
@@ -95,8 +88,7 @@ public static class BuildCommand
         foreach (var (guest, target) in symlinks) entries.AddSymlink(guest, target);
         var definition = new ImageDefinition(reference, imagePlatform, entries.Build(), entrypoint, cmd, env)
         {
-            Modules = modules.Select(Path.GetFullPath).ToList(),
-            ModuleMediaType = mediaType ?? MediaTypes.Wasm,
+            Modules = moduleFiles,
         };
         return (definition, output);
     }

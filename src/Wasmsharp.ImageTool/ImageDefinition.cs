@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace Wasmsharp.ImageTool;
 
 // Everything an image is made of, independent of how it is laid out: the rootfs form reads Entries, the
-// OCI Wasm artifact form reads Modules (each becomes one layer of ModuleMediaType).
+// OCI Wasm artifact form reads Modules (each becomes one layer of its media type).
 public sealed record ImageDefinition(
     ImageReference Reference,
     Platform Platform,
@@ -13,8 +13,7 @@ public sealed record ImageDefinition(
     IReadOnlyList<string> Cmd,
     IReadOnlyList<string> Env)
 {
-    public IReadOnlyList<string> Modules { get; init; } = [];
-    public string ModuleMediaType { get; init; } = MediaTypes.Wasm;
+    public IReadOnlyList<ModuleFile> Modules { get; init; } = [];
 }
 
 // "registry/path/name:tag". Kept verbatim as the image name: ctr does not normalise names, so what the

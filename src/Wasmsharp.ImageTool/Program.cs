@@ -16,16 +16,19 @@ public static class Program
 
           --name NAME[:TAG]          image reference stored in the archive (tag defaults to "latest")
           --output FILE              OCI image-layout tarball to write
-          --platform OS/ARCH[/VAR]   image platform (default: linux/<this machine's architecture>,
-                                     wasip1/wasm for the artifact form; Docker uses wasi/wasm)
+          --platform OS/ARCH[/VAR]   image platform (default: linux/<this machine's architecture>;
+                                     for the artifact form wasip1/wasm, wasip2/wasm when a module is
+                                     a component; Docker uses wasi/wasm)
           --file HOST:/GUEST         add a host file (or directory, recursively) at an absolute guest
                                      path; mode is kept, parent directories are created (repeatable)
           --symlink /GUEST:TARGET    add a symbolic link (repeatable)
           --module FILE.wasm         artifact form: the module as a layer titled with its file name
                                      (repeatable; the entrypoint's file name picks one at run time)
-          --media-type TYPE          module layer type: wasm (application/wasm, default), component
+          --media-type TYPE          module layer type: wasm (application/wasm), component
                                      (application/vnd.bytecodealliance.wasm.component.layer.v0+wasm),
-                                     content (application/vnd.wasm.content.layer.v1+wasm), or type/subtype
+                                     content (application/vnd.wasm.content.layer.v1+wasm), or type/subtype;
+                                     default from each file's header: component for a component,
+                                     wasm for a core module
           --entrypoint PATH          config.Entrypoint (repeat for more words; artifact form default:
                                      the only module's file name)
           --cmd ARG                  config.Cmd (repeatable)

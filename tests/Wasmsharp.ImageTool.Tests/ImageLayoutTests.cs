@@ -23,6 +23,14 @@ public sealed class ImageLayoutTests : IDisposable
         return path;
     }
 
+    // A component's header: the magic, version 0x0d, layer 1 (what the shim and the tool tell it by).
+    private string Component(string name, byte fill)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllBytes(path, [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, fill]);
+        return path;
+    }
+
     private sealed record Layout(Dictionary<string, byte[]> Files)
     {
         public JsonElement Index => Json(Files["index.json"]);
@@ -97,6 +105,67 @@ public sealed class ImageLayoutTests : IDisposable
     {
         var layout = Build("--name", "example.local/app", "--module", Module("app.wasm", 2), "--media-type", option);
         Assert.Equal(mediaType, Assert.Single(layout.Layers).GetProperty("mediaType").GetString());
+    }
+
+    [Fact]
+    public async Task A_component_gets_the_component_layer_type_and_the_wasip2_platform_from_its_header()
+    {
+        var component = Component("p2.wasm", 1);
+        var layout = Build("--name", "example.local/p2", "--module", component);
+        var layer = Assert.Single(layout.Layers);
+        Assert.Equal("application/vnd.bytecodealliance.wasm.component.layer.v0+wasm", layer.GetProperty("mediaType").GetString());
+        Assert.Equal(Sha(component), layer.GetProperty("digest").GetString());
+        Assert.Equal("wasip2", layout.Entry.GetProperty("platform").GetProperty("os").GetString());
+        Assert.Equal("wasip2", layout.Config.GetProperty("os").GetString());
+        Assert.Equal("wasm", layout.Config.GetProperty("architecture").GetString());
+        // The shim's resolver takes it as the artifact's module.
+        var resolution = await WasmArtifact.ResolveAsync(Target(layout), "p2.wasm", layout.Read);
+        Assert.Equal((Sha(component), "wasip2"), (resolution.Module!.Digest, resolution.Os));
+    }
+
+    [Fact]
+    public void Modules_and_components_in_one_image_each_get_their_own_layer_type()
+    {
+        var layout = Build("--name", "example.local/mixed", "--module", Module("app.wasm", 2), "--module", Component("p2.wasm", 2), "--entrypoint", "p2.wasm");
+        Assert.Equal(["application/wasm", "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm"],
+            layout.Layers.Select(l => l.GetProperty("mediaType").GetString()));
+        Assert.Equal("wasip2", layout.Config.GetProperty("os").GetString());
+    }
+
+    [Theory]
+    [InlineData("wasm", "application/wasm")]
+    [InlineData("content", "application/vnd.wasm.content.layer.v1+wasm")]
+    public void An_explicit_media_type_wins_over_the_header(string option, string mediaType)
+    {
+        var layout = Build("--name", "example.local/p2", "--module", Component("p2.wasm", 3), "--media-type", option, "--platform", "wasip1/wasm");
+        Assert.Equal(mediaType, Assert.Single(layout.Layers).GetProperty("mediaType").GetString());
+        Assert.Equal("wasip1", layout.Config.GetProperty("os").GetString());
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0 }, "not a WebAssembly module or component")] // an ELF file
+    [InlineData(new byte[] { 0, 0x61, 0x73, 0x6d }, "not a WebAssembly module or component")]          // too short for a header
+    [InlineData(new byte[] { 0, 0x61, 0x73, 0x6d, 0x0d, 0, 2, 0 }, "unknown layer")]
+    public void A_module_that_is_not_wasm_is_refused_naming_the_file(byte[] content, string message)
+    {
+        var path = Path.Combine(_dir, "notwasm.wasm");
+        File.WriteAllBytes(path, content);
+        var error = new StringWriter();
+        var saved = Console.Error;
+        Console.SetError(error);
+        int code;
+        try
+        {
+            code = Program.Main(["build", "--name", "example.local/app", "--output", Path.Combine(_dir, "x.tar"), "--module", path]);
+        }
+        finally
+        {
+            Console.SetError(saved);
+        }
+        Assert.Equal(2, code);
+        Assert.Contains($"--module '{path}'", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains(message, error.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_dir, "x.tar")));
     }
 
     [Fact]

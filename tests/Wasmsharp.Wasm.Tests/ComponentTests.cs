@@ -104,6 +104,17 @@ public sealed class ComponentTests(GuestComponents guests, ITestOutputHelper out
         Assert.Equal(expected, exit.ExitCode);
     }
 
+    /// <summary>A component that imports <c>wasi:cli/exit.exit-with-code</c> (p2/exitcode.wat) links, and its n is the status.</summary>
+    [Fact]
+    public async Task ExitWithCode_IsTheStatus()
+    {
+        var stdout = WorkPath("ewc-out");
+        var instance = work.Track(guests.Host.Prepare(guests.Host.LoadModule(guests.ExitWithCode), new WasiSpec { Args = ["exitcode"], StdoutPath = stdout }));
+        instance.Start();
+        var exit = await instance.Completion.WaitAsync(Timeout);
+        Assert.True(exit.ExitCode == 42, $"exit {exit.ExitCode}: {exit.Message}");
+    }
+
     [Fact]
     public async Task Trap_Is134WithTheTrap()
     {

@@ -17,6 +17,8 @@ public sealed class GuestComponents : IDisposable
     /// <summary>integration/programs/p2/http-client.wat and http-proxy.wat: a command importing wasi:http, a proxy.</summary>
     public string HttpClient { get; }
     public string HttpProxy { get; }
+    /// <summary>p2/exitcode.wat: a component that calls <c>wasi:cli/exit.exit-with-code(42)</c>.</summary>
+    public string ExitWithCode { get; }
 
     public GuestComponents()
     {
@@ -25,6 +27,7 @@ public sealed class GuestComponents : IDisposable
         Component = Build("p2.c");
         HttpClient = Build("http-client.wat");
         HttpProxy = Build("http-proxy.wat");
+        ExitWithCode = Build("exitcode.wat");
     }
 
     private static string RepoRoot()

@@ -1,14 +1,16 @@
 // p2: one WASI preview 2 component (wasi:cli/run) with a command per run (argv[1]), so that jco (about a
 // second) runs once per test run. Built by WasmComponents (clang-16 + Debian 13's wasm32-wasip2 wasi-libc
 // + jco), not by WasmPrograms: this folder is not one of its wasip1 sources.
+//   pwd CMD ...         first changes to $PWD (the working directory, as fs.c's pwd), then runs CMD
 //   hello [args]        argc, argv and environ, one per line
+//   tty [echo]          isatty() of stdin, stdout, stderr; with echo, then reads one line: "got: LINE"
 //   return N / exit N   main returns N / exit(N) (jco's adapter reports any exit(N != 0) as 1)
 //   trap                prints "about to trap", then traps
 //   sleep MS            prints "sleeping", sleeps MS ms in one p2 call, prints "woke"
 //   tick MS [PATH]      prints 0, 1, 2, ... every MS ms for ever (or writes the count to PATH)
 //   stdin               counts stdin to end-of-file: "read N bytes"; catin copies stdin to stdout
 //   cat PATH / create PATH   reads / creates a file through the preopens
-//   alloc N [S]         allocates N MiB, prints "allocated N MiB", holds it S seconds; alloc forever
+//   alloc N [S]         allocates N MiB, prints "allocated N MiB", holds it S seconds (100 ms sleeps); alloc forever
 //                       allocates until malloc fails (a memory limit's kill comes first)
 //   serve PORT          TCP on 127.0.0.1:PORT (no sockets for p2 guests with Wasmtime 50's C API)
 #include <errno.h>
@@ -37,17 +39,32 @@ static int alloc(const char *what, long seconds) {
     }
     printf("allocated %ld MiB\n", done);
     fflush(stdout);
-    if (seconds > 0) sleep((unsigned)seconds);
+    // Held in short sleeps: a kill then lands within one (a kill during one long p2 sleep is reported after
+    // the host's grace while the guest thread lingers; see CriComponentTests).
+    for (long t = 0; t < seconds * 10; t++) usleep(100000);
     return 0;
 }
 
 int main(int argc, char **argv) {
+    if (argc > 2 && !strcmp(argv[1], "pwd")) {
+        const char *pwd = getenv("PWD");
+        if (!pwd || chdir(pwd) != 0) { printf("chdir %s failed: %s\n", pwd ? pwd : "$PWD (unset)", strerror(errno)); return 2; }
+        argc--; argv++;
+    }
     const char *cmd = argc > 1 ? argv[1] : "";
     long n = argc > 2 ? atol(argv[2]) : 0;
     if (!strcmp(cmd, "hello")) {
         printf("argc=%d\n", argc);
         for (int i = 0; i < argc; i++) printf("arg[%d]=%s\n", i, argv[i]);
         for (char **e = environ; *e; e++) printf("env:%s\n", *e);
+        return 0;
+    }
+    if (!strcmp(cmd, "tty")) {
+        printf("stdin tty=%d stdout tty=%d stderr tty=%d\n", isatty(0), isatty(1), isatty(2));
+        if (argc > 2 && !strcmp(argv[2], "echo")) {
+            char line[256];
+            printf("got: %s", fgets(line, sizeof line, stdin) ? line : "EOF\n");
+        }
         return 0;
     }
     if (!strcmp(cmd, "cat")) {
