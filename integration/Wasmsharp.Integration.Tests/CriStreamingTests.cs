@@ -120,6 +120,52 @@ public sealed class CriStreamingTests(CriFixture f)
             CheckEnded(sh, 4, sidecar);
             f.Check(sh.Text(CriStream.StdoutChannel) == "out typed\n" && sh.Text(CriStream.StderrChannel) == "err\n", $"exec sh:\n{sh}", sidecar);
         }
+        // kubectl exec -it: runc makes the terminal (the shim receives its master on runc's console socket); the
+        // size kubectl sends reaches it (ResizePty), and the shell's exit status ends the stream.
+        using (var tty = f.Client.Exec(sidecar, ["/bin/sh"], stdin: true, stderr: false, tty: true))
+        {
+            tty.Resize(120, 40);
+            f.Check(TypeUntil(tty, "stty size\r", "40 120"), $"stty size in exec -t:\n{tty}", sidecar);
+            tty.SendStdin("tty\r");
+            f.Check(tty.WaitFor(CriStream.StdoutChannel, o => o.Contains("/dev/pts/", StringComparison.Ordinal), Wait), $"tty in exec -t:\n{tty}", sidecar);
+            tty.SendStdin("exit 5\r");
+            CheckEnded(tty, 5, sidecar);
+        }
+    }
+
+    // A resize travels apart from stdin (ResizePty), so the command is typed again until the new size shows.
+    private static bool TypeUntil(CriStream stream, string keys, string expected)
+    {
+        for (var i = 0; i < 20; i++)
+        {
+            stream.SendStdin(keys);
+            if (stream.WaitFor(CriStream.StdoutChannel, o => o.Contains(expected, StringComparison.Ordinal), TimeSpan.FromSeconds(1))) return true;
+        }
+        return false;
+    }
+
+    // A pod spec's `tty: true, stdin: true` native container: its shell runs on the terminal runc made, kubectl
+    // attach -it reaches it, and its exit status is the container's.
+    [Fact]
+    public void A_native_container_with_a_terminal_is_attached_resized_and_its_exit_code_reported()
+    {
+        using var pod = f.RunPod("native-tty", CriFixture.WasmHandler);
+        var config = CriClient.ContainerConfig("shell", Images.Busybox, ["/bin/sh"]);
+        config.Tty = true;
+        config.Stdin = true;
+        var id = pod.Start(config);
+
+        using var attach = f.Client.Attach(id, stdin: true, stderr: false, tty: true);
+        attach.SendStdin("tty; echo attached-$((40+2))\r");
+        f.Check(attach.WaitFor(CriStream.StdoutChannel, o => o.Contains("attached-42", StringComparison.Ordinal) && o.Contains("/dev/pts/", StringComparison.Ordinal), Wait),
+            $"attach -it:\n{attach}", id);
+        attach.Resize(100, 30);
+        f.Check(TypeUntil(attach, "stty size\r", "30 100"), $"stty size after a resize:\n{attach}", id);
+        attach.SendStdin("exit 7\r");
+        var status = f.Client.WaitExited(id, Wait);
+        f.Check(status.ExitCode == 7, $"the shell's exit: {status.ExitCode} ({status.Reason})", id);
+        // A terminal has one stream: what the shell echoed is in the CRI log as stdout.
+        f.Check(CriClient.LogText(pod.LogPath("shell")).Contains("attached-42", StringComparison.Ordinal), $"CRI log:\n{CriClient.LogText(pod.LogPath("shell"))}", id);
     }
 
     // containerd forwards a port by dialing 127.0.0.1 inside the pod's network namespace itself: a Wasm server of

@@ -265,7 +265,8 @@ public sealed class CriClient : IDisposable
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         using var reader = new StreamReader(stream);
         var lines = new List<LogLine>();
-        while (reader.ReadLine() is { } line)
+        // Lines end at \n only: a terminal's output keeps its \r inside the message (ReadLine would split there).
+        foreach (var line in reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split(' ', 4);
             if (parts.Length < 3) throw new FormatException($"not a CRI log line in {path}: {line}");
