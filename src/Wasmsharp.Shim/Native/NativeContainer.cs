@@ -47,18 +47,24 @@ internal sealed class NativeContainer
         var cgroupsPath = bundle.Spec.Linux?.CgroupsPath ?? "";
         var runc = new Runc(binary, Runc.RootFor(ns), Path.Combine(bundle.Path, "runc-log.json"),
             systemdCgroup: cgroupsPath.Length > 0 && !cgroupsPath.StartsWith('/') && cgroupsPath.Count(c => c == ':') == 2);
-        int pid;
+        var pid = 0;
         using (var fds = StdioFds.Open(stdio))
         using (var console = stdio.Terminal ? new ConsoleSocket() : null)
         {
             try
             {
-                pid = runc.Create(id, bundle.Path, Path.Combine(bundle.Path, "init.pid"), fds.Map, console?.Path);
+                // The init, our child once runc has exited, is tracked before an orphan sweep could take it.
+                using (Processes.HoldReaping())
+                {
+                    pid = runc.Create(id, bundle.Path, Path.Combine(bundle.Path, "init.pid"), fds.Map, console?.Path);
+                    Processes.Track(pid);
+                }
                 if (console is not null) stdio.AttachConsole(console.ReceiveMaster());
             }
             catch (Exception e) when (e is RuncException or LinuxException)
             {
                 TryDelete(runc, id, log); // runc may leave a half-made container (its state, its cgroup) behind
+                if (pid > 0) Processes.Untrack(pid); // killed by runc delete: an orphan for the reaper now
                 throw;
             }
         }
