@@ -102,6 +102,53 @@ public sealed class CriKubeletTests(CriFixture f)
             $"after StopContainer with a 30 s grace ({clock.Elapsed.TotalSeconds:F1} s): {Describe(status)}", id);
     }
 
+    // containerd's CRI marks a container OOMKilled on the /tasks/oom its shim publishes, also while it runs (a child
+    // was killed); the same as a runc pod, the baseline ("" = runc).
+    [Theory]
+    [InlineData("")]
+    [InlineData(CriFixture.WasmHandler)]
+    public void A_native_container_whose_child_is_OOM_killed_is_OOMKilled_while_it_runs_on(string handler)
+    {
+        using var pod = f.RunPod("native-oom", handler);
+        var id = pod.Start(WithMemoryLimit(CriClient.ContainerConfig("sidecar", Images.Busybox,
+            ["/bin/sh", "-c", "/bin/busybox tail /dev/zero; echo survived; exec sleep 600"]), 32 * MiB));
+        ContainerdFixture.Eventually(() => f.Client.ContainerStatus(id).Reason == "OOMKilled", CriFixture.RunTimeout);
+        var status = f.Client.ContainerStatus(id);
+        f.Check(status is { State: Cri.ContainerState.ContainerRunning, Reason: "OOMKilled" }, Describe(status), id);
+        ContainerdFixture.Eventually(() => CriClient.LogText(pod.LogPath("sidecar")).Contains("survived", StringComparison.Ordinal), CriFixture.RunTimeout);
+        f.Check(CriClient.LogText(pod.LogPath("sidecar")) == "survived\n", $"log: {CriClient.LogText(pod.LogPath("sidecar"))}", id);
+    }
+
+    // A pod sharing the node's pid namespace (hostPID): its containers have no pid namespace of their own, so a
+    // process that leaves a child behind (a double fork) leaves it to the nearest subreaper, the pod's shim, which
+    // must reap it as runc's shim does.
+    [Fact]
+    public void Orphans_of_a_native_container_without_its_own_pid_namespace_are_reaped_by_the_pods_shim()
+    {
+        var podConfig = f.Client.PodConfig(f.Client.NewPodName("host-pid"));
+        podConfig.Linux.SecurityContext.NamespaceOptions.Pid = Cri.NamespaceMode.Node;
+        using var pod = f.Client.RunPod(podConfig, CriFixture.WasmHandler);
+        var config = CriClient.ContainerConfig("forker", Images.Busybox,
+            ["/bin/sh", "-c", "for i in 1 2 3; do (sleep 3 &); done; echo forked; exec sleep 600"]);
+        config.Linux.SecurityContext = new Cri.LinuxContainerSecurityContext
+        {
+            NamespaceOptions = new Cri.NamespaceOption { Pid = Cri.NamespaceMode.Node, Network = Cri.NamespaceMode.Pod, Ipc = Cri.NamespaceMode.Pod },
+        };
+        var id = pod.Start(config);
+        var shim = f.Shims(RepoLayout.ShimBinary, [pod.Id]).Single().Pid;
+
+        // The three `sleep 3` are the shim's children once their parents have gone.
+        IReadOnlyList<int> Orphans() => ProcFs.Processes().Where(p => p.CommandLine == "sleep 3" && ProcFs.ParentPid(p.Pid) == shim).Select(p => p.Pid).ToList();
+        ContainerdFixture.Eventually(() => Orphans().Count == 3, CriFixture.RunTimeout);
+        var orphans = Orphans();
+        f.Check(orphans.Count == 3, $"expected three orphans re-parented to the shim {shim}, found {orphans.Count}", id);
+        // They end after 3 s: then nothing of them may be left, not even a zombie.
+        ContainerdFixture.Eventually(() => orphans.All(p => !Directory.Exists($"/proc/{p}")), TimeSpan.FromSeconds(15));
+        var left = orphans.Where(p => Directory.Exists($"/proc/{p}")).Select(p => $"{p}: {ProcFs.State(p)}").ToList();
+        f.Check(left.Count == 0, $"orphans left: {string.Join(", ", left)}", id);
+        f.Check(f.Client.ContainerStatus(id).State == Cri.ContainerState.ContainerRunning, "the container runs on", id);
+    }
+
     // kubelet restarts an exited container by creating a new one with the same name and attempt + 1.
     [Fact]
     public void A_restarted_container_runs_in_the_same_shim_and_pod_namespace()

@@ -436,6 +436,8 @@ public sealed class DifferentialScenarioTests(ContainerdFixture f)
         {
             f.RemoveContainer(runc.Id);
             f.RemoveContainer(ours.Id);
+            // runc's killed shim could not remove its socket, and containerd's cleanup of it does not either.
+            File.Delete(PrivateContainerd.RuncShimSocket(f.Containerd.Address, ContainerdFixture.Namespace, runc.Id));
         }
     }
 }

@@ -54,6 +54,31 @@ public sealed class NativeContainerTests(ContainerdFixture f)
         f.AssertNothingLeft(id, run);
     }
 
+    // ctr run -t / ctr task exec -t: runc makes the terminal inside the container and sends its master to the
+    // shim's console socket; what is typed reaches the program and its output comes back through the terminal.
+    [Fact]
+    public void Run_and_exec_with_a_terminal_get_the_terminal_runc_made()
+    {
+        var id = f.NewId("native-tty");
+        var run = InTerminal.Run(f, id, "typed\r", ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.Busybox, id, "sh", "-c", "tty; read line; echo \"got $line\"; exit 3"]);
+        f.Check(run.ExitCode == 3 && run.Stdout.Contains("/dev/pts/", StringComparison.Ordinal) && run.Stdout.Contains("got typed", StringComparison.Ordinal),
+            $"ctr run -t: exit {run.ExitCode}, output {run.Stdout}", id, run);
+        f.AssertNothingLeft(id, run);
+
+        var sleeper = StartNative("native-exec-tty", [], "sleep", "1000");
+        try
+        {
+            var exec = InTerminal.Run(f, sleeper, "typed\r", ["task", "exec", "-t", "--exec-id", "tty", sleeper, "sh", "-c", "tty; read line; echo \"got $line\"; exit 4"]);
+            f.Check(exec.ExitCode == 4 && exec.Stdout.Contains("/dev/pts/", StringComparison.Ordinal) && exec.Stdout.Contains("got typed", StringComparison.Ordinal),
+                $"ctr task exec -t: exit {exec.ExitCode}, output {exec.Stdout}", sleeper, exec);
+        }
+        finally
+        {
+            f.RemoveContainer(sleeper);
+        }
+        f.AssertNothingLeft(sleeper);
+    }
+
     [Theory]
     [InlineData("SIGTERM", 143)]
     [InlineData("SIGKILL", 137)]
@@ -179,6 +204,27 @@ public sealed class NativeContainerTests(ContainerdFixture f)
         ContainerdFixture.Eventually(() => Topics().Count >= expected.Length, Shortly);
         f.Check(Topics().SequenceEqual(expected), $"events {string.Join(", ", Topics())} should be {string.Join(", ", expected)}", id, run);
         f.AssertNothingLeft(id, run);
+    }
+
+    // runc's shim watches the cgroup and publishes /tasks/oom when the kernel kills any process of it: here a child,
+    // while the init lives on.
+    [Fact]
+    public void Oom_kill_of_a_child_is_reported_while_the_init_runs_on()
+    {
+        var id = StartNative("native-oom-child", ["--memory-limit", (32L << 20).ToString()], "sh", "-c", "/bin/busybox tail /dev/zero; exec sleep 1000");
+        try
+        {
+            bool Oom() => f.Events.For(id).Any(l => l.Contains("/tasks/oom", StringComparison.Ordinal));
+            ContainerdFixture.Eventually(Oom, ContainerdFixture.RunTimeout);
+            f.Check(Oom(), $"no /tasks/oom while the init runs: {string.Join("; ", f.Events.For(id))}", id);
+            f.Check(f.Containerd.Task(id) is { Status: "RUNNING" } && !f.Events.For(id).Any(l => l.Contains("/tasks/exit", StringComparison.Ordinal)),
+                "the init should run on after its child was OOM-killed", id);
+        }
+        finally
+        {
+            f.RemoveContainer(id);
+        }
+        f.AssertNothingLeft(id);
     }
 
     [Fact]

@@ -216,6 +216,31 @@ public sealed class CriClient : IDisposable
         return Runtime.ExecSync(request, Deadline(CallTimeout + TimeSpan.FromSeconds(timeoutSeconds)));
     }
 
+    // ---- streaming (containerd's CRI streaming server) ----------------------------------------------
+
+    /// <summary>Exec, as kubectl exec: the call returns a URL on the streaming server, opened here as a <see cref="CriStream"/>.</summary>
+    public CriStream Exec(string id, IEnumerable<string> command, bool stdin = false, bool stdout = true, bool stderr = true, bool tty = false)
+    {
+        var request = new Cri.ExecRequest { ContainerId = id, Stdin = stdin, Stdout = stdout, Stderr = stderr, Tty = tty };
+        request.Cmd.AddRange(command);
+        return OpenStream(Runtime.Exec(request, Deadline()).Url);
+    }
+
+    /// <summary>Attach, as kubectl attach, to a running container's stdio.</summary>
+    public CriStream Attach(string id, bool stdin = false, bool stdout = true, bool stderr = true, bool tty = false) =>
+        OpenStream(Runtime.Attach(new Cri.AttachRequest { ContainerId = id, Stdin = stdin, Stdout = stdout, Stderr = stderr, Tty = tty }, Deadline()).Url);
+
+    /// <summary>PortForward, as kubectl port-forward: channel 0 carries one connection to the pod's 127.0.0.1:<paramref name="port"/>.</summary>
+    public CriStream PortForward(string podId, int port)
+    {
+        var request = new Cri.PortForwardRequest { PodSandboxId = podId };
+        request.Port.Add(port);
+        return OpenStream(Runtime.PortForward(request, Deadline()).Url);
+    }
+
+    // The streaming server listens inside containerd's network namespace.
+    private CriStream OpenStream(string url) => CriStream.Open(url, _containerd.NetnsPath);
+
     public Cri.ContainerStats ContainerStats(string id) =>
         Runtime.ContainerStats(new Cri.ContainerStatsRequest { ContainerId = id }, Deadline()).Stats;
 
@@ -240,7 +265,8 @@ public sealed class CriClient : IDisposable
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
         using var reader = new StreamReader(stream);
         var lines = new List<LogLine>();
-        while (reader.ReadLine() is { } line)
+        // Lines end at \n only: a terminal's output keeps its \r inside the message (ReadLine would split there).
+        foreach (var line in reader.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split(' ', 4);
             if (parts.Length < 3) throw new FormatException($"not a CRI log line in {path}: {line}");

@@ -480,18 +480,22 @@ public sealed class PrivateContainerd : IDisposable
                 // remove its socket: we do.
                 if (p.SpareRole is not null && p.Args[2].StartsWith("/run/containerd/s/", StringComparison.Ordinal))
                     File.Delete(p.Args[2]);
-                // So cannot runc's shim (Docker's containers, the runc side of comparisons): containerd names
-                // its socket by the SHA-256 of ADDRESS/NAMESPACE/ID.
+                // So cannot runc's shim (Docker's containers, the runc side of comparisons).
                 if (p.Args.Count > 0 && p.Args[0].EndsWith("containerd-shim-runc-v2", StringComparison.Ordinal) &&
                     p.ArgValue("-address") is { } address && p.ArgValue("-namespace") is { } ns && p.ArgValue("-id") is { } id)
-                {
-                    var name = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"{address}/{ns}/{id}")));
-                    File.Delete($"/run/containerd/s/{name}");
-                }
+                    File.Delete(RuncShimSocket(address, ns, id));
             }
             Thread.Sleep(100);
         }
     }
+
+    /// <summary>
+    /// The socket of runc's shim for container (or pod) <paramref name="id"/>: containerd names it by the SHA-256 of
+    /// ADDRESS/NAMESPACE/ID. The shim removes it when it exits, but not when it is killed, and neither does
+    /// containerd's cleanup of the dead shim (`shim delete`): whoever kills one removes it.
+    /// </summary>
+    public static string RuncShimSocket(string address, string ns, string id) =>
+        "/run/containerd/s/" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"{address}/{ns}/{id}")));
 
     // Directories of earlier runs whose owner process is gone: stop their containerd, then clean up.
     public static void SweepStale()

@@ -73,6 +73,9 @@ public static partial class ProcFs
     // Thread-group id: a guest run by our shim is a thread, so its "task pid" may name a thread of the shim.
     public static int? Tgid(int pid) => StatusField(pid, "Tgid:") is { } v && int.TryParse(v, out var t) ? t : null;
 
+    // "Z (zombie)", "S (sleeping)", ...: a zombie has ended and waits for its parent to reap it.
+    public static string? State(int pid) => StatusField(pid, "State:");
+
     // Parent process id: a native container's init is re-parented to the shim that runs it.
     public static int? ParentPid(int pid) => StatusField(pid, "PPid:") is { } v && int.TryParse(v, out var p) ? p : null;
 

@@ -189,6 +189,7 @@ public static partial class Processes
         }
         status = s;
         errno = 0;
+        Untrack(pid);
         return true;
     }
 }

@@ -203,9 +203,14 @@ public static partial class Processes
             fixed (byte** a = argv)
             fixed (byte** e = envp)
             {
-                var rc = posix_spawn(out var pid, f, actions, attr, a, e);
-                if (rc != 0) throw new LinuxException($"posix_spawn {path}", rc);
-                return pid;
+                // Tracked before an orphan sweep can see it: whoever spawns it waits for it (or it is a daemon).
+                lock (ChildGate)
+                {
+                    var rc = posix_spawn(out var pid, f, actions, attr, a, e);
+                    if (rc != 0) throw new LinuxException($"posix_spawn {path}", rc);
+                    OwnChildren.Add(pid);
+                    return pid;
+                }
             }
         }
         finally
@@ -232,8 +237,11 @@ public static partial class Processes
         {
             int status;
             var r = sys_waitpid(pid, &status, WNOHANG_);
-            if (r == pid) return true;
-            if (r < 0 && Marshal.GetLastPInvokeError() != EINTR) return true;   // ECHILD: reaped elsewhere
+            if (r == pid || (r < 0 && Marshal.GetLastPInvokeError() != EINTR))   // else ECHILD: reaped elsewhere
+            {
+                Untrack(pid);
+                return true;
+            }
             if (Environment.TickCount64 >= deadline) return false;
             Thread.Sleep(10);
         }

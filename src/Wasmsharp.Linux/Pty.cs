@@ -70,21 +70,24 @@ public sealed partial class Pty : IDisposable
     }
 
     /// <summary>TIOCSWINSZ: the terminal's size in columns and rows.</summary>
-    public unsafe void Resize(ushort columns, ushort rows)
+    public void Resize(ushort columns, ushort rows) => Resize(Master, columns, rows);
+
+    /// <summary>TIOCSWINSZ on a master of another pty (e.g. one runc made for a container).</summary>
+    public static unsafe void Resize(SafeFileHandle master, ushort columns, ushort rows)
     {
         var size = new WinSize { Col = columns, Row = rows };
         var added = false;
-        Master.DangerousAddRef(ref added);
+        master.DangerousAddRef(ref added);
         try
         {
-            if (ioctl_winsize((int)Master.DangerousGetHandle(), TIOCSWINSZ, &size) != 0)
+            if (ioctl_winsize((int)master.DangerousGetHandle(), TIOCSWINSZ, &size) != 0)
             {
                 throw new LinuxException("ioctl(TIOCSWINSZ)", Marshal.GetLastPInvokeError());
             }
         }
         finally
         {
-            if (added) Master.DangerousRelease();
+            if (added) master.DangerousRelease();
         }
     }
 

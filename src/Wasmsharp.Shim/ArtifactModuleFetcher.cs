@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Grpc.Core;
+using Wasmsharp.Linux;
 using Process = System.Diagnostics.Process;
 using WasmArtifact = Wasmsharp.Oci.WasmArtifact;
 
@@ -56,7 +57,9 @@ internal sealed class ArtifactModuleFetcher(string address, string ns)
             psi.ArgumentList.Add("-argv0");
             psi.ArgumentList.Add(argv0);
         }
-        using var process = Process.Start(psi) ?? throw new FetchException(StatusCode.Internal, "helper", $"cannot run {helper}");
+        // Tracked: the shim reaps orphans (it is a subreaper), and .NET must be the one to reap this child.
+        using var child = Processes.StartTracked(psi);
+        var process = child.Process;
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(Timeout);
         // A helper that hangs (containerd not answering) is killed; its missing answer then reads as the timeout.

@@ -107,6 +107,10 @@ internal sealed class ContainerCgroup
         }
     }
 
+    /// <summary>The kernel's notifications for this cgroup's memory (see <see cref="CgroupOomEvents"/>).</summary>
+    /// <exception cref="LinuxException">they cannot be had here.</exception>
+    public CgroupOomEvents OpenOomEvents() => CgroupOomEvents.Open(cgroup);
+
     /// <summary>Counts a guest killed at its memory limit: the kernel's own OOM counters never see those.</summary>
     public void RecordGuestOom() => Interlocked.Increment(ref guestOomKills);
 

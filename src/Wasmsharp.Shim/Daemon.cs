@@ -22,6 +22,7 @@ internal static partial class Daemon
         try
         {
             Processes.SetChildSubreaper();
+            Native.OrphanReaper.Start(log);
         }
         catch (LinuxException e)
         {

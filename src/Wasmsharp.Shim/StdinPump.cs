@@ -17,6 +17,7 @@ internal sealed class StdinPump : IDisposable
     private readonly SafeFileHandle? _pipeRead;
     private readonly SafeFileHandle _pipeWrite;
     private readonly bool _ownsTarget;
+    private readonly Action? _atEnd;
     private volatile bool _closeRequested;
     private volatile bool _stopped;
 
@@ -31,11 +32,13 @@ internal sealed class StdinPump : IDisposable
         new Thread(Run, maxStackSize: 128 * 1024) { IsBackground = true, Name = "stdin" }.Start();
     }
 
-    /// <summary>Feeds <paramref name="target"/> (a pty master), which stays the caller's.</summary>
-    public StdinPump(string fifoPath, SafeFileHandle target)
+    /// <summary>Feeds <paramref name="target"/> (a pty master), which stays the caller's; <paramref name="atEnd"/> runs
+    /// when the client's input has ended (not when the pump is disposed).</summary>
+    public StdinPump(string fifoPath, SafeFileHandle target, Action? atEnd = null)
     {
         _fifo = new FifoReader(fifoPath);
         _pipeWrite = target;
+        _atEnd = atEnd;
         new Thread(Run, maxStackSize: 128 * 1024) { IsBackground = true, Name = "stdin" }.Start();
     }
 
@@ -65,6 +68,7 @@ internal sealed class StdinPump : IDisposable
         {
             _fifo.Close();
             if (_ownsTarget) _pipeWrite.Dispose();
+            if (!_stopped) _atEnd?.Invoke();
         }
     }
 

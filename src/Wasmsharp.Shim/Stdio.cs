@@ -17,7 +17,10 @@ namespace Wasmsharp.Shim;
 /// append to it.</item>
 /// <item><c>binary:///logger?k=v</c>: a <see cref="BinaryLogger"/> reads the pipes the guest writes to.</item>
 /// <item>terminal: a pty; the slave is the guest's stdin, stdout and stderr; the master is copied to the
-/// stdout FIFO and the stdin FIFO into the master; the stderr FIFO is unused (as with runc).</item>
+/// stdout FIFO and the stdin FIFO into the master; the stderr FIFO is unused (as with runc). For a native
+/// process runc makes the pty (<c>consoleFromRuntime</c>) and its master arrives later (<see cref="AttachConsole"/>);
+/// when the client's stdin ends the console is shut, as runc's shim shuts it: the output still there is
+/// copied, the master closed, and the terminal hangs up.</item>
 /// </list>
 /// <see cref="CloseOutput"/> (when the guest has ended) waits up to 2 s for output still being copied, as
 /// runc's shim does, and closes the output FIFOs; Dispose (at Delete) releases the rest.
@@ -39,6 +42,9 @@ internal sealed class Stdio : IDisposable
     private StdinPump? _stdin;
     private BinaryLogger? _logger;
     private Pty? _pty;
+    private SafeFileHandle? _consoleOutput;   // where a runtime's console will be copied to, until it arrives
+    private SafeFileHandle? _console;         // the runtime's pty master
+    private OutputPump? _consolePump;
     private int _disposed;
     private int _outputClosed;
 
@@ -54,7 +60,7 @@ internal sealed class Stdio : IDisposable
     /// <summary>Output FIFOs whose client had not begun to read them within the wait (worth a warning).</summary>
     public IReadOnlyList<string> FifosWithoutReader => _fifosWithoutReader;
 
-    public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "", string ns = "")
+    public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "", string ns = "", bool consoleFromRuntime = false)
     {
         Stdin = stdin;
         Stdout = stdout;
@@ -64,7 +70,7 @@ internal sealed class Stdio : IDisposable
         {
             if (terminal)
             {
-                OpenTerminal();
+                OpenTerminal(consoleFromRuntime);
                 return;
             }
             if (!string.IsNullOrEmpty(stdin))
@@ -139,25 +145,56 @@ internal sealed class Stdio : IDisposable
         return Files.ProcPath(write);
     }
 
-    private void OpenTerminal()
+    private void OpenTerminal(bool consoleFromRuntime)
     {
         if (!string.IsNullOrEmpty(Stdout) && StdioUri.Parse(Stdout).Scheme != StdioUri.Fifo)
         {
             throw new NotSupportedException($"stdout {Stdout}: a terminal needs a FIFO for its output");
         }
         if (!string.IsNullOrEmpty(Stdin)) RejectUri(Stdin);
-        IgnoreHangups();
-        _pty = Pty.Open();
-        GuestStdin = GuestStdout = GuestStderr = _pty.SlavePath;
         // Without a stdout the output is discarded, so a guest never blocks on a full terminal.
         var output = string.IsNullOrEmpty(Stdout) ? Descriptors.OpenAppend("/dev/null") : OpenOutputFifo(StdioUri.Parse(Stdout).Path);
         _handles.Add(output);
         if (!string.IsNullOrEmpty(Stdout)) _outputFifos.Add(output);
-        _pumps.Add(new OutputPump(Files.Duplicate(_pty.Master), output, "pty-out"));
+        if (consoleFromRuntime)
+        {
+            _consoleOutput = output;
+            return;
+        }
+        IgnoreHangups();
+        _pty = Pty.Open();
+        GuestStdin = GuestStdout = GuestStderr = _pty.SlavePath;
+        CopyConsole(_pty.Master, output, atStdinEnd: null);
+    }
+
+    /// <summary>A native process's terminal, as runc sent its master: copied to and from the client from now on.</summary>
+    public void AttachConsole(SafeFileHandle master)
+    {
+        if (_consoleOutput is null || _console is not null)
+        {
+            master.Dispose();
+            throw new InvalidOperationException("this process's stdio awaits no terminal");
+        }
+        _console = master;
+        CopyConsole(master, _consoleOutput, atStdinEnd: HangUp);
+    }
+
+    private void CopyConsole(SafeFileHandle master, SafeFileHandle output, Action? atStdinEnd)
+    {
+        _consolePump = new OutputPump(Files.Duplicate(master), output, "pty-out");
+        _pumps.Add(_consolePump);
         if (!string.IsNullOrEmpty(Stdin))
         {
-            _stdin = new StdinPump(Stdin, _pty.Master);
+            _stdin = new StdinPump(Stdin, master, atStdinEnd);
         }
+    }
+
+    // runc's shim on a console's stdin end: what the process wrote is still copied, then no descriptor of the
+    // master is left, so the terminal hangs up (SIGHUP to the process's session).
+    private void HangUp()
+    {
+        _consolePump?.Finish(CopyTimeout);
+        _console?.Dispose();
     }
 
     // The shim is a session leader without a controlling terminal, and Wasmtime opens the slave without
@@ -182,14 +219,18 @@ internal sealed class Stdio : IDisposable
     /// <summary>ResizePty: false when this process has no terminal.</summary>
     public bool Resize(uint columns, uint rows)
     {
-        if (_pty is null) return false;
+        if ((_pty?.Master ?? _console) is not { } master) return false;
         try
         {
-            _pty.Resize((ushort)Math.Min(columns, ushort.MaxValue), (ushort)Math.Min(rows, ushort.MaxValue));
+            Pty.Resize(master, (ushort)Math.Min(columns, ushort.MaxValue), (ushort)Math.Min(rows, ushort.MaxValue));
         }
         catch (ObjectDisposedException)
         {
             return false;   // being deleted: nothing left to size
+        }
+        catch (LinuxException) when (_console is not null && _console.IsClosed)
+        {
+            return false;   // hung up
         }
         return true;
     }
@@ -272,5 +313,6 @@ internal sealed class Stdio : IDisposable
         _logger?.Dispose();
         _logger = null;
         _pty?.Dispose();
+        _console?.Dispose();
     }
 }

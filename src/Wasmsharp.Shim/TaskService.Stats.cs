@@ -105,4 +105,11 @@ internal sealed partial class TaskService
         if (_containers.TryGetValue(containerId, out var container)) container.Cgroup?.RecordGuestOom();
         events.Publish("/tasks/oom", new TaskOOM { ContainerId = containerId });
     }
+
+    // A native container's: the kernel's OOM killer ended one of its processes (the kernel counts it itself).
+    private void PublishKernelOom(string containerId)
+    {
+        log.Warning("{Id}: out of memory: the kernel's OOM killer ended a process of the container", containerId);
+        events.Publish("/tasks/oom", new TaskOOM { ContainerId = containerId });
+    }
 }

@@ -155,13 +155,12 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
     /// </summary>
     private Container CreateNative(TaskApi.CreateTaskRequest request, Bundle bundle)
     {
-        if (request.Terminal || bundle.Spec.Process!.Terminal)
-            throw new NotSupportedException("a terminal for a native container is not supported yet (runc --console-socket): run it without -t");
-        var stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, false, request.Id, ns);
+        // runc makes the terminal that config.json asks for and sends us its master.
+        var stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, bundle.Spec.Process!.Terminal, request.Id, ns, consoleFromRuntime: true);
         Native.NativeContainer native;
         try
         {
-            native = Native.NativeContainer.Create(request.Id, bundle, ns, stdio, log);
+            native = Native.NativeContainer.Create(request.Id, bundle, ns, stdio, () => PublishKernelOom(request.Id), log);
         }
         catch
         {
@@ -535,9 +534,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
     // runc exec runs containerd's process spec as it is (its env already the container's and the exec's), at Start.
     private TaskProcess PrepareNativeExec(Native.NativeContainer native, TaskApi.ExecProcessRequest request, Oci.Process process)
     {
-        if (request.Terminal || process.Terminal)
-            throw new NotSupportedException("a terminal for an exec in a native container is not supported yet (runc --console-socket): run it without -t");
-        var stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, false, request.Id, ns);
+        var stdio = new Stdio(request.Stdin, request.Stdout, request.Stderr, process.Terminal, request.Id, ns, consoleFromRuntime: true);
         return new TaskProcess(request.ExecId, native.PrepareExec(request.ExecId, request.Spec.Value.Memory, stdio), stdio);
     }
 

@@ -7,12 +7,11 @@ namespace Wasmsharp.Shim.Native;
 /// <summary>
 /// A container whose entrypoint is a native program, run by the system's runc from the bundle's config.json as it
 /// is: runc makes its namespaces and cgroup, mounts what the spec asks inside the rootfs (which we mount, as
-/// runc's shim does) and runs its hooks. The shim only passes the process's stdio and reports its exit.
+/// runc's shim does) and runs its hooks. The shim only passes the process's stdio (a terminal's master, which runc
+/// sends to a <see cref="ConsoleSocket"/>, is copied to and from the client's FIFOs) and reports its exit.
 /// </summary>
 internal sealed class NativeContainer
 {
-    private readonly ulong oomKillsAtCreate;
-
     public string Id { get; }
     public Runc Runc { get; }
     public ILogger Log { get; }
@@ -21,44 +20,56 @@ internal sealed class NativeContainer
     /// <summary>The cgroup runc made (read for Stats and OOM kills); null when the spec names none.</summary>
     public ContainerCgroup? Cgroup { get; }
 
+    /// <summary>Its OOM kills, reported as they happen; null without a cgroup.</summary>
+    public OomWatch? Oom { get; }
+
     public NativeProcess Init { get; }
 
-    private NativeContainer(string id, Runc runc, Bundle bundle, ILogger log, int initPid)
+    private NativeContainer(string id, Runc runc, Bundle bundle, ILogger log, int initPid, Action onOom)
     {
         Id = id;
         Runc = runc;
         Bundle = bundle;
         Log = log;
         Cgroup = ContainerCgroup.Existing(bundle.Spec, log);
-        oomKillsAtCreate = Cgroup?.KernelOomKills() ?? 0;
+        Oom = Cgroup is null ? null : new OomWatch(Cgroup, onOom, id, log);
         Init = new NativeProcess(this, initPid);
     }
 
     /// <summary>runc create with the bundle's rootfs already mounted; the init waits for Start.</summary>
     /// <exception cref="BundleException">no runc on PATH.</exception>
     /// <exception cref="RuncException">runc refused the bundle; nothing of the container is left.</exception>
-    public static NativeContainer Create(string id, Bundle bundle, string ns, Stdio stdio, ILogger log)
+    /// <param name="onOom">called when the kernel's OOM killer has ended a process of the container.</param>
+    public static NativeContainer Create(string id, Bundle bundle, string ns, Stdio stdio, Action onOom, ILogger log)
     {
         var binary = Runc.Find() ?? throw new BundleException(
             $"entrypoint {bundle.Spec.Process?.Args.FirstOrDefault()} is a native program, which this runtime runs with runc, but no runc was found on PATH ({Environment.GetEnvironmentVariable("PATH")}): install runc, or run a WebAssembly module");
         var cgroupsPath = bundle.Spec.Linux?.CgroupsPath ?? "";
         var runc = new Runc(binary, Runc.RootFor(ns), Path.Combine(bundle.Path, "runc-log.json"),
             systemdCgroup: cgroupsPath.Length > 0 && !cgroupsPath.StartsWith('/') && cgroupsPath.Count(c => c == ':') == 2);
-        int pid;
+        var pid = 0;
         using (var fds = StdioFds.Open(stdio))
+        using (var console = stdio.Terminal ? new ConsoleSocket() : null)
         {
             try
             {
-                pid = runc.Create(id, bundle.Path, Path.Combine(bundle.Path, "init.pid"), fds.Map);
+                // The init, our child once runc has exited, is tracked before an orphan sweep could take it.
+                using (Processes.HoldReaping())
+                {
+                    pid = runc.Create(id, bundle.Path, Path.Combine(bundle.Path, "init.pid"), fds.Map, console?.Path);
+                    Processes.Track(pid);
+                }
+                if (console is not null) stdio.AttachConsole(console.ReceiveMaster());
             }
-            catch (RuncException)
+            catch (Exception e) when (e is RuncException or LinuxException)
             {
                 TryDelete(runc, id, log); // runc may leave a half-made container (its state, its cgroup) behind
+                if (pid > 0) Processes.Untrack(pid); // killed by runc delete: an orphan for the reaper now
                 throw;
             }
         }
         log.Information("{Id}: native container created by {Runc} (root {Root}), init pid {Pid}", id, binary, runc.Root, pid);
-        return new NativeContainer(id, runc, bundle, log, pid);
+        return new NativeContainer(id, runc, bundle, log, pid, onOom);
     }
 
     /// <summary>An exec, run by runc exec at its Start with <paramref name="processJson"/> (containerd's spec, as is).</summary>
@@ -70,7 +81,21 @@ internal sealed class NativeContainer
         {
             File.WriteAllBytes(processFile, processJson.ToArray());
             using var fds = StdioFds.Open(stdio);
-            return Runc.Exec(Id, processFile, pidFile, fds.Map);
+            using var console = stdio.Terminal ? new ConsoleSocket() : null;
+            var pid = Runc.Exec(Id, processFile, pidFile, fds.Map, console?.Path);
+            if (console is null) return pid;
+            try
+            {
+                stdio.AttachConsole(console.ReceiveMaster());
+            }
+            catch (Exception e) when (e is RuncException or LinuxException)
+            {
+                // Without its terminal nobody could reach it: it ends here, its start fails.
+                Processes.Signal(pid, Signals.SIGKILL);
+                Processes.WaitForExitStatus(pid);
+                throw e as RuncException ?? new RuncException($"exec {execId}: its terminal: {e.Message}");
+            }
+            return pid;
         }
         finally
         {
@@ -97,11 +122,12 @@ internal sealed class NativeContainer
     /// <summary>New linux.resources (containerd's JSON) for runc update to write to the cgroup.</summary>
     public void Update(ReadOnlySpan<byte> resources) => Runc.Update(Id, resources);
 
-    /// <summary>Whether the kernel's OOM killer ended a process of the container since it was made.</summary>
-    public bool OomKilled() => Cgroup is { } cgroup && cgroup.KernelOomKills() > oomKillsAtCreate;
-
     /// <summary>runc delete --force: what is left of it is killed, its cgroup and runc's state removed. False if runc failed.</summary>
-    public bool Delete() => TryDelete(Runc, Id, Log);
+    public bool Delete()
+    {
+        Oom?.Dispose();
+        return TryDelete(Runc, Id, Log);
+    }
 
     private static bool TryDelete(Runc runc, string id, ILogger log)
     {

@@ -7,7 +7,8 @@ namespace Wasmsharp.Shim.Native;
 /// A process of a native container, run by runc as containerd's runc shim runs it: the init (made by runc create,
 /// started by runc start) or an exec (runc exec --detach at Start). Its pid is the real process's, in our pid
 /// namespace. Once runc has exited the process is our child (the shim is a child subreaper), and a thread of its
-/// own waits for that pid alone, so no other wait of the shim (hooks, runc itself, .NET's) can take its exit.
+/// own waits for that pid alone, so no other wait of the shim (hooks, runc itself, .NET's) can take its exit; it is
+/// tracked, so the <see cref="OrphanReaper"/> leaves it alone.
 /// </summary>
 internal sealed class NativeProcess : IGuest
 {
@@ -61,7 +62,12 @@ internal sealed class NativeProcess : IGuest
         int started;
         try
         {
-            started = launch!();
+            // The exec may end before runc does: it must not be taken for an orphan before it is tracked.
+            using (Processes.HoldReaping())
+            {
+                started = launch!();
+                Processes.Track(started);
+            }
         }
         catch (RuncException e)
         {
@@ -130,12 +136,14 @@ internal sealed class NativeProcess : IGuest
 
     private void Reap(int child)
     {
+        Processes.Track(child);
         new Thread(() =>
         {
             // null: not our child after all (reaped elsewhere): its status is lost, reported as runc's shim does.
             var status = Processes.WaitForExitStatus(child) ?? 255;
-            var oom = IsInit && container.OomKilled();
-            End(new WasmExit(status, null, oom));
+            // A kill whose notification has not arrived yet is published now, before the exit.
+            if (IsInit) container.Oom?.Check();
+            End(new WasmExit(status, null));
         }, 128 * 1024) { IsBackground = true, Name = $"reap {child}" }.Start();
     }
 

@@ -45,20 +45,23 @@ internal sealed class Runc
     }
 
     /// <summary>runc create: the container's init waits for <see cref="Start"/>; returns its pid (in our pid namespace).</summary>
-    public int Create(string id, string bundle, string pidFile, IReadOnlyDictionary<int, int> stdio)
+    /// <param name="consoleSocket">where runc sends the terminal's master when the process has one (<see cref="ConsoleSocket"/>).</param>
+    public int Create(string id, string bundle, string pidFile, IReadOnlyDictionary<int, int> stdio, string? consoleSocket = null)
     {
-        Run(["create", "--bundle", bundle, "--pid-file", pidFile, id], stdio: stdio);
+        Run(["create", "--bundle", bundle, "--pid-file", pidFile, .. ConsoleArgs(consoleSocket), id], stdio: stdio);
         return ReadPid(pidFile);
     }
 
     public void Start(string id) => Run(["start", id]);
 
     /// <summary>runc exec -d: the process runs detached (runc exits; it is re-parented to us, a subreaper); returns its pid.</summary>
-    public int Exec(string id, string processFile, string pidFile, IReadOnlyDictionary<int, int> stdio)
+    public int Exec(string id, string processFile, string pidFile, IReadOnlyDictionary<int, int> stdio, string? consoleSocket = null)
     {
-        Run(["exec", "--process", processFile, "--detach", "--pid-file", pidFile, id], stdio: stdio);
+        Run(["exec", "--process", processFile, "--detach", "--pid-file", pidFile, .. ConsoleArgs(consoleSocket), id], stdio: stdio);
         return ReadPid(pidFile);
     }
+
+    private static string[] ConsoleArgs(string? socket) => socket is null ? [] : ["--console-socket", socket];
 
     public void Kill(string id, int signal, bool all) =>
         Run(all ? ["kill", "--all", id, signal.ToString(System.Globalization.CultureInfo.InvariantCulture)] : ["kill", id, signal.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
