@@ -74,9 +74,9 @@ internal sealed class BinaryLogger : IDisposable
         if (pid > 0)
         {
             // SIGTERM first, so the logger can flush what it has read and exit properly.
-            if (!Processes.Signal(pid, Wasm.Signals.SIGTERM) || !Processes.WaitForExit(pid, ExitTimeout))
+            if (!Processes.Signal(pid, Signals.SIGTERM) || !Processes.WaitForExit(pid, ExitTimeout))
             {
-                Processes.Signal(pid, Wasm.Signals.SIGKILL);
+                Processes.Signal(pid, Signals.SIGKILL);
                 Processes.WaitForExit(pid, TimeSpan.FromSeconds(2));
             }
         }

@@ -2,8 +2,8 @@ using Google.Protobuf;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using Serilog;
+using Wasmsharp.Linux;
 using Wasmsharp.Ttrpc;
-using Wasmsharp.Wasm;
 using TaskApi = Wasmsharp.Containerd.Api.Task;
 
 namespace Wasmsharp.Shim;

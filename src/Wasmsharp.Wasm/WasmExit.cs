@@ -1,4 +1,5 @@
 using System.Text;
+using Wasmsharp.Linux;
 using Wasmtime;
 
 namespace Wasmsharp.Wasm;

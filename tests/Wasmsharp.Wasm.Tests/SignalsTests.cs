@@ -1,4 +1,4 @@
-using Wasmsharp.Wasm;
+using Wasmsharp.Linux;
 
 public class SignalsTests
 {

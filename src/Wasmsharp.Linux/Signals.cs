@@ -1,4 +1,4 @@
-namespace Wasmsharp.Wasm;
+namespace Wasmsharp.Linux;
 
 /// <summary>
 /// Linux's signals (x86-64 and arm64 numbering) and what each does to a process that installed no handlers —
