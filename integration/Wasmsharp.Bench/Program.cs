@@ -31,6 +31,7 @@ public static class Program
                 "net-bench" => NetBench(ParseRuns(args[1..])),
                 "pod-bench" => PodBenchOnly(ParseRuns(args[1..])),
                 "component-bench" => ComponentBenchOnly(ParseRuns(args[1..])),
+                "cache-bench" => CacheBenchOnly(),
                 "docker-bench" => DockerBench.Run(ParseRuns(args[1..]), d => _docker = d),
                 _ => Usage(),
             };
@@ -54,7 +55,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | component-bench [--runs N] | docker-bench [--runs N] | demo");
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | component-bench [--runs N] | cache-bench | docker-bench [--runs N] | demo");
         return 2;
     }
 
@@ -106,6 +107,15 @@ public static class Program
         var (programs, containerd) = StartBenchContainerd();
         var n = 0;
         ComponentBench.Print(ComponentBench.Measure(containerd, programs, runs, ref n));
+        return 0;
+    }
+
+    // Only the busy-node module cache rows of `bench`.
+    private static int CacheBenchOnly()
+    {
+        var (programs, containerd) = StartBenchContainerd();
+        var n = 0;
+        BusyCacheBench.Print(BusyCacheBench.Measure(containerd, programs, ref n));
         return 0;
     }
 
@@ -164,6 +174,7 @@ public static class Bench
 
         var cold = ColdStart.Measure(containerd, programs, warmRuns: 10, coldRuns: 3, ref n, Runc, Wasm);
         var component = ComponentBench.Measure(containerd, programs, runs, ref n);
+        var busyCache = BusyCacheBench.Measure(containerd, programs, ref n);
         var network = NetworkBench.Measure(containerd, runs, ref n);
         var http = HttpBench.Measure(containerd, ref n);
         var pods = PodBench.Measure(runs);
@@ -194,6 +205,7 @@ public static class Bench
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest sleeping, median of {stops} | {stopSleep:0.0} ms | {stopRunc:0.0} ms (busybox sleep) | {stopSleep / stopRunc:0.00} |"));
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest blocked reading stdin, median of {stops} | {stopStdin:0.0} ms | | {stopStdin / stopRunc:0.00} |"));
         PrintColdStart(cold, wasmMedian, runcMedian, runs);
+        BusyCacheBench.Print(busyCache);
         ComponentBench.Print(component);
         NetworkBench.Print(network, runs);
         HttpBench.Print(http);
