@@ -139,13 +139,14 @@ internal static partial class Daemon
         return made;
     });
 
-    // One line per optimising compile made by this shim: how many a host made is counted from these.
+    // One line per optimising compile this shim made (containerd may have stopped reading our log by then: the
+    // start's own line already says which shim compiles).
     private static void LogCompile(ILogger log, string id, OptimisedCompile compile)
     {
         if (compile.EntryPath is not null)
-            log.Information("{Id}: module {Module} (sha256:{Sha}) optimised for the cache in {CompileMs:0.0} ms", id, compile.Path, compile.Sha256, compile.CompileTime.TotalMilliseconds);
+            log.Information("{Id}: optimised code of {Module} (sha256:{Sha}) written to the cache, compiled in {CompileMs:0.0} ms", id, compile.Path, compile.Sha256, compile.CompileTime.TotalMilliseconds);
         else
-            log.Warning("{Id}: module {Module} (sha256:{Sha}) optimised in {CompileMs:0.0} ms but not cached: {Problem}", id, compile.Path, compile.Sha256, compile.CompileTime.TotalMilliseconds, compile.Problem);
+            log.Warning("{Id}: optimised code of {Module} (sha256:{Sha}) compiled in {CompileMs:0.0} ms but not cached: {Problem}", id, compile.Path, compile.Sha256, compile.CompileTime.TotalMilliseconds, compile.Problem);
     }
 
     private const string DefaultCacheDirectory = "/var/lib/wasmsharp/cache";

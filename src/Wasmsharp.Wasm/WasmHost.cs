@@ -222,7 +222,9 @@ public sealed class WasmHost : IDisposable
                         OptimizeInBackground(fullPath, name, sha, data, WasmBinary.KindOf(data), compileLock!);
                         compileLock = null; // the background compile releases it
                     }
-                    return new WasmModule(baseline.Value, fullPath, sha, quick.Code, quick.Origin, quick.CompileTime, hashTime + watch.Elapsed, quick.EntryPath,
+                    // A damaged optimised entry, discarded, counts as replaced as well.
+                    var origin = quick.Origin == ModuleOrigin.CacheMiss && problem is not null ? ModuleOrigin.CacheReplaced : quick.Origin;
+                    return new WasmModule(baseline.Value, fullPath, sha, quick.Code, origin, quick.CompileTime, hashTime + watch.Elapsed, quick.EntryPath,
                         problem ?? quick.Problem, baseline: true, optimisingHere: optimising);
                 }
                 if (data is not null)
