@@ -145,13 +145,7 @@ public static class BusyCacheBench
 
     private static (long Size, string Sha) Prepare(PrivateContainerd containerd, string image, string name, long minBytes)
     {
-        var module = Path.Combine(containerd.BaseDir, name + ".wasm");
-        var size = LargeModule.Write(module, minBytes);
-        var tar = Path.Combine(containerd.BaseDir, name + "-image.tar");
-        var built = Images.RunImageTool(["build", "--name", image, "--output", tar, "--platform", Images.HostPlatform,
-            "--file", $"{module}:/{name}.wasm", "--entrypoint", $"/{name}.wasm"]);
-        if (built.ExitCode != 0) throw new InvalidOperationException($"building {image} failed:\n{built}");
-        Images.Import(containerd, tar);
+        var (module, size) = LargeModule.Import(containerd, image, name, minBytes);
         return (size, ColdStart.Sha256(module));
     }
 

@@ -63,17 +63,7 @@ public static class ColdStart
     }
 
     /// <summary>Generates the large module and imports it as <see cref="LargeImage"/>; returns its size.</summary>
-    public static long PrepareLarge(PrivateContainerd containerd)
-    {
-        var large = Path.Combine(containerd.BaseDir, "large.wasm");
-        var size = LargeModule.Write(large, LargeMinBytes);
-        var image = Path.Combine(containerd.BaseDir, "large-image.tar");
-        var built = Images.RunImageTool(["build", "--name", LargeImage, "--output", image, "--platform", Images.HostPlatform,
-            "--file", $"{large}:/large.wasm", "--entrypoint", "/large.wasm"]);
-        if (built.ExitCode != 0) throw new InvalidOperationException($"building {LargeImage} failed:\n{built}");
-        Images.Import(containerd, image);
-        return size;
-    }
+    public static long PrepareLarge(PrivateContainerd containerd) => LargeModule.Import(containerd, LargeImage, "large", LargeMinBytes).Size;
 
     // A cache miss runs baseline code and writes the optimised code in the background: until it is there, the
     // next start runs the baseline entry.

@@ -134,6 +134,24 @@ public sealed class ModuleCacheTests(ContainerdFixture f)
         f.Check(compiles == 1, $"one optimising compile for four first starts, not {compiles}:\n{string.Join('\n', f.Containerd.LogSince(from).Where(l => l.Contains("hello", StringComparison.Ordinal)))}", ids[0], runs);
     }
 
+    // A shim whose container is gone stays only to finish its compile for the cache, and not beyond its
+    // containerd: `start` told it containerd's pid, which it watches.
+    [Fact]
+    public void A_shim_left_compiling_for_the_cache_leaves_when_its_containerd_is_gone()
+    {
+        using var containerd = PrivateContainerd.Start("wasmsharp-cache-gone");
+        var (module, _) = LargeModule.Import(containerd, "example.local/large:1", "large", 16L * 1024 * 1024);
+        var run = containerd.Ctr(TimeSpan.FromMinutes(5), ["run", "--rm", "--runtime", RepoLayout.Runtime, "example.local/large:1", "gone-compile", "/large.wasm"]);
+        Assert.True(run.ExitCode == 0 && run.Stdout.Contains("hello", StringComparison.Ordinal), run.ToString());
+        var shim = Assert.Single(containerd.Shims(RepoLayout.ShimBinary, ["gone-compile"])).Pid; // compiling (Cranelift: seconds)
+        containerd.StopDaemon();
+        ContainerdFixture.Eventually(() => !ProcFs.IsRunning(shim), TimeSpan.FromSeconds(30));
+        Assert.False(ProcFs.IsRunning(shim), $"shim {shim} still compiles after its containerd exited");
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(module)));
+        var cache = Path.Combine(containerd.BaseDir, "cache");
+        Assert.DoesNotContain(Directory.GetFiles(cache, sha + ".*.cwasm", SearchOption.AllDirectories), e => !e.EndsWith(".baseline.cwasm", StringComparison.Ordinal));
+    }
+
     // Holds a flock on a file in a process of its own (bash, then the sleep it becomes), as a compiling shim holds a
     // module's lock; disposing kills it, and the kernel releases the lock.
     private sealed class CompileLockHolder : IDisposable
