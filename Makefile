@@ -23,7 +23,7 @@ DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-was
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
 
-.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench pod-bench component-bench load-bench docker-bench demo clean
+.PHONY: all deps runtimes wasip2 cri-api cri-test build publish install deb test unit-test integration-test docker-test bench pod-bench component-bench load-bench cache-bench docker-bench demo clean
 
 all: publish
 
@@ -117,6 +117,10 @@ bench: deps cri-api wasip2 publish
 # Only the pod rows of `make bench`: a first container's start through CRI and memory per container, wasmsharp pod vs runc pod.
 pod-bench: deps cri-api publish
 	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- pod-bench
+
+# Only the busy-node module cache rows of `bench` (two CPU hogs: fresh modules started back to back, four at once).
+cache-bench: deps cri-api publish
+	$(DOTNET) run --project integration/Wasmsharp.Bench -c $(CONFIGURATION) -- cache-bench
 
 # Only the WASI preview 2 component rows of `bench` (component hello cached / not cached vs module hello and runc).
 component-bench: deps cri-api wasip2 publish

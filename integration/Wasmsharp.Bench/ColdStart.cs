@@ -63,29 +63,25 @@ public static class ColdStart
     }
 
     /// <summary>Generates the large module and imports it as <see cref="LargeImage"/>; returns its size.</summary>
-    public static long PrepareLarge(PrivateContainerd containerd)
-    {
-        var large = Path.Combine(containerd.BaseDir, "large.wasm");
-        var size = LargeModule.Write(large, LargeMinBytes);
-        var image = Path.Combine(containerd.BaseDir, "large-image.tar");
-        var built = Images.RunImageTool(["build", "--name", LargeImage, "--output", image, "--platform", Images.HostPlatform,
-            "--file", $"{large}:/large.wasm", "--entrypoint", "/large.wasm"]);
-        if (built.ExitCode != 0) throw new InvalidOperationException($"building {LargeImage} failed:\n{built}");
-        Images.Import(containerd, image);
-        return size;
-    }
+    public static long PrepareLarge(PrivateContainerd containerd) => LargeModule.Import(containerd, LargeImage, "large", LargeMinBytes).Size;
 
     // A cache miss runs baseline code and writes the optimised code in the background: until it is there, the
-    // next start would be another miss.
+    // next start runs the baseline entry.
     public static void WaitForEntry(string cache, string sha, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
-        while (!Directory.Exists(cache) || Directory.GetFiles(cache, sha + ".*.cwasm", SearchOption.AllDirectories).Length == 0)
+        while (!HasOptimisedEntry(cache, sha))
         {
             if (clock.Elapsed > timeout) throw new TimeoutException($"no cache entry for {sha} after {timeout.TotalSeconds} s");
             Thread.Sleep(20);
         }
     }
+
+    /// <summary>The module's optimised entry is there (<c>SHA.DIGEST.cwasm</c>; a first run's baseline entry is
+    /// <c>SHA.DIGEST.baseline.cwasm</c>).</summary>
+    public static bool HasOptimisedEntry(string cache, string sha) =>
+        Directory.Exists(cache) && Directory.GetFiles(cache, sha + ".*.cwasm", SearchOption.AllDirectories)
+            .Any(e => Path.GetFileName(e).Split('.').Length == 3);
 
     // Deletes the module's compiled entries under every engine fingerprint directory.
     public static void Evict(string cache, string sha)
@@ -112,9 +108,10 @@ public static class ColdStart
         File.ReadLines(containerd.LogPath).LastOrDefault(l => l.Contains($"{id}: module ", StringComparison.Ordinal)) ?? "(no module line in the log)";
 
     // The shim's own timing: "... CacheMiss in 2922.2 ms (compile 2911.2 ms)", "... CacheHit in 41.0 ms".
-    public static double LoggedMs(PrivateContainerd containerd, string id, string before)
+    public static double LoggedMs(PrivateContainerd containerd, string id, string before) => LoggedMs(ModuleLine(containerd, id), before);
+
+    public static double LoggedMs(string line, string before)
     {
-        var line = ModuleLine(containerd, id);
         var at = line.IndexOf(before, StringComparison.Ordinal);
         if (at < 0) return 0;
         var text = line[(at + before.Length)..].Split(' ')[0];

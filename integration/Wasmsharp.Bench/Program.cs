@@ -32,6 +32,7 @@ public static class Program
                 "pod-bench" => PodBenchOnly(ParseRuns(args[1..])),
                 "component-bench" => ComponentBenchOnly(ParseRuns(args[1..])),
                 "load-bench" => LoadBenchOnly(ParseRuns(args[1..])),
+                "cache-bench" => CacheBenchOnly(),
                 "docker-bench" => DockerBench.Run(ParseRuns(args[1..]), d => _docker = d),
                 _ => Usage(),
             };
@@ -55,7 +56,7 @@ public static class Program
 
     private static int Usage()
     {
-        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | component-bench [--runs N] | load-bench [--runs N] | docker-bench [--runs N] | demo");
+        Console.Error.WriteLine("usage: Wasmsharp.Bench bench [--runs N] | warm-bench [--runs N] | net-bench [--runs N] | pod-bench [--runs N] | component-bench [--runs N] | load-bench [--runs N] | cache-bench | docker-bench [--runs N] | demo");
         return 2;
     }
 
@@ -119,6 +120,15 @@ public static class Program
         return 0;
     }
 
+    // Only the busy-node module cache rows of `bench`.
+    private static int CacheBenchOnly()
+    {
+        var (programs, containerd) = StartBenchContainerd();
+        var n = 0;
+        BusyCacheBench.Print(BusyCacheBench.Measure(containerd, programs, ref n));
+        return 0;
+    }
+
     private static int Demo()
     {
         Console.WriteLine("Building the hello program (integration/programs/hello.c) for wasm32-wasi...");
@@ -174,6 +184,7 @@ public static class Bench
 
         var cold = ColdStart.Measure(containerd, programs, warmRuns: 10, coldRuns: 3, ref n, Runc, Wasm);
         var component = ComponentBench.Measure(containerd, programs, runs, ref n);
+        var busyCache = BusyCacheBench.Measure(containerd, programs, ref n);
         var network = NetworkBench.Measure(containerd, runs, ref n);
         var http = HttpBench.Measure(containerd, ref n);
         var load = LoadBench.Measure(containerd, programs, LoadBench.Lifecycles, LoadBench.Parallel, LoadBench.ComputeRuns(runs), ref n);
@@ -205,6 +216,7 @@ public static class Bench
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest sleeping, median of {stops} | {stopSleep:0.0} ms | {stopRunc:0.0} ms (busybox sleep) | {stopSleep / stopRunc:0.00} |"));
         Console.WriteLine(F($"| `ctr task kill` (SIGTERM) to exit seen, guest blocked reading stdin, median of {stops} | {stopStdin:0.0} ms | | {stopStdin / stopRunc:0.00} |"));
         PrintColdStart(cold, wasmMedian, runcMedian, runs);
+        BusyCacheBench.Print(busyCache);
         ComponentBench.Print(component);
         NetworkBench.Print(network, runs);
         HttpBench.Print(http);

@@ -18,19 +18,7 @@ public sealed class SpareShimTests(ContainerdFixture f)
     private static List<ProcFs.ProcessInfo> OfRole(PrivateContainerd containerd, string role) =>
         ProcFs.Processes().Where(p => p.SpareRole == role && p.HasArgPair("-address", containerd.Address)).ToList();
 
-    // Alive and not a zombie waiting to be reaped.
-    private static bool Running(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
-        }
-        catch (IOException)
-        {
-            return false;
-        }
-    }
+    private static bool Running(int pid) => ProcFs.IsRunning(pid);
 
     private int ShimOf(string id) => ProcFs.Tgid(f.Containerd.Task(id)!.Pid) ?? throw new InvalidOperationException($"no process for {id}");
 

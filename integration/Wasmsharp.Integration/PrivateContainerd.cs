@@ -28,6 +28,20 @@ public sealed class PrivateContainerd : IDisposable
     public string Address => Path.Combine(BaseDir, "c.sock");
     public string TtrpcAddress => Address + ".ttrpc";
     public string LogPath => Path.Combine(BaseDir, "containerd.log");
+
+    /// <summary>Where the log ends now: give it to <see cref="LogSince"/> to read what is logged from here on.</summary>
+    public long LogLength => File.Exists(LogPath) ? new FileInfo(LogPath).Length : 0;
+
+    /// <summary>The log's lines from <paramref name="offset"/> (a <see cref="LogLength"/>) on.</summary>
+    public List<string> LogSince(long offset)
+    {
+        using var stream = new FileStream(LogPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        stream.Seek(offset, SeekOrigin.Begin);
+        using var reader = new StreamReader(stream);
+        var lines = new List<string>();
+        while (reader.ReadLine() is { } line) lines.Add(line);
+        return lines;
+    }
     public string ConfigPath => Path.Combine(BaseDir, "config.toml");
     public string ShimDir { get; }
     public int Pid => _containerd.Id;

@@ -67,6 +67,20 @@ public static partial class ProcFs
 
     public static bool IsAlive(int pid) => Directory.Exists($"/proc/{pid}");
 
+    /// <summary>Alive and not a zombie waiting to be reaped.</summary>
+    public static bool IsRunning(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     public static bool IsUnder(string? path, string dir) =>
         path is not null && (path == dir || path.StartsWith(dir.TrimEnd('/') + "/", StringComparison.Ordinal));
 

@@ -24,6 +24,29 @@ public static partial class Processes
     private const int WaitSlice = 1000;
     private const int OutputCap = 64 * 1024;
 
+    /// <summary>
+    /// Completes when the process <paramref name="pid"/> (not a child of ours) exits, watched through a pidfd on a
+    /// background thread; at once when it is gone already. The caller must know the pid is the process it means
+    /// (e.g. its parent, alive while it waits for us). Never completes where pidfds do not exist (Linux &lt; 5.3).
+    /// </summary>
+    public static unsafe Task WhenExited(int pid)
+    {
+        var pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0)
+            return Marshal.GetLastPInvokeError() == ESRCH ? Task.CompletedTask : new TaskCompletionSource().Task;
+        var exited = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        new Thread(() =>
+        {
+            var pfd = new pollfd { fd = pidfd, events = POLLIN };
+            while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+            {
+            }
+            close(pidfd);
+            exited.SetResult();
+        }) { IsBackground = true, Name = $"pidfd {pid}" }.Start();
+        return exited.Task;
+    }
+
     [LibraryImport("libc", EntryPoint = "strsignal")]
     private static partial nint sys_strsignal(int signal);
 

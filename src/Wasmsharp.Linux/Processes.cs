@@ -49,7 +49,10 @@ public static partial class Processes
     [LibraryImport("libc")]
     private static unsafe partial int sigemptyset(void* sigset);
     private const short POSIX_SPAWN_SETSIGDEF = 0x04, POSIX_SPAWN_SETSIGMASK = 0x08;
-    private const int SCHED_OTHER_ = 0, SCHED_IDLE_ = 5;
+    private const int SCHED_OTHER_ = 0, SCHED_BATCH_ = 3, SCHED_IDLE_ = 5;
+    private const int PRIO_PROCESS_ = 0;
+    [LibraryImport("libc", EntryPoint = "setpriority", SetLastError = true)]
+    private static partial int sys_setpriority(int which, int who, int priority);
     [LibraryImport("libc", SetLastError = true)]
     private static unsafe partial int sched_setscheduler(int pid, int policy, int* param);
 
@@ -96,12 +99,21 @@ public static partial class Processes
         return true;
     }
 
-    /// <summary>Puts the calling thread (and threads it starts) on SCHED_IDLE: it runs only when no other thread
-    /// wants the CPU. Best effort.</summary>
-    public static unsafe void SetCurrentThreadIdle()
+    /// <summary>Lowest nice value: with CFS/EEVDF a nice-19 thread gets 15/1039 of a CPU beside one nice-0 thread
+    /// that wants it all, and little else; the thread still makes progress, unlike SCHED_IDLE's share (3/1027)
+    /// which starves long work on a loaded machine.</summary>
+    public const int LowestNice = 19;
+
+    /// <summary>
+    /// Puts the calling thread (and threads it starts) on SCHED_BATCH at nice <paramref name="nice"/>: long CPU work
+    /// that never preempts a waking thread and yields the CPU to normal threads by its weight, yet always makes
+    /// progress. Best effort.
+    /// </summary>
+    public static unsafe void SetCurrentThreadBatch(int nice = LowestNice)
     {
         var priority = 0;
-        sched_setscheduler(0, SCHED_IDLE_, &priority);
+        sched_setscheduler(0, SCHED_BATCH_, &priority);
+        sys_setpriority(PRIO_PROCESS_, GetThreadId(), nice); // Linux: nice is per thread
     }
 
     /// <summary>

@@ -35,6 +35,12 @@ internal static partial class Daemon
         StartupTrace.Mark("daemon: before host");
         // Loading libwasmtime and making the engine takes milliseconds: done while containerd connects and sends Create.
         host ??= MakeHost(log);
+        // Learned now, while containerd waits for `start`: the pid cannot have been reused yet.
+        var containerdGone = options.ContainerdPid is { } containerdPid ? Processes.WhenExited(containerdPid) : new TaskCompletionSource().Task;
+        _ = host.ContinueWith(made =>
+        {
+            if (made.IsCompletedSuccessfully) made.Result.OptimisedCompiled += compile => LogCompile(log, options.Id, compile);
+        }, TaskScheduler.Default);
         // So is the first use of the JSON reader (~2 ms), which Create needs for the bundle's config.json.
         _ = Task.Run(() =>
         {
@@ -85,7 +91,14 @@ internal static partial class Daemon
         // Let the Shutdown reply go out and the last events (TaskDelete) reach containerd.
         await events.DrainAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
         ReleaseSocket();
-        if (host.IsCompletedSuccessfully) host.Result.Dispose();
+        if (host.IsCompletedSuccessfully)
+        {
+            // At most the compile under way for the cache is finished, and only while containerd lives.
+            if (host.Result.FinishCacheWrites(containerdGone))
+                host.Result.Dispose();
+            else
+                log.Information("shim {Pid}: containerd exited: giving up the compile for the cache (the next start takes it over)", Environment.ProcessId);
+        }
         log.Information("shim {Pid} exiting", Environment.ProcessId);
         (log as IDisposable)?.Dispose();
         return 0;
@@ -120,11 +133,22 @@ internal static partial class Daemon
             CacheDirectory = CacheDirectory(log ?? Serilog.Core.Logger.None),
             // A module met for the first time runs on quickly compiled code; the optimised code goes to the cache.
             BaselineFirstRun = !string.Equals(Environment.GetEnvironmentVariable("WASMSHARP_BASELINE_FIRST_RUN"), "off", StringComparison.OrdinalIgnoreCase),
-            BackgroundThreadSetup = Processes.SetCurrentThreadIdle,
+            // Not SCHED_IDLE: on a loaded machine that never finished (see Processes.SetCurrentThreadBatch).
+            BackgroundThreadSetup = static () => Processes.SetCurrentThreadBatch(),
         });
         made.BeginWarmUp();
         return made;
     });
+
+    // One line per optimising compile this shim made (containerd may have stopped reading our log by then: the
+    // start's own line already says which shim compiles).
+    private static void LogCompile(ILogger log, string id, OptimisedCompile compile)
+    {
+        if (compile.EntryPath is not null)
+            log.Information("{Id}: optimised code of {Module} (sha256:{Sha}) written to the cache, compiled in {CompileMs:0.0} ms", id, compile.Path, compile.Sha256, compile.CompileTime.TotalMilliseconds);
+        else
+            log.Warning("{Id}: optimised code of {Module} (sha256:{Sha}) compiled in {CompileMs:0.0} ms but not cached: {Problem}", id, compile.Path, compile.Sha256, compile.CompileTime.TotalMilliseconds, compile.Problem);
+    }
 
     private const string DefaultCacheDirectory = "/var/lib/wasmsharp/cache";
 

@@ -13,12 +13,15 @@ public sealed record ShimOptions
     public bool Info { get; init; }
     /// <summary>The daemon's task API transport; `start` passes -protocol to the daemon it spawns.</summary>
     public ShimProtocol Protocol { get; init; } = ShimProtocol.Ttrpc;
+    /// <summary>containerd's pid, which `start` (its child) passes to the daemon: a daemon left finishing a compile for
+    /// the cache after its containers are gone gives it up when containerd exits.</summary>
+    public int? ContainerdPid { get; init; }
     /// <summary>"start", "delete", or "" for the long-running daemon.</summary>
     public string Action { get; init; } = "";
     /// <summary>The arguments as given, so the daemon can be re-executed with the same flags.</summary>
     public IReadOnlyList<string> RawArgs { get; init; } = [];
 
-    private static readonly HashSet<string> ValueFlags = ["namespace", "address", "publish-binary", "id", "bundle", "socket", "ttrpc-address", "protocol"];
+    private static readonly HashSet<string> ValueFlags = ["namespace", "address", "publish-binary", "id", "bundle", "socket", "ttrpc-address", "protocol", "containerd-pid"];
 
     public static ShimOptions Parse(IReadOnlyList<string> args)
     {
@@ -52,6 +55,7 @@ public sealed record ShimOptions
                 "v" or "version" => o with { Version = true },
                 "info" => o with { Info = true },
                 "protocol" => o with { Protocol = ParseProtocol(value!) },
+                "containerd-pid" => o with { ContainerdPid = int.TryParse(value, out var pid) && pid > 0 ? pid : throw new ArgumentException($"invalid -containerd-pid {value}") },
                 "socket" or "ttrpc-address" => o,
                 _ => throw new ArgumentException($"flag provided but not defined: -{name}"),
             };
@@ -63,11 +67,13 @@ public sealed record ShimOptions
         return o;
     }
 
-    /// <summary>The daemon's argv: the same flags without the action, plus the transport when not ttrpc.</summary>
-    public IReadOnlyList<string> DaemonArgs(ShimProtocol protocol = ShimProtocol.Ttrpc)
+    /// <summary>The daemon's argv: the same flags without the action, plus the transport when not ttrpc and
+    /// containerd's pid when known.</summary>
+    public IReadOnlyList<string> DaemonArgs(ShimProtocol protocol = ShimProtocol.Ttrpc, int? containerdPid = null)
     {
         var args = RawArgs.Where(a => a != Action).ToList();
         if (protocol != ShimProtocol.Ttrpc) args.AddRange(["-protocol", protocol.ToString().ToLowerInvariant()]);
+        if (containerdPid is { } pid) args.AddRange(["-containerd-pid", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         return args;
     }
 

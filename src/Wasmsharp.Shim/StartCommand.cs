@@ -134,13 +134,15 @@ internal static class StartCommand
 
         var daemon = protocol == ShimProtocol.Grpc ? GrpcDaemonPath
             : Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
+        // containerd runs us and waits for our reply: our parent, alive until the daemon has it.
+        var daemonArgs = options.DaemonArgs(protocol, Processes.GetParentProcessId());
         try
         {
             StartupTrace.Mark("start: spawning");
-            var pid = sparePath is null ? null : SpareShim.TryHandOver(sparePath, bundle, options.DaemonArgs(protocol), listener);
+            var pid = sparePath is null ? null : SpareShim.TryHandOver(sparePath, bundle, daemonArgs, listener);
             spareTookIt = pid is not null;
             StartupTrace.Mark(pid is null ? "start: no spare" : "start: handed to a spare");
-            AdjustOomScore(pid ?? Processes.SpawnDaemon(daemon, [daemon, .. options.DaemonArgs(protocol)], listener));
+            AdjustOomScore(pid ?? Processes.SpawnDaemon(daemon, [daemon, .. daemonArgs], listener));
         }
         finally
         {

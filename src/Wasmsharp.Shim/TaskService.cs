@@ -215,7 +215,8 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
             var (module, moduleName, export, args) = LoadModule(containerId, bundle, process, baselineFirstRun: memoryLimit is null);
             log.Information("{Id}: module {Module} {Origin} in {LoadMs:0.0} ms (compile {CompileMs:0.0} ms{Tier})",
                 processId, moduleName, module.Origin, module.LoadTime.TotalMilliseconds, module.CompileTime.TotalMilliseconds,
-                module.Baseline ? ", baseline: the optimised code for the cache is compiled in the background" : "");
+                !module.Baseline ? "" : module.OptimisingHere ? ", baseline: the optimised code for the cache is compiled in the background"
+                    : ", baseline: the optimised code for the cache is being compiled by another shim");
             if (module.CacheProblem is { } problem) log.Warning("{Id}: module cache: {Problem}", processId, problem);
             stdio = new Stdio(stdin, stdout, stderr, terminal, containerId, ns);
             foreach (var fifo in stdio.FifosWithoutReader)

@@ -6,26 +6,38 @@ using Wasmtime;
 namespace Wasmsharp.Wasm;
 
 /// <summary>
-/// On-disk cache of compiled modules shared by processes: <c>&lt;root&gt;/&lt;fingerprint&gt;/&lt;sha256&gt;.&lt;digest&gt;.cwasm</c>,
-/// where digest is the XxHash128 of the entry itself, verified before every deserialisation (a flipped byte in the
-/// code would not be noticed by Wasmtime). A checksum, not a cryptographic hash: it guards against damage, and the
-/// directory is writable only by the shim's user anyway; a 30 MB entry is checked in ~5 ms where SHA-256 took ~30.
-/// Files are written to a temporary file, fsynced and renamed, never modified in place (they are mapped by the processes using them); eviction unlinks. Check-compile-write is
-/// done under an exclusive flock on <c>&lt;sha256&gt;.lock</c> so that concurrent loaders compile once.
+/// On-disk cache of compiled modules shared by processes: <c>&lt;root&gt;/&lt;fingerprint&gt;/&lt;sha256&gt;.&lt;digest&gt;.cwasm</c>
+/// (optimised code, Cranelift) and <c>&lt;sha256&gt;.&lt;digest&gt;.baseline.cwasm</c> (a first run's baseline code, Winch,
+/// kept until the optimised entry replaces it), where digest is the XxHash128 of the entry itself, verified before
+/// every deserialisation (a flipped byte in the code would not be noticed by Wasmtime). A checksum, not a
+/// cryptographic hash: it guards against damage, and the directory is writable only by the shim's user anyway; a
+/// 30 MB entry is checked in ~5 ms where SHA-256 took ~30. Files are written to a temporary file, fsynced and
+/// renamed, never modified in place (they are mapped by the processes using them), so they are read without a
+/// lock; eviction unlinks. Compiling is done under flocks that the kernel releases when their process dies:
+/// <c>&lt;sha256&gt;.lock</c> for the optimised code (one compile per module per host: whoever holds it compiles,
+/// nobody waits for it to start a container), <c>&lt;sha256&gt;.baseline.lock</c> for the baseline code (seconds
+/// at most: starts that meet a module together wait for one baseline compile).
 /// </summary>
 internal sealed class ModuleDiskCache(string root, string fingerprint, long maxBytes)
 {
     internal const UnixFileMode DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
     internal const UnixFileMode EntryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
     internal const string Extension = ".cwasm";
+    private const string BaselineMark = "baseline";
     private const string TempPrefix = ".tmp-";
     private static readonly TimeSpan LockTimeout = TimeSpan.FromMinutes(5);
+    // The holder compiles with Winch in the foreground: a 30 MB module takes ~1 s, several on a loaded machine.
+    private static readonly TimeSpan BaselineLockTimeout = TimeSpan.FromMinutes(1);
     private static readonly TimeSpan StaleTemp = TimeSpan.FromHours(1);
 
     public string Root { get; } = root;
     public string Directory { get; } = Path.Combine(root, fingerprint);
 
-    internal string EntryPath(string sha, string digest) => Path.Combine(Directory, $"{sha}.{digest}{Extension}");
+    internal string EntryPath(string sha, string digest, bool baseline = false) =>
+        Path.Combine(Directory, baseline ? $"{sha}.{digest}.{BaselineMark}{Extension}" : $"{sha}.{digest}{Extension}");
+
+    /// <summary>The module's optimising-compile lock file (see <see cref="TryLockCompile"/>).</summary>
+    internal string CompileLockPath(string sha) => Path.Combine(Directory, sha + ".lock");
 
     internal static string Digest(ReadOnlySpan<byte> entry) => Convert.ToHexStringLower(XxHash128.Hash(entry));
 
@@ -57,23 +69,71 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     /// <param name="compile">Compiles the module; its exceptions propagate.</param>
     public Result Load(Engine engine, string name, string sha, WasmBinaryKind? kind, Func<CompiledCode> compile)
     {
+        if (LoadCached(engine, name, sha, kind, baseline: false, out var discarded) is { } cached)
+            return cached; // no lock to read: entries are complete once they have their name
         var (held, unusable, _) = Lock(sha);
         if (held is null)
             return CompileOnly(compile, unusable!);
         using var _ = held;
-        var (hit, problem, unreadable) = Lookup(engine, name, sha, kind);
+        return CompileLocked(engine, name, sha, kind, compile, discarded);
+    }
+
+    /// <summary>
+    /// Takes the module's optimising-compile lock without waiting: null when another process holds it (it is
+    /// compiling the module) or the cache cannot be used. The kernel releases it when the holder dies, so a
+    /// later start takes over a compile that was abandoned.
+    /// </summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle? TryLockCompile(string sha) => Lock(sha, TimeSpan.Zero).Held;
+
+    /// <summary>
+    /// With the lock of <see cref="TryLockCompile"/> held: the optimised entry written by another process meanwhile
+    /// (<see cref="ModuleOrigin.CacheHit"/>), else compiled and written; the module's baseline entries are then removed.
+    /// </summary>
+    /// <param name="discarded">What an earlier look found wrong (and deleted), for the result.</param>
+    public Result CompileLocked(Engine engine, string name, string sha, WasmBinaryKind? kind, Func<CompiledCode> compile, string? discarded = null)
+    {
+        var (hit, problem, unreadable) = Lookup(engine, name, sha, kind, baseline: false);
         if (hit is not null)
             return hit;
         if (unreadable is not null)
             return CompileOnly(compile, unreadable);
-
         var watch = Stopwatch.StartNew();
         var compiled = compile();
-        var compileTime = watch.Elapsed;
+        var result = Write(sha, compiled, watch.Elapsed, problem ?? discarded, baseline: false);
+        if (result.EntryPath is not null)
+            RemoveBaseline(sha);
+        return result;
+    }
+
+    /// <summary>
+    /// Baseline code for a first run: a verified baseline entry, else compiled by <paramref name="compile"/> (null:
+    /// the baseline compiler cannot take the module, and nothing is written) and written as one. Starts that meet
+    /// the module together compile it once: the others wait for the entry.
+    /// </summary>
+    public Result? LoadBaseline(Engine engine, string name, string sha, WasmBinaryKind? kind, Func<CompiledCode?> compile)
+    {
+        if (LoadCached(engine, name, sha, kind, baseline: true, out var discarded) is { } cached)
+            return cached;
+        var watch = Stopwatch.StartNew();
+        var (held, unusable, _) = Lock(sha + "." + BaselineMark, BaselineLockTimeout);
+        if (held is null)
+            return compile() is { } code ? new Result(code, ModuleOrigin.Compiled, watch.Elapsed, null, unusable) : null;
+        using var locked = held;
+        var (hit, problem, _) = Lookup(engine, name, sha, kind, baseline: true);
+        if (hit is not null)
+            return hit;
+        watch.Restart();
+        var compiled = compile();
+        return compiled is null ? null : Write(sha, compiled, watch.Elapsed, problem ?? discarded, baseline: true);
+    }
+
+    // Serialises and writes atomically; a write that fails leaves the compiled code usable.
+    private Result Write(string sha, CompiledCode compiled, TimeSpan compileTime, string? problem, bool baseline)
+    {
         try
         {
             var bytes = compiled.Serialize();
-            var path = EntryPath(sha, Digest(bytes));
+            var path = EntryPath(sha, Digest(bytes), baseline);
             WriteAtomically(path, bytes);
             Evict(path);
             return new Result(compiled, problem is null ? ModuleOrigin.CacheMiss : ModuleOrigin.CacheReplaced, compileTime, path, problem);
@@ -86,20 +146,13 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     }
 
     /// <summary>
-    /// The cached module, or null with <paramref name="problem"/> saying what was wrong with the entries found
-    /// (deleted) or with the cache; compiles nothing.
+    /// The cached module (optimised, or with <paramref name="baseline"/> a first run's baseline code), or null with
+    /// <paramref name="problem"/> saying what was wrong with the entries found (deleted) or with the cache; compiles
+    /// nothing and takes no lock.
     /// </summary>
-    public Result? LoadCached(Engine engine, string name, string sha, WasmBinaryKind? kind, out string? problem)
+    public Result? LoadCached(Engine engine, string name, string sha, WasmBinaryKind? kind, bool baseline, out string? problem)
     {
-        // Never waits: a module locked by a compile in progress (another container's) is treated as not cached yet.
-        var (held, unusable, busy) = Lock(sha, TimeSpan.Zero);
-        if (held is null)
-        {
-            problem = busy ? null : unusable;
-            return null;
-        }
-        using var _ = held;
-        var (hit, discarded, unreadable) = Lookup(engine, name, sha, kind);
+        var (hit, discarded, unreadable) = Lookup(engine, name, sha, kind, baseline);
         problem = discarded ?? unreadable;
         return hit;
     }
@@ -121,13 +174,17 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     }
 
     // Under the lock: a verified, loadable entry; else what was discarded, or why the directory cannot be read.
-    private (Result? Hit, string? Discarded, string? Unreadable) Lookup(Engine engine, string name, string sha, WasmBinaryKind? kind)
+    private (Result? Hit, string? Discarded, string? Unreadable) Lookup(Engine engine, string name, string sha, WasmBinaryKind? kind, bool baseline)
     {
         string? problem = null;
-        string[] candidates;
+        IEnumerable<string> candidates;
         try
         {
-            candidates = System.IO.Directory.GetFiles(Directory, sha + ".*" + Extension);
+            candidates = Entries(sha, baseline);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return (null, null, null);
         }
         catch (Exception e) when (IsIoError(e))
         {
@@ -148,11 +205,34 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
                 {
                     why = "incompatible: " + e.Message;
                 }
+                catch (Exception e) when (IsIoError(e))
+                {
+                    continue; // replaced or evicted meanwhile: not damaged
+                }
             }
             problem = $"discarded cache entry {entry} ({why})";
             TryDelete(entry);
         }
         return (null, problem, null);
+    }
+
+    // The module's entries of one tier (optimised: three dot-separated parts; baseline: four).
+    private string[] Entries(string sha, bool baseline) =>
+        System.IO.Directory.GetFiles(Directory, sha + ".*" + Extension).Where(e => IsBaseline(e) == baseline).ToArray();
+
+    private static bool IsBaseline(string entry) => Path.GetFileName(entry).Split('.') is [_, _, BaselineMark, _];
+
+    // The optimised code is there: the baseline code goes (processes running it keep their mapping).
+    private void RemoveBaseline(string sha)
+    {
+        try
+        {
+            foreach (var entry in Entries(sha, baseline: true))
+                TryDelete(entry);
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+        }
     }
 
     private static Result CompileOnly(Func<CompiledCode> compile, string problem)
@@ -167,7 +247,7 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     {
         var name = Path.GetFileName(entry);
         var parts = name.Split('.');
-        if (parts.Length != 3)
+        if (parts.Length != 3 && !(parts.Length == 4 && parts[2] == BaselineMark))
             return "unexpected name";
         try
         {

@@ -198,18 +198,42 @@ public sealed class WasmHost : IDisposable
         var watch = System.Diagnostics.Stopwatch.StartNew();
         if (diskCache is not null && baseline is not null && baselineFirstRun)
         {
-            if (diskCache.LoadCached(optimizing.Engine, name, sha, kind, out var problem) is { } cached)
+            if (diskCache.LoadCached(optimizing.Engine, name, sha, kind, baseline: false, out var problem) is { } cached)
                 return new WasmModule(optimizing, fullPath, sha, cached.Code, cached.Origin, cached.CompileTime, hashTime + watch.Elapsed, cached.EntryPath, cached.Problem);
-            var data = bytes();
-            kind = WasmBinary.KindOf(data);
-            var compiling = System.Diagnostics.Stopwatch.StartNew();
-            if (TryCompileBaseline(name, data, kind.Value) is { } quick)
+            // Whoever holds this lock compiles the optimised code for the whole host; we do if we get it.
+            var compileLock = diskCache.TryLockCompile(sha);
+            try
             {
-                OptimizeInBackground(fullPath, name, sha, data, kind.Value);
-                var origin = problem is null ? ModuleOrigin.CacheMiss : ModuleOrigin.CacheReplaced;
-                return new WasmModule(baseline.Value, fullPath, sha, quick, origin, compiling.Elapsed, hashTime + watch.Elapsed, null, problem, baseline: true);
+                if (compileLock is not null && diskCache.LoadCached(optimizing.Engine, name, sha, kind, baseline: false, out _) is { } justWritten)
+                    return new WasmModule(optimizing, fullPath, sha, justWritten.Code, justWritten.Origin, justWritten.CompileTime, hashTime + watch.Elapsed, justWritten.EntryPath, problem);
+                byte[]? data = null;
+                var quick = diskCache.LoadBaseline(baseline.Value.Engine, name, sha, kind, () =>
+                {
+                    data = bytes();
+                    kind = WasmBinary.KindOf(data);
+                    return TryCompileBaseline(name, data, kind.Value);
+                });
+                if (quick is not null)
+                {
+                    var optimising = compileLock is not null;
+                    if (optimising)
+                    {
+                        data ??= bytes(); // the baseline code came from the cache; the bytes are still needed now
+                        OptimizeInBackground(fullPath, name, sha, data, WasmBinary.KindOf(data), compileLock!);
+                        compileLock = null; // the background compile releases it
+                    }
+                    // A damaged optimised entry, discarded, counts as replaced as well.
+                    var origin = quick.Origin == ModuleOrigin.CacheMiss && problem is not null ? ModuleOrigin.CacheReplaced : quick.Origin;
+                    return new WasmModule(baseline.Value, fullPath, sha, quick.Code, origin, quick.CompileTime, hashTime + watch.Elapsed, quick.EntryPath,
+                        problem ?? quick.Problem, baseline: true, optimisingHere: optimising);
+                }
+                if (data is not null)
+                    bytes = () => data; // read once; the optimising compiler reports what the baseline one could not take
             }
-            bytes = () => data; // read once; the optimising compiler reports what the baseline one could not take
+            finally
+            {
+                compileLock?.Dispose();
+            }
         }
         if (diskCache is not null)
         {
@@ -251,9 +275,13 @@ public sealed class WasmHost : IDisposable
     }
 
     private readonly List<Task> cacheWrites = [];
+    // One background compile at a time in a host (each takes hundreds of MB for a large module); on shutdown the
+    // one holding the turn finishes and the others give up (see FinishCacheWrites).
+    private readonly SemaphoreSlim compileTurn = new(1, 1);
+    private readonly CancellationTokenSource stopping = new();
 
     /// <summary>Completes when the optimised compiles started for first runs (see
-    /// <see cref="WasmHostOptions.BaselineFirstRun"/>) have written their cache entries (or failed to).</summary>
+    /// <see cref="WasmHostOptions.BaselineFirstRun"/>) have written their cache entries (or failed to, or given up).</summary>
     public Task CacheWrites
     {
         get
@@ -263,18 +291,47 @@ public sealed class WasmHost : IDisposable
         }
     }
 
-    // Cranelift compiles the module for the disk cache; later loads in this host get the optimised code too.
-    private void OptimizeInBackground(string fullPath, string name, string sha, byte[] data, WasmBinaryKind kind)
+    /// <summary>Raised on the compiling thread when a background compile has written (or failed to write) a module's
+    /// optimised code: how many compiles a host made, and how long they took, is for the caller's log.</summary>
+    public event Action<OptimisedCompile>? OptimisedCompiled;
+
+    /// <summary>
+    /// For a host whose guests are all gone: background compiles not yet begun give up (their modules' locks go
+    /// with them, and the next start compiles), the one under way is waited for until <paramref name="giveUp"/>
+    /// completes. True when no compile is left running (the host can then be disposed).
+    /// </summary>
+    public bool FinishCacheWrites(Task giveUp)
+    {
+        stopping.Cancel();
+        var writes = CacheWrites;
+        Task.WaitAny(writes, giveUp);
+        return writes.IsCompleted;
+    }
+
+    // Cranelift compiles the module for the disk cache, holding its lock; later loads in this host get the optimised code too.
+    private void OptimizeInBackground(string fullPath, string name, string sha, byte[] data, WasmBinaryKind kind, Microsoft.Win32.SafeHandles.SafeFileHandle compileLock)
     {
         var task = Task.Factory.StartNew(() =>
         {
+            using var held = compileLock;
+            try
+            {
+                // A free turn is taken even when shutting down: a container may end before its compile begins.
+                if (!compileTurn.Wait(0)) compileTurn.Wait(stopping.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return; // shutting down, with another compile under way: the next start takes this one over
+            }
             try
             {
                 options.BackgroundThreadSetup?.Invoke();
                 if (options.BackgroundCompileDelay > TimeSpan.Zero) Thread.Sleep(options.BackgroundCompileDelay);
                 var compiler = background!.Value;
-                var result = diskCache!.Load(compiler.Engine, name, sha, kind, () => CompileBytes(compiler, fullPath, name, data));
+                var result = diskCache!.CompileLocked(compiler.Engine, name, sha, kind, () => CompileBytes(compiler, fullPath, name, data));
                 result.Code.Dispose();
+                if (result.Origin != ModuleOrigin.CacheHit)
+                    OptimisedCompiled?.Invoke(new OptimisedCompile(fullPath, sha, result.CompileTime, result.EntryPath, result.Problem));
                 // Later loads in this host: the entry, in the engine the others run with.
                 if (result.EntryPath is { } entry && Volatile.Read(ref disposed) == 0)
                     modules[sha] = new Lazy<WasmModule>(new WasmModule(optimizing, fullPath, sha, CompiledCode.DeserializeFile(optimizing.Engine, name, entry, kind),
@@ -283,6 +340,10 @@ public sealed class WasmHost : IDisposable
             catch (Exception e) when (e is WasmModuleException or WasmtimeException or IOException)
             {
                 // The next start compiles again; this one runs the baseline code.
+            }
+            finally
+            {
+                compileTurn.Release();
             }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         lock (cacheWrites)
@@ -396,19 +457,14 @@ public sealed class WasmHost : IDisposable
     {
         if (Interlocked.Exchange(ref disposed, 1) != 0)
             return;
-        // A compile for the cache still running needs its engine: let it finish (a large module takes seconds).
-        try
-        {
-            CacheWrites.Wait(TimeSpan.FromMinutes(10));
-        }
-        catch (AggregateException)
-        {
-        }
+        // A compile for the cache still running needs its engine: let it finish (a large module takes seconds);
+        // one that does not is left its engines (the process is ending anyway).
+        var compilesDone = FinishCacheWrites(Task.Delay(TimeSpan.FromMinutes(10)));
         var instances = live.Keys.ToArray();
         foreach (var instance in instances)
             instance.Kill(9);
         var all = Task.WhenAll(instances.Select(i => i.Completion));
-        if (!all.Wait(TimeSpan.FromSeconds(2)))
+        if (!all.Wait(TimeSpan.FromSeconds(2)) || !compilesDone)
             return;
         foreach (var lazy in modules.Values)
             if (lazy.IsValueCreated)

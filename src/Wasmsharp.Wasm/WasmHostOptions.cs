@@ -38,16 +38,17 @@ public sealed record WasmHostOptions
 
     /// <summary>
     /// With a <see cref="CacheDirectory"/>: a module that is in neither cache is compiled for its first run by
-    /// Wasmtime's baseline compiler (Winch: several times quicker to compile, slower code), and the optimising
-    /// compiler (Cranelift) compiles it in the background for the disk cache, from which every later start loads
-    /// it. <see cref="WasmHost.CacheWrites"/> completes when those background compiles are done.
+    /// Wasmtime's baseline compiler (Winch: several times quicker to compile, slower code), whose code is written
+    /// to the disk cache as a baseline entry that later starts run on at once; the optimising compiler (Cranelift)
+    /// compiles it in the background, once per host (a flock in the cache), and its entry replaces the baseline
+    /// one. <see cref="WasmHost.CacheWrites"/> completes when this host's background compiles are done.
     /// </summary>
     public bool BaselineFirstRun { get; init; }
 
     /// <summary>
     /// Called on the thread of each background compile (see <see cref="BaselineFirstRun"/>) before it starts, e.g.
-    /// to give it the lowest scheduling priority: that compile runs on this one thread (not in parallel), so it
-    /// takes only CPU time the container's start does not want.
+    /// to give it a low scheduling priority that still makes progress on a busy machine: that compile runs on this
+    /// one thread (not in parallel, which also bounds its memory), one at a time per host.
     /// </summary>
     public Action? BackgroundThreadSetup { get; init; }
 
@@ -77,7 +78,8 @@ public sealed record WasmHostOptions
         return settings.Config;
     }
 
-    /// <summary>The same settings for the baseline compiler (Winch); its code is never cached, so no fingerprint.</summary>
+    /// <summary>The same settings for the baseline compiler (Winch). Its entries live beside the optimised ones under
+    /// the same fingerprint, told apart by name (see ModuleDiskCache); the strategy is the only difference.</summary>
     internal Wasmtime.Config CreateBaselineEngineConfig()
     {
         var config = CreateEngineConfig(out _);

@@ -17,10 +17,11 @@ public enum ModuleOrigin
 public sealed class WasmModule
 {
     internal WasmModule(WasmEngine engine, string path, string sha256, CompiledCode code, ModuleOrigin origin = ModuleOrigin.Compiled,
-        TimeSpan compileTime = default, TimeSpan loadTime = default, string? cacheEntryPath = null, string? cacheProblem = null, bool baseline = false)
+        TimeSpan compileTime = default, TimeSpan loadTime = default, string? cacheEntryPath = null, string? cacheProblem = null, bool baseline = false, bool optimisingHere = false)
     {
         Engine = engine;
         Baseline = baseline;
+        OptimisingHere = optimisingHere;
         Path = path;
         Sha256 = sha256;
         Code = code;
@@ -40,7 +41,7 @@ public sealed class WasmModule
     /// <summary>Whether the code was compiled or deserialised from the disk cache (of the first load in this host).</summary>
     public ModuleOrigin Origin { get; }
 
-    /// <summary>Time spent compiling (Cranelift); zero on a <see cref="ModuleOrigin.CacheHit"/>.</summary>
+    /// <summary>Time spent compiling (Cranelift, or Winch for <see cref="Baseline"/> code); zero on a <see cref="ModuleOrigin.CacheHit"/>.</summary>
     public TimeSpan CompileTime { get; }
 
     /// <summary>Time to obtain the compiled module: reading and hashing a module file (not an image layer, whose digest
@@ -54,10 +55,15 @@ public sealed class WasmModule
     public string? CacheProblem { get; }
 
     /// <summary>
-    /// Compiled by the baseline compiler (Winch: quick to compile, slower code) for a first run, while the optimised
-    /// code is compiled in the background for the disk cache (see <see cref="WasmHostOptions.BaselineFirstRun"/>).
+    /// Baseline code (Winch: quick to compile, slower code) of a first run, compiled here or loaded from the disk
+    /// cache's baseline entry, while the optimised code is compiled in the background for the disk cache, by this
+    /// host or another (see <see cref="WasmHostOptions.BaselineFirstRun"/>).
     /// </summary>
     public bool Baseline { get; }
+
+    /// <summary>For <see cref="Baseline"/> code: this host compiles the optimised code (it holds the module's compile
+    /// lock); false when another process on the host does.</summary>
+    public bool OptimisingHere { get; }
 
     /// <summary>
     /// A WASI preview 2 component (run through its <c>wasi:cli/run</c> export) rather than a core WASI preview 1
@@ -74,7 +80,11 @@ public sealed class WasmModule
     internal WasmEngine Engine { get; }
 
     internal WasmModule WithPath(string path) =>
-        new(Engine, path, Sha256, Code, Origin, CompileTime, LoadTime, CacheEntryPath, CacheProblem, Baseline);
+        new(Engine, path, Sha256, Code, Origin, CompileTime, LoadTime, CacheEntryPath, CacheProblem, Baseline, OptimisingHere);
 
     public override string ToString() => $"{Path} (sha256:{Sha256})";
 }
+
+/// <summary>A background compile of a module's optimised code for the disk cache (see <see cref="WasmHost.OptimisedCompiled"/>).</summary>
+/// <param name="EntryPath">The entry written; null when it could not be (<paramref name="Problem"/> says why).</param>
+public sealed record OptimisedCompile(string Path, string Sha256, TimeSpan CompileTime, string? EntryPath, string? Problem);

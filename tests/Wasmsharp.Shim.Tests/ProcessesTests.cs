@@ -18,4 +18,18 @@ public class ProcessesTests
         Assert.Equal(canRepoint, Processes.SetCommandLine(longer));
         if (canRepoint) Assert.Equal(longer, File.ReadAllText("/proc/self/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries));
     }
+
+    // How a shim learns that containerd (not its parent by then) has exited: a pidfd.
+    [Fact]
+    public async Task WhenExited_completes_when_the_process_exits_and_at_once_for_one_gone()
+    {
+        using var sleeper = System.Diagnostics.Process.Start("sleep", "600");
+        var exited = Processes.WhenExited(sleeper.Id);
+        await Task.Delay(200);
+        Assert.False(exited.IsCompleted);
+        sleeper.Kill();
+        await exited.WaitAsync(TimeSpan.FromSeconds(10));
+        await sleeper.WaitForExitAsync();
+        Assert.True(Processes.WhenExited(sleeper.Id).IsCompleted); // reaped: no such process
+    }
 }

@@ -74,6 +74,18 @@ public class StartReplyTests
         Assert.Throws<ArgumentException>(() => ShimOptions.Parse(["-protocol", "smoke-signals"]));
     }
 
+    // `start` passes containerd's pid on: a daemon finishing a compile for the cache gives it up when containerd exits.
+    [Fact]
+    public void TheDaemonIsToldContainerdsPid()
+    {
+        var start = ShimOptions.Parse(["-namespace", "ns", "-address", "/c.sock", "-id", "c1", "start"]);
+        var daemonArgs = start.DaemonArgs(ShimProtocol.Ttrpc, 4321);
+        Assert.Equal(["-namespace", "ns", "-address", "/c.sock", "-id", "c1", "-containerd-pid", "4321"], daemonArgs);
+        Assert.Equal(4321, ShimOptions.Parse(daemonArgs).ContainerdPid);
+        Assert.Null(start.ContainerdPid);
+        Assert.Throws<ArgumentException>(() => ShimOptions.Parse(["-containerd-pid", "0"]));
+    }
+
     [Fact]
     public void ASocketDirFromBootstrapReplacesTheDefault()
     {

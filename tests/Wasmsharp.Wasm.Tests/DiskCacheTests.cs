@@ -37,7 +37,12 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
     }
 
     private static string[] Entries(string dir) =>
-        Directory.Exists(dir) ? Directory.GetFiles(dir, "*.cwasm", SearchOption.AllDirectories) : [];
+        Directory.Exists(dir) ? Directory.GetFiles(dir, "*.cwasm", SearchOption.AllDirectories).Where(e => !IsBaseline(e)).ToArray() : [];
+
+    private static string[] BaselineEntries(string dir) =>
+        Directory.Exists(dir) ? Directory.GetFiles(dir, "*.cwasm", SearchOption.AllDirectories).Where(IsBaseline).ToArray() : [];
+
+    private static bool IsBaseline(string entry) => entry.EndsWith(".baseline.cwasm", StringComparison.Ordinal);
 
     [Fact]
     public async Task AModuleThatCannotLinkIsRefusedBeforeAnyCompileNamingItAsTheUserDid()
@@ -127,12 +132,14 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         var host = NewBaselineHost();
         var first = host.LoadModule(guests.Wasm("args_env"));
         Assert.True(first.Baseline);
+        Assert.True(first.OptimisingHere);
         Assert.Equal(ModuleOrigin.CacheMiss, first.Origin);
-        Assert.Null(first.CacheEntryPath);
+        Assert.EndsWith(".baseline.cwasm", first.CacheEntryPath);
         Assert.Equal("argc=2\narg[0]=guest\narg[1]=quick\n", await RunToStdout(host, first, "quick"));
 
         await host.CacheWrites.WaitAsync(Timeout);
         Assert.Single(Entries(CacheDir));
+        Assert.Empty(BaselineEntries(CacheDir)); // replaced by the optimised entry
         var again = host.LoadModule(guests.Wasm("args_env"));
         Assert.False(again.Baseline);
         Assert.Equal("argc=2\narg[0]=guest\narg[1]=optimised\n", await RunToStdout(host, again, "optimised"));
@@ -152,8 +159,162 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Assert.Equal("argc=2\narg[0]=guest\narg[1]=early\n", await RunToStdout(host, first, "early"));
         Assert.False(host.CacheWrites.IsCompleted);
         Assert.Empty(Entries(CacheDir));
+        Assert.Single(BaselineEntries(CacheDir));
         await host.CacheWrites.WaitAsync(Timeout);
         Assert.Single(Entries(CacheDir));
+    }
+
+    private string Sha(string guest) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(guests.Wasm(guest))));
+
+    // Holds a module's optimising-compile lock as another process compiling it would.
+    private Microsoft.Win32.SafeHandles.SafeFileHandle HoldCompileLock(WasmHost host, string guest)
+    {
+        Directory.CreateDirectory(host.DiskCache!.Directory);
+        return Native.LockFile(host.DiskCache.CompileLockPath(Sha(guest)), TimeSpan.Zero) ?? throw new InvalidOperationException("lock busy");
+    }
+
+    private static List<OptimisedCompile> CountCompiles(WasmHost host)
+    {
+        var compiles = new List<OptimisedCompile>();
+        host.OptimisedCompiled += c => { lock (compiles) compiles.Add(c); };
+        return compiles;
+    }
+
+    // The first run's baseline code is written to the cache at once: a start while the optimised code is still being
+    // compiled elsewhere runs on it without compiling; once the lock is free a start compiles the optimised code,
+    // whose entry replaces the baseline one.
+    [Fact]
+    public async Task BaselineEntry_WrittenAtOnce_UsedByLaterStarts_ThenReplacedByTheOptimisedOne()
+    {
+        var a = NewBaselineHost();
+        var aCompiles = CountCompiles(a);
+        using (HoldCompileLock(a, "args_env"))
+        {
+            var first = a.LoadModule(guests.Wasm("args_env"));
+            Assert.Equal((ModuleOrigin.CacheMiss, true, false), (first.Origin, first.Baseline, first.OptimisingHere));
+            Assert.Equal([first.CacheEntryPath!], BaselineEntries(CacheDir));
+            Assert.Empty(Entries(CacheDir));
+
+            var b = NewBaselineHost();
+            var second = b.LoadModule(guests.Wasm("args_env"));
+            Assert.Equal((ModuleOrigin.CacheHit, true, false), (second.Origin, second.Baseline, second.OptimisingHere));
+            Assert.Equal(first.CacheEntryPath, second.CacheEntryPath);
+            Assert.Equal(TimeSpan.Zero, second.CompileTime);
+            Assert.Equal("argc=2\narg[0]=guest\narg[1]=again\n", await RunToStdout(b, second, "again"));
+            await Task.WhenAll(a.CacheWrites, b.CacheWrites).WaitAsync(Timeout);
+            Assert.Empty(aCompiles);
+            Assert.Empty(Entries(CacheDir)); // nobody compiled while the lock was held
+        }
+        await NextStartTakesTheCompileOver("args_env");
+        var optimised = NewBaselineHost().LoadModule(guests.Wasm("args_env"));
+        Assert.Equal((ModuleOrigin.CacheHit, false), (optimised.Origin, optimised.Baseline));
+    }
+
+    // A damaged baseline entry is checked like any other: discarded, compiled again, rewritten.
+    [Fact]
+    public async Task BaselineEntry_Damaged_IsDiscardedAndRewritten()
+    {
+        var a = NewBaselineHost();
+        using (HoldCompileLock(a, "args_env"))
+        {
+            var entry = a.LoadModule(guests.Wasm("args_env")).CacheEntryPath!;
+            var bytes = File.ReadAllBytes(entry);
+            File.WriteAllBytes(entry, Flip(bytes, bytes.Length / 2));
+            var b = NewBaselineHost();
+            var module = b.LoadModule(guests.Wasm("args_env"));
+            Assert.Equal((ModuleOrigin.CacheReplaced, true), (module.Origin, module.Baseline));
+            Assert.Contains("discarded", module.CacheProblem);
+            Assert.Contains("does not match its digest", module.CacheProblem);
+            Assert.Single(BaselineEntries(CacheDir));
+            Assert.Equal("argc=1\narg[0]=guest\n", await RunToStdout(b, module));
+            Assert.Equal((ModuleOrigin.CacheHit, true), NewBaselineHost().LoadModule(guests.Wasm("args_env")) is var c ? (c.Origin, c.Baseline) : default);
+        }
+    }
+
+    // Two hosts (two shims) meeting a module at once: one optimising compile between them.
+    [Fact]
+    public async Task HostWideLock_TwoHostsAtOnce_CompileTheOptimisedCodeOnce()
+    {
+        for (var round = 0; round < 3; round++)
+        {
+            var dir = Path.Combine(work, $"lock{round}");
+            var hostA = new WasmHost(new WasmHostOptions { CacheDirectory = dir, BaselineFirstRun = true, BackgroundCompileDelay = TimeSpan.Zero });
+            var hostB = new WasmHost(new WasmHostOptions { CacheDirectory = dir, BaselineFirstRun = true, BackgroundCompileDelay = TimeSpan.Zero });
+            hosts.Add(hostA);
+            hosts.Add(hostB);
+            var compiles = CountCompiles(hostA);
+            hostB.OptimisedCompiled += c => { lock (compiles) compiles.Add(c); };
+            var (ma, mb) = LoadAtOnce(hostA, hostB, "big");
+            await Task.WhenAll(hostA.CacheWrites, hostB.CacheWrites).WaitAsync(Timeout);
+            Assert.Single(compiles);
+            Assert.Single(Entries(dir));
+            Assert.Empty(BaselineEntries(dir));
+            Assert.True(ma.Baseline || mb.Baseline);
+            Assert.StartsWith("big ", await RunToStdout(hostA, ma));
+            Assert.StartsWith("big ", await RunToStdout(hostB, mb));
+        }
+    }
+
+    // The lock is the kernel's: a compiler that dies (here a process holding it, killed) lets the next start take over.
+    [Fact]
+    public async Task HostWideLock_HolderDies_TheNextStartCompiles()
+    {
+        var host = NewBaselineHost();
+        Directory.CreateDirectory(host.DiskCache!.Directory);
+        var lockPath = host.DiskCache.CompileLockPath(Sha("args_env"));
+        using var holder = Process.Start(new ProcessStartInfo("bash", ["-c", $"exec 9>>'{lockPath}' && flock 9 && echo locked && exec sleep 600"])
+        {
+            RedirectStandardOutput = true,
+        })!;
+        try
+        {
+            Assert.Equal("locked", await holder.StandardOutput.ReadLineAsync().WaitAsync(Timeout));
+            var first = host.LoadModule(guests.Wasm("args_env"));
+            Assert.Equal((true, false), (first.Baseline, first.OptimisingHere));
+            await host.CacheWrites.WaitAsync(Timeout);
+            Assert.Empty(Entries(CacheDir));
+        }
+        finally
+        {
+            holder.Kill();
+            await holder.WaitForExitAsync();
+        }
+        await NextStartTakesTheCompileOver("args_env");
+    }
+
+    // With the module's lock free, a start finds the baseline entry, runs on it and compiles the optimised code,
+    // whose entry replaces the baseline one.
+    private async Task NextStartTakesTheCompileOver(string guest)
+    {
+        var next = NewBaselineHost();
+        var compiles = CountCompiles(next);
+        var module = next.LoadModule(guests.Wasm(guest));
+        Assert.Equal((ModuleOrigin.CacheHit, true, true), (module.Origin, module.Baseline, module.OptimisingHere));
+        await next.CacheWrites.WaitAsync(Timeout);
+        Assert.Single(compiles);
+        Assert.Equal([compiles[0].EntryPath!], Entries(CacheDir));
+        Assert.Empty(BaselineEntries(CacheDir));
+    }
+
+    // A host shutting down finishes the compile under way and gives up those not begun (their locks go with them).
+    [Fact]
+    public async Task FinishCacheWrites_GivesUpCompilesNotBegun()
+    {
+        var host = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, BaselineFirstRun = true, BackgroundCompileDelay = TimeSpan.FromSeconds(1) });
+        var compiles = CountCompiles(host);
+        host.LoadModule(guests.Wasm("args_env"));
+        host.LoadModule(guests.Wasm("hello"));
+        Assert.True(host.FinishCacheWrites(Task.Delay(Timeout)));
+        Assert.Single(compiles);
+        Assert.Single(Entries(CacheDir));
+        host.Dispose();
+        // The module given up was left to the next start, which takes its lock and compiles it.
+        var next = NewBaselineHost();
+        Assert.Single(BaselineEntries(CacheDir));
+        var module = next.LoadModule(compiles[0].Path.EndsWith("hello.wasm", StringComparison.Ordinal) ? guests.Wasm("args_env") : guests.Wasm("hello"));
+        Assert.Equal((ModuleOrigin.CacheHit, true, true), (module.Origin, module.Baseline, module.OptimisingHere));
+        await next.CacheWrites.WaitAsync(Timeout);
+        Assert.Equal(2, Entries(CacheDir).Length);
     }
 
     // Baseline code is interrupted, traps and reports exits as optimised code does.
@@ -340,6 +501,20 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Assert.Equal("hello stdout\n", await RunToStdout(b, module));
     }
 
+    // Two hosts (two shims) load a module at the same moment.
+    private (WasmModule A, WasmModule B) LoadAtOnce(WasmHost hostA, WasmHost hostB, string guest)
+    {
+        using var barrier = new Barrier(2);
+        WasmModule? ma = null, mb = null;
+        var ta = new Thread(() => { barrier.SignalAndWait(); ma = hostA.LoadModule(guests.Wasm(guest)); });
+        var tb = new Thread(() => { barrier.SignalAndWait(); mb = hostB.LoadModule(guests.Wasm(guest)); });
+        ta.Start();
+        tb.Start();
+        ta.Join();
+        tb.Join();
+        return (ma!, mb!);
+    }
+
     [Fact]
     public void ConcurrentLoads_FromTwoHosts_CompileOnce()
     {
@@ -350,15 +525,8 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
             var hostB = new WasmHost(new WasmHostOptions { CacheDirectory = dir });
             hosts.Add(hostA);
             hosts.Add(hostB);
-            using var barrier = new Barrier(2);
-            WasmModule? ma = null, mb = null;
-            var ta = new Thread(() => { barrier.SignalAndWait(); ma = hostA.LoadModule(guests.Wasm("big")); });
-            var tb = new Thread(() => { barrier.SignalAndWait(); mb = hostB.LoadModule(guests.Wasm("big")); });
-            ta.Start();
-            tb.Start();
-            ta.Join();
-            tb.Join();
-            var origins = new[] { ma!.Origin, mb!.Origin }.Order().ToArray();
+            var (ma, mb) = LoadAtOnce(hostA, hostB, "big");
+            var origins = new[] { ma.Origin, mb.Origin }.Order().ToArray();
             Assert.Equal([ModuleOrigin.CacheMiss, ModuleOrigin.CacheHit], origins);
             Assert.Single(Entries(dir));
         }

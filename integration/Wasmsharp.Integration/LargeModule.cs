@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Wasmsharp.Bench;
+namespace Wasmsharp.Integration;
 
 // A large WASI command generated as binary WebAssembly: thousands of functions of straight-line integer
 // arithmetic (not foldable: they depend on their argument), so compiling it is real work proportional to
@@ -10,6 +10,20 @@ public static class LargeModule
     public const string Greeting = "hello from a large module\n";
 
     private const byte I32 = 0x7f;
+
+    /// <summary>Writes such a module as <c>BASEDIR/NAME.wasm</c> and imports it as <paramref name="image"/> (rootfs form,
+    /// entrypoint <c>/NAME.wasm</c>); returns its path and size.</summary>
+    public static (string Path, long Size) Import(PrivateContainerd containerd, string image, string name, long minBytes)
+    {
+        var module = System.IO.Path.Combine(containerd.BaseDir, name + ".wasm");
+        var size = Write(module, minBytes);
+        var tar = System.IO.Path.Combine(containerd.BaseDir, name + "-image.tar");
+        var built = Images.RunImageTool(["build", "--name", image, "--output", tar, "--platform", Images.HostPlatform,
+            "--file", $"{module}:/{name}.wasm", "--entrypoint", $"/{name}.wasm"]);
+        if (built.ExitCode != 0) throw new InvalidOperationException($"building {image} failed:\n{built}");
+        Images.Import(containerd, tar);
+        return (module, size);
+    }
 
     /// <summary>Writes a module of at least <paramref name="minBytes"/> bytes; returns its size.</summary>
     public static long Write(string path, long minBytes)
