@@ -5,12 +5,10 @@ namespace Wasmsharp.Integration.Tests;
 // WASI preview 2 components (/p2.wasm, integration/programs/p2/p2.c) in a wasmsharp pod, as kubelet drives
 // them: the same image and handler as modules, nothing that tells them apart. Exit codes are what jco's
 // adapter can give (0, 1; a trap 134), see ComponentContainerTests.
-// Known limit, kept out of these tests: on containerd 1.7 and 2.1, stopping a component while it is blocked in
-// one long p2 call (a sleep of minutes) never completes. The shim reports the kill after its grace (143), but the
-// guest's WASI context still holds its own write descriptors on the container's stdout/stderr FIFOs until the
-// call returns, and CRI (1.7+) waits for end-of-file on them before it deletes the task: StopContainer and
-// StopPodSandbox time out. 1.6's CRI does not wait. So long-running components here sleep in short steps
-// (tick, alloc's hold), from which a kill ends them at once.
+// A component blocked in one long p2 call (a sleep of minutes) keeps its WASI context, and Wasmtime's descriptors
+// on its stdio, after a kill until that call returns; CRI on 1.7+ waits for end-of-file on the stdout/stderr FIFOs
+// before it deletes the task, so the shim writes a component's FIFOs through its own pumps and closes them at the
+// exit it reports (the last test).
 [Collection(CriCollection.Name)]
 public sealed class CriComponentTests(CriFixture f)
 {
@@ -95,6 +93,19 @@ public sealed class CriComponentTests(CriFixture f)
     }
 
     // ContainerStats of a component that holds 20 MiB: its own guest's memory, as for a module.
+    // Without pumped output, containerd 1.7/2.1 waited for end-of-file on the FIFOs that the lingering call's WASI
+    // context still held open: StopContainer and StopPodSandbox ran past their deadlines.
+    [Fact]
+    public void A_component_blocked_in_one_long_p2_call_stops_and_its_pod_is_removed()
+    {
+        var pod = f.RunPod("p2-blocked", CriFixture.WasmHandler);
+        var id = pod.Start(P2("sleeper", null, "sleep", "600000"));
+        f.Check(ContainerdFixture.Eventually(() => CriClient.LogText(pod.LogPath("sleeper")) == "sleeping\n", CriFixture.RunTimeout), "the component should be asleep in its p2 call", id);
+        Stop(id);
+        f.Check(CriClient.LogText(pod.LogPath("sleeper")) == "sleeping\n", $"its log:\n{CriClient.LogText(pod.LogPath("sleeper"))}", id);
+        Remove(pod);
+    }
+
     [Fact]
     public void Stats_report_a_components_memory_and_a_limit_ends_it_OOMKilled()
     {

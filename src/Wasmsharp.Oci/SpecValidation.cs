@@ -7,15 +7,20 @@ namespace Wasmsharp.Oci;
 /// </summary>
 public static class SpecValidation
 {
+    /// <summary>What runc says of a process without args, after "config.json: process.".</summary>
+    public const string EmptyArgs = "args must not be empty: nothing to run (set an entrypoint or command)";
+
     /// <summary>A process (config.json's, or an exec's): args, cwd.</summary>
     /// <param name="where">how the user knows it: "config.json: process" or "exec X: process".</param>
+    /// <param name="argsMayBeEmpty">An OCI Wasm artifact image may have no entrypoint: its module layer is the
+    /// program (runwasi's rule). Only where the caller can look the image up; it reports empty args itself otherwise.</param>
     /// <exception cref="OciSpecException">the first rule it breaks.</exception>
-    public static void Process(Process? process, string where)
+    public static void Process(Process? process, string where, bool argsMayBeEmpty = false)
     {
         if (process is null)
             throw new OciSpecException($"{where} property must not be empty");
-        if (process.Args.Count == 0)
-            throw new OciSpecException($"{where}.args must not be empty: nothing to run (set an entrypoint or command)");
+        if (process.Args.Count == 0 && !argsMayBeEmpty)
+            throw new OciSpecException($"{where}.{EmptyArgs}");
         if (process.Args.Any(a => a is null))
             throw new OciSpecException($"{where}.args must not contain null");
         if (string.IsNullOrEmpty(process.Cwd))

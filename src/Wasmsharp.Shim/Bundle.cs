@@ -74,7 +74,7 @@ internal sealed class Bundle
     {
         if (process.Args.Count == 0 || process.Args[0].Length == 0)
         {
-            throw new EntrypointNotFoundException("the container has no process args: nothing to run (set an entrypoint or command)");
+            throw new EntrypointNotFoundException($"config.json: process.{SpecValidation.EmptyArgs}");
         }
         var (file, export) = SplitExport(process.Args[0]);
         foreach (var candidate in Candidates(file, process))

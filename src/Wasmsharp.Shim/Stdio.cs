@@ -10,7 +10,9 @@ namespace Wasmsharp.Shim;
 /// descriptors we own (/proc/self/fd/N) or the pty's slave:
 /// <list type="bullet">
 /// <item>FIFO paths (made by the client): stdout/stderr opened O_RDWR once the client has begun to read
-/// them (as runc's shim waits for, else a guest's output could be lost), and given to the guest directly;
+/// them (as runc's shim waits for, else a guest's output could be lost), and given to the guest directly —
+/// or, with <c>pumpOutput</c>, through pipes an <see cref="OutputPump"/> copies into them, so that closing
+/// the FIFOs at the guest's end is ours alone even when the guest's own descriptors outlive it;
 /// stdin fed through a pipe by <see cref="StdinPump"/>.</item>
 /// <item><c>file:///path</c> (decided by stdout, as in containerd's shim): the file is created with its
 /// parent directories and never truncated; the guest writes into pipes that <see cref="OutputPump"/>s
@@ -60,7 +62,11 @@ internal sealed class Stdio : IDisposable
     /// <summary>Output FIFOs whose client had not begun to read them within the wait (worth a warning).</summary>
     public IReadOnlyList<string> FifosWithoutReader => _fifosWithoutReader;
 
-    public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "", string ns = "", bool consoleFromRuntime = false)
+    /// <param name="pumpOutput">For a guest whose own descriptors may outlive its exit (a component blocked in a p2
+    /// call keeps its WASI context, hence Wasmtime's descriptors on its stdio, until that call returns): the output
+    /// FIFOs are written by our pumps, so <see cref="CloseOutput"/> still gives their readers end-of-file.</param>
+    public Stdio(string stdin, string stdout, string stderr, bool terminal, string containerId = "", string ns = "",
+        bool consoleFromRuntime = false, bool pumpOutput = false)
     {
         Stdin = stdin;
         Stdout = stdout;
@@ -91,10 +97,11 @@ internal sealed class Stdio : IDisposable
                     GuestStderr = _logger.GuestStderr;
                     break;
                 default:
-                    GuestStdout = OpenFifo(output?.Path);
+                    GuestStdout = OpenFifo(output?.Path, pumpOutput ? "stdout" : null);
                     GuestStderr = OpenFifo(string.IsNullOrEmpty(stderr) ? null : StdioUri.Parse(stderr) is { Scheme: StdioUri.Fifo } e
                         ? e.Path
-                        : throw new NotSupportedException($"stderr {stderr}: a URI for stderr needs the same URI for stdout"));
+                        : throw new NotSupportedException($"stderr {stderr}: a URI for stderr needs the same URI for stdout"),
+                        pumpOutput ? "stderr" : null);
                     break;
             }
         }
@@ -105,13 +112,14 @@ internal sealed class Stdio : IDisposable
         }
     }
 
-    private string? OpenFifo(string? path)
+    /// <param name="pump">null: the guest writes to the FIFO itself; else the name of the pump that does it for the guest.</param>
+    private string? OpenFifo(string? path, string? pump)
     {
         if (string.IsNullOrEmpty(path)) return null;
         var fifo = OpenOutputFifo(path);
         _handles.Add(fifo);
         _outputFifos.Add(fifo);
-        return Files.ProcPath(fifo);
+        return pump is null ? Files.ProcPath(fifo) : PumpInto(fifo, pump, wholeLines: false);
     }
 
     private SafeFileHandle OpenOutputFifo(string path)

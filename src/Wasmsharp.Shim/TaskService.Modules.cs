@@ -71,6 +71,12 @@ internal sealed partial class TaskService
                 return new LoadedModule(module, image.Name, export, args);
             });
         }
+        catch (Exception e) when (process.Args.Count == 0 && e is ArtifactModuleFetcher.NotArtifactException
+                                      or ArtifactModuleFetcher.FetchException { Kind: "containerd", Code: StatusCode.Unavailable })
+        {
+            // No args and no artifact to take the program from: what runc says of such a config.json.
+            throw new OciSpecException($"config.json: process.{SpecValidation.EmptyArgs}");
+        }
         catch (ArtifactModuleFetcher.NotArtifactException e)
         {
             var why = e.Image.Length == 0 ? e.Message : $"image {e.Image} is not a Wasm artifact: {e.Message}";

@@ -77,7 +77,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
             bundle = Bundle.Load(request.Bundle);
             StartupTrace.Mark("create: bundle loaded");
             var process = bundle.Spec.Process ?? throw Error(StatusCode.InvalidArgument, "config.json has no process");
-            SpecValidation.Process(process, "config.json: process"); // for runc's containers too: as runc would say it
+            // For runc's containers too: as runc would say it. Empty args only for an image the shim can look up (a Wasm
+            // artifact's module layer is its program); the lookup reports them when the image is not one.
+            SpecValidation.Process(process, "config.json: process", argsMayBeEmpty: ImageModules is not null);
             // Only the Wasm host reads the unwrapped args: runc runs config.json as it is, its init included.
             var injectedInit = InjectedInit.Unwrap(process, bundle.Spec.Mounts);
             var sandbox = PodSandbox.IsSandbox(bundle.Spec);
@@ -218,7 +220,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
                 !module.Baseline ? "" : module.OptimisingHere ? ", baseline: the optimised code for the cache is compiled in the background"
                     : ", baseline: the optimised code for the cache is being compiled by another shim");
             if (module.CacheProblem is { } problem) log.Warning("{Id}: module cache: {Problem}", processId, problem);
-            stdio = new Stdio(stdin, stdout, stderr, terminal, containerId, ns);
+            // A component blocked in a p2 call outlives a kill with its WASI context (see ComponentRun), and with it
+            // Wasmtime's descriptors on its stdio: pumped output lets its FIFOs' readers see end-of-file at its exit.
+            stdio = new Stdio(stdin, stdout, stderr, terminal, containerId, ns, pumpOutput: module.IsComponent);
             foreach (var fifo in stdio.FifosWithoutReader)
             {
                 log.Warning("{Id}: nobody began reading {Fifo} within {Seconds} s; output written before a reader opens it may be lost",
@@ -322,16 +326,18 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
         // An exec's start and its init's exit are ordered by the container's gate: the exec either starts first
         // (and the init's exit sweep ends it) or sees the init stopped and is refused, in runc's shim's words.
         var gate = !isInit && OrderExecStartWithInitExit ? container.ExecGate : new object();
-        lock (gate)
-        {
-            if (!isInit && container.Init.Status == Status.Stopped)
-                throw Error(StatusCode.FailedPrecondition, $"container {request.Id} init process is not running");
-            if (!isInit) AfterExecStartCheck?.Invoke();
-            process.Apply(s => s.Start());
-        }
-        // Its exit waits for the start event, published once it runs (a native exec's pid is known only then).
+        // Its exit waits for the start event, published once it runs (a native exec's pid is known only then). Held
+        // from before the gate: an init's exit sweep that ends this exec just after the gate must not publish the
+        // exec's exit before its start.
         using (process.HoldExitEvents())
         {
+            lock (gate)
+            {
+                if (!isInit && container.Init.Status == Status.Stopped)
+                    throw Error(StatusCode.FailedPrecondition, $"container {request.Id} init process is not running");
+                if (!isInit) AfterExecStartCheck?.Invoke();
+                process.Apply(s => s.Start());
+            }
             process.Guest.Start();
             StartupTrace.Mark("start rpc: guest started");
             if (string.IsNullOrEmpty(request.ExecId))

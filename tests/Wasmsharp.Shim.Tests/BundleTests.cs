@@ -82,7 +82,7 @@ public sealed class BundleTests : IDisposable
         // Not found (and no args) are their own type: the shim then looks for a Wasm artifact layer.
         Assert.Contains("/nope.wasm not found", Assert.Throws<EntrypointNotFoundException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
         bundle = Write("");
-        Assert.Contains("no process args", Assert.Throws<EntrypointNotFoundException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
+        Assert.Contains("config.json: process.args must not be empty", Assert.Throws<EntrypointNotFoundException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
     }
 
     [Fact]
