@@ -1,11 +1,35 @@
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
 
 namespace Wasmsharp.Linux;
 
-public static class Descriptors
+public static partial class Descriptors
 {
+    private const ulong FIONREAD_ = 0x541B;
+
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static unsafe partial int ioctl_int(int fd, ulong request, int* value);
+
+    /// <summary>The bytes in a pipe or FIFO that no reader has taken yet (FIONREAD).</summary>
+    public static unsafe int Unread(SafeFileHandle handle)
+    {
+        var added = false;
+        handle.DangerousAddRef(ref added);
+        try
+        {
+            int count;
+            if (ioctl_int((int)handle.DangerousGetHandle(), FIONREAD_, &count) != 0)
+                throw LinuxException.Last("ioctl(FIONREAD)");
+            return count;
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
     /// <summary>
     /// Waits up to <paramref name="wait"/> for data and reads it. Returns the count, 0 at end-of-file
     /// (EIO counts as end-of-file: what a pty master reports once no slave is open), or -1 when nothing

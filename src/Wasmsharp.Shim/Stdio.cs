@@ -308,7 +308,38 @@ internal sealed class Stdio : IDisposable
             var left = CopyTimeout - clock.Elapsed;
             pump.Finish(left > TimeSpan.Zero ? left : TimeSpan.Zero);
         }
+        WaitForReaders(clock);
         foreach (var h in _handles) h.Dispose();
+    }
+
+    // How long the output FIFOs' readers may take no byte before the exit goes out without them.
+    private static readonly TimeSpan ReaderStall = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Until the client has read what the guest left in the output FIFOs (while it keeps reading, within what is
+    /// left of the copy timeout). The exit this precedes can reach a client within microseconds of the guest's
+    /// last write, and ctr (2.x seen) cancels its copy of the FIFOs once it has the exit: on a busy node its reader
+    /// had not run yet and a fast program's output was lost. runc's slower exit hides that window.
+    /// </summary>
+    private void WaitForReaders(System.Diagnostics.Stopwatch clock)
+    {
+        if (_outputFifos.Count == 0 || Volatile.Read(ref _discarding) != 0) return;
+        try
+        {
+            var unread = _outputFifos.Sum(Descriptors.Unread);
+            var progress = System.Diagnostics.Stopwatch.StartNew();
+            while (unread > 0 && clock.Elapsed < CopyTimeout && progress.Elapsed < ReaderStall)
+            {
+                Thread.Sleep(1);
+                var now = _outputFifos.Sum(Descriptors.Unread);
+                if (now < unread) progress.Restart();
+                unread = now;
+            }
+        }
+        catch (Exception e) when (e is LinuxException or ObjectDisposedException)
+        {
+            // a FIFO already gone: nothing to wait for
+        }
     }
 
     public void Dispose()

@@ -60,6 +60,49 @@ public class StdioFifoTests
         }
     }
 
+    // ctr 2.x cancels its copy of the FIFOs once it has the exit. The client here has opened the FIFO at once (its
+    // open is what Create waits for) but reads only later, as a descheduled reader on a busy node does; the exit,
+    // which CloseOutput precedes, must not go out before the guest's last output has been read.
+    [Fact]
+    public async Task The_exit_waits_until_a_client_that_opened_the_fifo_has_read_the_output()
+    {
+        var dir = Directory.CreateTempSubdirectory("stdio-fifo-").FullName;
+        try
+        {
+            var stdout = Path.Combine(dir, "stdout");
+            MkFifo(stdout);
+            var opened = new ManualResetEventSlim();
+            long readAt = 0;
+            var client = Task.Factory.StartNew(() =>
+            {
+                using var stream = new FileStream(stdout, FileMode.Open, FileAccess.Read);
+                opened.Set();
+                Thread.Sleep(150);
+                var buffer = new byte[64];
+                var n = stream.Read(buffer);
+                Interlocked.Exchange(ref readAt, Stopwatch.GetTimestamp());
+                var text = System.Text.Encoding.UTF8.GetString(buffer, 0, n);
+                using var reader = new StreamReader(stream);
+                return text + reader.ReadToEnd();
+            }, TaskCreationOptions.LongRunning);
+            long closedAt;
+            using (var stdio = new Stdio("", stdout, "", terminal: false, "c1"))
+            {
+                Assert.True(opened.Wait(Timeout));
+                File.WriteAllText(stdio.GuestStdout!, "last words\n");
+                stdio.CloseOutput(); // the guest has ended; its exit is published after this
+                closedAt = Stopwatch.GetTimestamp();
+            }
+            Assert.Equal("last words\n", await Collect(client, stdout));
+            Assert.True(Interlocked.Read(ref readAt) != 0 && Interlocked.Read(ref readAt) <= closedAt,
+                "CloseOutput returned before the client had read the output");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public void A_fifo_nobody_reads_is_still_opened_after_the_wait_and_said_so()
     {
