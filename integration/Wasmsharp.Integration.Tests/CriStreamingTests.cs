@@ -75,7 +75,8 @@ public sealed class CriStreamingTests(CriFixture f)
         // With a terminal stderr is the terminal too: kubectl asks for no stderr stream.
         using var tty = f.Client.Exec(id, ["/tty.wasm", "echo"], stdin: true, stderr: false, tty: true);
         tty.Resize(100, 30);
-        f.Check(tty.WaitFor(CriStream.StdoutChannel, o => o.Contains("stderr tty=1", StringComparison.Ordinal), Wait), $"the module's report:\n{tty}", id);
+        // Its whole line first (the "\n" may come in a write of its own): typed earlier, the echo would land inside it.
+        f.Check(tty.WaitFor(CriStream.StdoutChannel, o => o.Contains("stderr tty=1\r\n", StringComparison.Ordinal), Wait), $"the module's report:\n{tty}", id);
         tty.SendStdin("typed\r");
         CheckEnded(tty, 0, id);
         var output = tty.Text(CriStream.StdoutChannel);
