@@ -15,7 +15,7 @@ namespace Wasmsharp.Bench;
 public static partial class LoadBench
 {
     public sealed record Figures(
-        int Lifecycles, int Parallel, double WasmSeconds, double RuncSeconds,
+        int Lifecycles, int Parallel, double WasmSeconds, double RuncSeconds, CpuSnapshot WasmCpu, CpuSnapshot RuncCpu,
         List<double> WasmKernelMs, List<double> NativeKernelMs, List<double> WasmRunMs, List<double> NativeRunMs)
     {
         public double WasmRate => Lifecycles / WasmSeconds;
@@ -41,12 +41,13 @@ public static partial class LoadBench
         ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), ColdStart.Sha256(programs.Path("hello")), TimeSpan.FromMinutes(1));
 
         double wasmSeconds = 0, runcSeconds = 0;
+        CpuSnapshot wasmCpu = default, runcCpu = default;
         var perRound = lifecycles / Rounds;
         for (var round = 0; round < Rounds; round++)
         {
             var count = round < Rounds - 1 ? perRound : lifecycles - perRound * (Rounds - 1);
-            wasmSeconds += Burst(containerd, count, parallel, Wasm, ref next);
-            runcSeconds += Burst(containerd, count, parallel, Runc, ref next);
+            wasmSeconds += Burst(containerd, count, parallel, Wasm, ref next, ref wasmCpu);
+            runcSeconds += Burst(containerd, count, parallel, Runc, ref next, ref runcCpu);
         }
 
         // Compute: the first wasm run compiles (and caches) the module; measured runs load the optimised code.
@@ -55,7 +56,7 @@ public static partial class LoadBench
         Compute(containerd, WasmCompute(next++));
         ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), ColdStart.Sha256(programs.Path("compute")), TimeSpan.FromMinutes(2));
         var (nativeChecksum, _, _) = Compute(containerd, NativeCompute(next++));
-        var figures = new Figures(lifecycles, parallel, wasmSeconds, runcSeconds, [], [], [], []);
+        var figures = new Figures(lifecycles, parallel, wasmSeconds, runcSeconds, wasmCpu, runcCpu, [], [], [], []);
         for (var i = 0; i < computeRuns; i++)
         {
             var wasmId = next;
@@ -77,12 +78,13 @@ public static partial class LoadBench
     private static string[] Runc(int i) => ["run", "--rm", Images.Busybox, $"lr{i}", "echo", "hello"];
 
     // `count` lifecycles, `parallel` at a time; seconds of wall time for all of them.
-    private static double Burst(PrivateContainerd containerd, int count, int parallel, Func<int, string[]> run, ref int next)
+    private static double Burst(PrivateContainerd containerd, int count, int parallel, Func<int, string[]> run, ref int next, ref CpuSnapshot cpuSum)
     {
         var start = next;
         next += count;
         var taken = -1;
         var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        var cpu0 = CpuSnapshot.Take(containerd.Pid);
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, parallel).Select(_ => Task.Run(() =>
         {
@@ -95,6 +97,7 @@ public static partial class LoadBench
         })).ToArray();
         Task.WaitAll(workers);
         var seconds = clock.Elapsed.TotalSeconds;
+        cpuSum += CpuSnapshot.Take(containerd.Pid) - cpu0;
         if (!failures.IsEmpty)
             throw new InvalidOperationException($"{failures.Count} of {count} lifecycles failed, e.g.:\n{failures.First()}\n{containerd.LogTail(30)}");
         return seconds;
@@ -120,9 +123,34 @@ public static partial class LoadBench
         Console.WriteLine($"| throughput and compute | wasmsharp (wasm) | runc | wasm vs runc |");
         Console.WriteLine("|---|---:|---:|---:|");
         Console.WriteLine(Bench.F($"| {f.Lifecycles} `ctr run --rm` lifecycles each, {f.Parallel} at a time, {Rounds} alternating rounds (hello.wasm / busybox echo) | {f.WasmRate:0.0} tasks/s ({f.WasmSeconds:0.0} s) | {f.RuncRate:0.0} tasks/s ({f.RuncSeconds:0.0} s) | {f.WasmRate / f.RuncRate:0.00} × runc's rate |"));
+        string Cpu(CpuSnapshot c) => Bench.F($"{c.Total * 1000 / f.Lifecycles:0} ms ({c.Children * 1000 / f.Lifecycles:0} / {c.Containerd * 1000 / f.Lifecycles:0} / {c.RestMs(f.Lifecycles):0})");
+        Console.WriteLine(Bench.F($"| CPU per lifecycle, whole machine (ctr / containerd / the rest: shims, runtime, kernel) | {Cpu(f.WasmCpu)} | {Cpu(f.RuncCpu)} | {f.WasmCpu.Total / f.RuncCpu.Total:0.00} × runc's; the rest {f.WasmCpu.RestMs(1) / f.RuncCpu.RestMs(1):0.00} × |"));
         var (wk, nk) = (Bench.Median(f.WasmKernelMs), Bench.Median(f.NativeKernelMs));
         var (wr, nr) = (Bench.Median(f.WasmRunMs), Bench.Median(f.NativeRunMs));
         Console.WriteLine(Bench.F($"| compute.c kernel (its own clock), wasm cached vs native (gcc -O2 -static) under runc, median of {f.WasmKernelMs.Count} | {wk:0} ms | {nk:0} ms | {wk / nk:0.00} × native time |"));
         Console.WriteLine(Bench.F($"| compute.c, whole `ctr run --rm`, median of {f.WasmRunMs.Count} | {wr:0} ms | {nr:0} ms | {wr / nr:0.00} × native time |"));
+    }
+
+    /// <summary>CPU seconds used so far: by the whole machine (/proc/stat), by containerd, and by this process's
+    /// waited-for children (the ctr processes). The rest of the machine's is the shims, runc, the kernel's threads
+    /// (and this process, a small part).</summary>
+    public readonly record struct CpuSnapshot(double Total, double Containerd, double Children)
+    {
+        public static CpuSnapshot operator -(CpuSnapshot a, CpuSnapshot b) => new(a.Total - b.Total, a.Containerd - b.Containerd, a.Children - b.Children);
+        public static CpuSnapshot operator +(CpuSnapshot a, CpuSnapshot b) => new(a.Total + b.Total, a.Containerd + b.Containerd, a.Children + b.Children);
+        public double RestMs(int n) => (Total - Containerd - Children) * 1000 / n;
+
+        public static CpuSnapshot Take(int containerdPid)
+        {
+            var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            double total = (long.Parse(cpu[1]) + long.Parse(cpu[2]) + long.Parse(cpu[3]) + long.Parse(cpu[6]) + long.Parse(cpu[7])) / 100.0;
+            var stat = File.ReadAllText($"/proc/{containerdPid}/stat");
+            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            double containerd = (long.Parse(f[11]) + long.Parse(f[12])) / 100.0;
+            var self = File.ReadAllText("/proc/self/stat");
+            var g = self[(self.LastIndexOf(')') + 2)..].Split(' ');
+            double children = (long.Parse(g[13]) + long.Parse(g[14])) / 100.0;
+            return new(total, containerd, children);
+        }
     }
 }

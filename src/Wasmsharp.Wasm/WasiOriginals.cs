@@ -62,13 +62,13 @@ internal sealed class WasiOriginals : IDisposable
     private readonly Lazy<Module> delegates;
     private readonly Lazy<Module> scratch;
 
-    public WasiOriginals(Engine engine)
+    public WasiOriginals(WasmEngine engine)
     {
-        linker = new Linker(engine);
+        linker = new Linker(engine.Engine);
         linker.DefineWasi();
-        poll = Module.FromText(engine, "wasmsharp-poll-trampoline", PollTrampolineWat);
-        delegates = new(() => Module.FromText(engine, "wasmsharp-fd-trampoline", DelegatesWat()), LazyThreadSafetyMode.ExecutionAndPublication);
-        scratch = new(() => Module.FromText(engine, "wasmsharp-scratch-trampoline", ScratchWat), LazyThreadSafetyMode.ExecutionAndPublication);
+        poll = engine.CompileText("wasmsharp-poll-trampoline", PollTrampolineWat);
+        delegates = new(() => engine.CompileText("wasmsharp-fd-trampoline", DelegatesWat()), LazyThreadSafetyMode.ExecutionAndPublication);
+        scratch = new(() => engine.CompileText("wasmsharp-scratch-trampoline", ScratchWat), LazyThreadSafetyMode.ExecutionAndPublication);
     }
 
     private static string DelegatesWat()

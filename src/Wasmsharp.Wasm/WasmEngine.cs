@@ -24,10 +24,17 @@ internal sealed class WasmEngine : IDisposable
     /// <summary>The linker of modules that import no socket function.</summary>
     public Linker Linker { get; }
 
+    private readonly ModuleDiskCache? cache;
+    private readonly string compiler;
+
     /// <param name="config">Taken (and released) by the engine.</param>
     /// <param name="shadowPollOneoff">False only for tests comparing our poll_oneoff with Wasmtime's.</param>
-    public WasmEngine(Config config, bool shadowPollOneoff)
+    /// <param name="cache">Where the host's own modules (<see cref="CompileText"/>) are kept compiled, if anywhere.</param>
+    /// <param name="compiler">Tells this engine's code apart from the other engines' under the same fingerprint.</param>
+    public WasmEngine(Config config, bool shadowPollOneoff, ModuleDiskCache? cache = null, string compiler = "cranelift")
     {
+        this.cache = cache;
+        this.compiler = compiler;
         Engine = new Engine(config);
         var engine = Engine;
         Linker = new Linker(engine);
@@ -44,7 +51,7 @@ internal sealed class WasmEngine : IDisposable
         WasiDescriptors.Define(Linker);
         Linker.AllowShadowing = false;
 
-        originals = new Lazy<WasiOriginals>(() => new WasiOriginals(engine), LazyThreadSafetyMode.ExecutionAndPublication);
+        originals = new Lazy<WasiOriginals>(() => new WasiOriginals(this), LazyThreadSafetyMode.ExecutionAndPublication);
         componentLinker = new Lazy<ComponentLinker>(() => ComponentRun.CreateLinker(engine), LazyThreadSafetyMode.ExecutionAndPublication);
         // Only for guests on a terminal: the shadow calls Wasmtime's original through a trampoline whose first
         // compile in a process costs a start (~20 ms) that a guest without a terminal must not pay.
@@ -85,6 +92,28 @@ internal sealed class WasmEngine : IDisposable
     public ComponentLinker ComponentLinker => componentLinker.Value;
 
     public WasiOriginals Originals => originals.Value;
+
+    /// <summary>
+    /// One of the host's own small modules (WASI trampolines, the warm-up guest), compiled from text, or mapped from
+    /// the disk cache when it holds it: every spare shim needs them, and compiling them (~100 functions with their
+    /// trampolines, in each engine) was most of a spare's CPU time. Keyed by the text and the compiler; the entries
+    /// are checked and evicted as the guests' are.
+    /// </summary>
+    public Module CompileText(string name, string wat)
+    {
+        if (cache is null)
+            return Module.FromText(Engine, name, wat);
+        var key = Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(System.Text.Encoding.UTF8.GetBytes($"wasmsharp internal module\n{compiler}\n{wat}")));
+        var result = cache.Load(Engine, name, key, WasmBinaryKind.Module, () => new CompiledCode(Module.FromText(Engine, name, wat)));
+        if (result.Origin == ModuleOrigin.CacheHit)
+            Interlocked.Increment(ref internalModulesMapped);
+        return result.Code.Module!;
+    }
+
+    private int internalModulesMapped;
+
+    /// <summary>How many <see cref="CompileText"/> calls were answered from the disk cache.</summary>
+    public int InternalModulesMapped => Volatile.Read(ref internalModulesMapped);
 
     /// <summary>
     /// The socket imports of <paramref name="module"/> (computed once per compiled module).

@@ -18,6 +18,7 @@ public sealed class WasmHost : IDisposable
     private readonly ConcurrentDictionary<string, Lazy<WasmModule>> modules = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<WasmInstance, byte> live = new();
     private readonly ModuleDiskCache? diskCache;
+    private readonly ModuleDiskCache? internalCache; // the host's own modules (see WasmEngine.CompileText), beside the guests'
     private readonly ModuleDigestMemo? digestMemo; // with the disk cache: module files' SHA-256 by file identity
     private int disposed;
 
@@ -33,14 +34,18 @@ public sealed class WasmHost : IDisposable
 
         var config = this.options.CreateEngineConfig(out var fingerprint);
         EngineFingerprint = fingerprint;
-        optimizing = new WasmEngine(config, shadowPollOneoff);
         if (this.options.CacheDirectory is { } cacheDirectory)
         {
             diskCache = new ModuleDiskCache(cacheDirectory, fingerprint, this.options.CacheMaxBytes);
+            internalCache = new ModuleDiskCache(cacheDirectory, Path.Combine(fingerprint, "internal"), this.options.CacheMaxBytes);
             digestMemo = new ModuleDigestMemo(cacheDirectory);
+        }
+        optimizing = new WasmEngine(config, shadowPollOneoff, internalCache);
+        if (diskCache is not null)
+        {
             if (this.options.BaselineFirstRun)
             {
-                baseline = new Lazy<WasmEngine>(() => new WasmEngine(this.options.CreateBaselineEngineConfig(), shadowPollOneoff), LazyThreadSafetyMode.ExecutionAndPublication);
+                baseline = new Lazy<WasmEngine>(() => new WasmEngine(this.options.CreateBaselineEngineConfig(), shadowPollOneoff, internalCache, "winch"), LazyThreadSafetyMode.ExecutionAndPublication);
                 background = new Lazy<WasmEngine>(() => new WasmEngine(this.options.CreateSingleThreadedEngineConfig(), shadowPollOneoff), LazyThreadSafetyMode.ExecutionAndPublication);
             }
         }
@@ -55,6 +60,9 @@ public sealed class WasmHost : IDisposable
     internal ModuleDiskCache? DiskCache => diskCache;
 
     internal Engine Engine => optimizing.Engine;
+
+    /// <summary>How many of the host's own modules its engines mapped from the disk cache rather than compiled.</summary>
+    internal int InternalModulesMapped => optimizing.InternalModulesMapped + (baseline is { IsValueCreated: true } ? baseline.Value.InternalModulesMapped : 0);
 
     /// <summary>Instances prepared and not yet ended.</summary>
     public int LiveInstances => live.Count;
@@ -430,7 +438,7 @@ public sealed class WasmHost : IDisposable
     {
         // The trampolines a server's first socket or fd call, or a terminal's isatty, would otherwise compile (~20 ms).
         engine.Originals.Warm();
-        var module = new WasmModule(engine, "wasmsharp-warm-up", "", new CompiledCode(Module.FromText(engine.Engine, "wasmsharp-warm-up", WarmUpWat)));
+        var module = new WasmModule(engine, "wasmsharp-warm-up", "", new CompiledCode(engine.CompileText("wasmsharp-warm-up", WarmUpWat)));
         using var instance = Prepare(module, new WasiSpec { Args = ["warm-up"], StdoutPath = "/dev/null" });
         instance.StartNow();
         var exit = instance.Completion.GetAwaiter().GetResult();

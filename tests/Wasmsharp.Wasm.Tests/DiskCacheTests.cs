@@ -62,6 +62,29 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_second_host_maps_its_own_modules_from_the_cache_instead_of_compiling_them()
+    {
+        // A spare shim warms up every engine (trampolines, the warm-up guest); the first host compiles and writes them.
+        var first = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, BaselineFirstRun = true });
+        hosts.Add(first);
+        first.BeginWarmUp();
+        first.AwaitWarmUp();
+        Assert.Equal(0, first.InternalModulesMapped);
+        var written = Directory.GetFiles(Path.Combine(CacheDir, first.EngineFingerprint, "internal"), "*.cwasm");
+        Assert.Equal(8, written.Length); // poll, fd and scratch trampolines and the warm-up guest, for Cranelift and Winch
+        Assert.DoesNotContain(Entries(CacheDir), e => !e.Contains("/internal/", StringComparison.Ordinal)); // no guest's entry
+
+        var second = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, BaselineFirstRun = true });
+        hosts.Add(second);
+        second.BeginWarmUp();
+        second.AwaitWarmUp();
+        Assert.Equal(8, second.InternalModulesMapped);
+        Assert.Equal(written.Order(), Directory.GetFiles(Path.Combine(CacheDir, second.EngineFingerprint, "internal"), "*.cwasm").Order());
+        // What they were made for still works: a guest's poll_oneoff goes through the mapped poll trampoline.
+        Assert.Equal("argc=2\narg[0]=guest\narg[1]=mapped\n", await RunToStdout(second, second.LoadModule(guests.Wasm("args_env")), "mapped"));
+    }
+
+    [Fact]
     public async Task MissThenHit_AcrossHosts_RunsFromCachedModule()
     {
         var first = NewHost().LoadModule(guests.Wasm("args_env"));
