@@ -26,17 +26,20 @@ internal static partial class DeleteCommand
         if (address is { Protocol: ShimProtocol.Grpc } && File.Exists(StartCommand.GrpcDaemonPath))
             return await DelegateToGrpcBinaryAsync(options).ConfigureAwait(false);
 #endif
+        var deadInode = address is { } a ? SocketInode(a.SocketPath) : null; // looked at before it is found dead
         if (address is { } live && ShimAddress.IsLive(live.SocketPath))
         {
             await StopInLiveShimAsync(live, options.Id, log).ConfigureAwait(false);
         }
-        else if (address is { } dead)
+        else if (address is { } dead && deadInode is { } inode && !Grouped(bundlePath, options.Id))
         {
             // Its shim died without removing its socket (killed -9, say): nobody listens there, as runc's
-            // shim also cleans up.
+            // shim also cleans up. Not a group's name: containerd runs this after a grouped shim closed, when a
+            // `start` may have made the group's next shim there already (a stale name is replaced by `start`
+            // anyway). And only the very file found dead, never one bound since.
             try
             {
-                File.Delete(dead.SocketPath);
+                if (SocketInode(dead.SocketPath) == inode) File.Delete(dead.SocketPath);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -65,6 +68,21 @@ internal static partial class DeleteCommand
         using var stdout = Console.OpenStandardOutput();
         response.WriteTo(stdout);
         return 0;
+    }
+
+    private static long? SocketInode(string path) => Linux.Files.Inode(path) is var inode and >= 0 ? inode : null;
+
+    // Whether the container's shim serves a group (a pod's, or an annotated one): its socket is not the container's alone.
+    private static bool Grouped(string bundlePath, string id)
+    {
+        try
+        {
+            return ShimAddress.GroupId(id, Oci.Spec.LoadAnnotations(Path.Combine(bundlePath, "config.json"))) != id;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or Oci.OciSpecException)
+        {
+            return true; // unknown: leave the name to `start`
+        }
     }
 
     // The bundle's address file: what `start` printed (a plain address, or the JSON of a gRPC shim).

@@ -54,7 +54,9 @@ internal static class StartCommand
         var sparePath = protocol == ShimProtocol.Ttrpc && SpareShim.Enabled ? SpareShim.SocketPath(options.Address, socketDir) : null;
         var served = false;
         var spareTookIt = false;
-        if (!ShimAddress.IsLive(socketPath))
+        // A live ttrpc shim of the group is reserved for this container first: it cannot close in between.
+        var live = protocol == ShimProtocol.Ttrpc ? GroupService.TryReserve(socketPath, options.Id) : ShimAddress.IsLive(socketPath);
+        if (!live)
         {
             served = TryServe(options, bundle, socketPath, protocol, sparePath, out spareTookIt);
             if (!served && !ShimAddress.IsLive(socketPath))

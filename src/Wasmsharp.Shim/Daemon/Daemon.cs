@@ -109,6 +109,7 @@ internal static partial class Daemon
         using var listener = new Socket(new SafeSocketHandle(listenerFd, ownsHandle: true));
         var registry = new TtrpcServiceRegistry();
         RpcErrors.Bind(registry, service, log);
+        Containerd.Api.Group.Group.BindService(registry, new GroupService(service.Group));
         await using var server = new TtrpcServer(registry, (message, e) => log.Warning(e, "ttrpc: {Message}", message));
         try
         {

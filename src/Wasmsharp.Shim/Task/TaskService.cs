@@ -42,11 +42,19 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
         if (string.IsNullOrEmpty(request.Id)) throw Error(StatusCode.InvalidArgument, "container id is required");
         if (!string.IsNullOrEmpty(request.Checkpoint)) throw Error(StatusCode.Unimplemented, "checkpoint/restore is not supported for Wasm containers");
         Container container;
-        lock (_createGate)
+        if (!Group.TryBeginCreate(request.Id)) throw Error(StatusCode.Unavailable, $"container {request.Id}: this shim is shutting down");
+        try
         {
-            if (_containers.ContainsKey(request.Id)) throw Error(StatusCode.AlreadyExists, $"container {request.Id}: already exists");
-            container = CreateContainer(request);
-            _containers[request.Id] = container;
+            lock (_createGate)
+            {
+                if (_containers.ContainsKey(request.Id)) throw Error(StatusCode.AlreadyExists, $"container {request.Id}: already exists");
+                container = CreateContainer(request);
+                _containers[request.Id] = container;
+            }
+        }
+        finally
+        {
+            Group.EndCreate();
         }
         var init = container.Init;
         events.Publish("/tasks/create", new TaskCreate
@@ -585,13 +593,32 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
     public override Task<Empty> Shutdown(TaskApi.ShutdownRequest request, ServerCallContext context)
     {
         StartupTrace.Mark("shutdown rpc");
-        // A grouped shim stays while any container of its group remains.
-        if (_containers.IsEmpty || request.Now)
+        if (request.Now)
         {
-            log.Information("shutdown requested; no containers left");
+            log.Information("shutdown requested now");
             requestShutdown();
         }
+        else
+        {
+            CloseIfIdle();
+        }
         return Task.FromResult(EmptyReply);
+    }
+
+    /// <summary>Who may still come to this shim: `start` reserves it for a container of its group (see <see cref="ShimGroup"/>).</summary>
+    public ShimGroup Group { get; } = new();
+
+    // A grouped shim stays while any container of its group remains, is being created, or is on its way.
+    private void CloseIfIdle()
+    {
+        if (Group.TryClose(() => _containers.IsEmpty, () =>
+            {
+                log.Information("shutdown requested; no containers left");
+                requestShutdown();
+            }, out var retryIn) || retryIn is not { } wait)
+            return;
+        log.Information("shutdown deferred: a container of this shim's group is on its way");
+        _ = Task.Delay(wait + TimeSpan.FromMilliseconds(10)).ContinueWith(_ => CloseIfIdle(), TaskScheduler.Default);
     }
 
     private Container Find(string id) =>
