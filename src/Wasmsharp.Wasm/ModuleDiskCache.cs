@@ -36,6 +36,35 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     internal string EntryPath(string sha, string digest, bool baseline = false) =>
         Path.Combine(Directory, baseline ? $"{sha}.{digest}.{BaselineMark}{Extension}" : $"{sha}.{digest}{Extension}");
 
+    // Its mtime is the last module load (a container starting) of any host sharing the cache.
+    private string LastLoadPath => Path.Combine(Root, "last-load");
+
+    /// <summary>Marks a module load: background compiles wait for a quiet moment (WasmHostOptions.BackgroundCompileQuiet).</summary>
+    public void MarkLoad()
+    {
+        try
+        {
+            File.SetLastWriteTimeUtc(LastLoadPath, DateTime.UtcNow);
+        }
+        catch (FileNotFoundException)
+        {
+            try
+            {
+                System.IO.Directory.CreateDirectory(Root, DirectoryMode);
+                File.WriteAllBytes(LastLoadPath, []);
+            }
+            catch (Exception e) when (IsIoError(e))
+            {
+            }
+        }
+        catch (Exception e) when (IsIoError(e))
+        {
+        }
+    }
+
+    /// <summary>How long ago <see cref="MarkLoad"/> was last called host-wide (a long time if never).</summary>
+    public TimeSpan SinceLastLoad() => DateTime.UtcNow - File.GetLastWriteTimeUtc(LastLoadPath);
+
     /// <summary>The module's optimising-compile lock file (see <see cref="TryLockCompile"/>).</summary>
     internal string CompileLockPath(string sha) => Path.Combine(Directory, sha + ".lock");
 

@@ -171,7 +171,14 @@ public sealed class WasmHost : IDisposable
     /// a cache hit reads no byte of it).</param>
     private WasmModule Load(string name, string sha256, TimeSpan hashTime, bool baselineFirstRun, WasmBinaryKind? kind, Func<byte[]> readBytes)
     {
+        // A start: background compiles wait (marked as it begins and once its code is there, which for a first run
+        // takes the baseline compile's time).
+        var marking = options.BackgroundCompileQuiet > TimeSpan.Zero ? diskCache : null;
+        marking?.MarkLoad();
         var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, baselineFirstRun, kind, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
+        // A baseline compile in the foreground takes seconds for a large module: the start goes on all that time.
+        using var stillLoading = marking is null || lazy.IsValueCreated ? null
+            : new Timer(static cache => ((ModuleDiskCache)cache!).MarkLoad(), marking, QuietMarkEvery, QuietMarkEvery);
         WasmModule module;
         try
         {
@@ -181,6 +188,10 @@ public sealed class WasmHost : IDisposable
         {
             modules.TryRemove(new KeyValuePair<string, Lazy<WasmModule>>(sha256, lazy)); // let a later call retry
             throw;
+        }
+        finally
+        {
+            marking?.MarkLoad();
         }
         return module.Path == name ? module : module.WithPath(name);
     }
@@ -335,6 +346,7 @@ public sealed class WasmHost : IDisposable
             {
                 options.BackgroundThreadSetup?.Invoke();
                 if (options.BackgroundCompileDelay > TimeSpan.Zero) Thread.Sleep(options.BackgroundCompileDelay);
+                WaitForQuiet();
                 var compiler = background!.Value;
                 var result = diskCache!.CompileLocked(compiler.Engine, name, sha, kind, () => CompileBytes(compiler, fullPath, name, data));
                 result.Code.Dispose();
@@ -360,6 +372,24 @@ public sealed class WasmHost : IDisposable
             cacheWrites.Add(task);
         }
     }
+
+    // Until no module has been loaded host-wide for BackgroundCompileQuiet (at most BackgroundCompileMaxWait). Not
+    // cut short by shutting down: a shim whose container has ended still waits rather than compile during starts.
+    private void WaitForQuiet()
+    {
+        if (options.BackgroundCompileQuiet <= TimeSpan.Zero) return;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (clock.Elapsed < options.BackgroundCompileMaxWait)
+        {
+            var quietFor = diskCache!.SinceLastLoad();
+            if (quietFor >= options.BackgroundCompileQuiet) return;
+            var left = options.BackgroundCompileQuiet - quietFor;
+            Thread.Sleep(left < QuietPoll ? left : QuietPoll);
+        }
+    }
+
+    private static readonly TimeSpan QuietPoll = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan QuietMarkEvery = TimeSpan.FromMilliseconds(250);
 
     private static CompiledCode CompileBytes(WasmEngine compiler, string fullPath, string name, byte[] bytes)
     {

@@ -187,6 +187,50 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Assert.Single(Entries(CacheDir));
     }
 
+    // Starts elsewhere (another host on the same cache loading modules) hold the optimised compile back until they
+    // have been quiet for BackgroundCompileQuiet; it then compiles.
+    [Fact]
+    public async Task BaselineFirstRun_TheOptimisedCompileWaitsUntilStartsAreQuiet()
+    {
+        var options = new WasmHostOptions { CacheDirectory = CacheDir, BaselineFirstRun = true, BackgroundCompileDelay = TimeSpan.Zero, BackgroundCompileQuiet = TimeSpan.FromMilliseconds(600) };
+        var host = new WasmHost(options);
+        var other = new WasmHost(options);
+        hosts.AddRange([host, other]);
+        Assert.True(host.LoadModule(guests.Wasm("args_env")).Baseline);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(2))
+        {
+            other.LoadModule(guests.Wasm("hello")); // a container starting on the node, every 200 ms
+            Thread.Sleep(200);
+            Assert.False(host.CacheWrites.IsCompleted);
+        }
+        Assert.DoesNotContain(Entries(CacheDir), e => Path.GetFileName(e).StartsWith(Sha("args_env"), StringComparison.Ordinal));
+        await host.CacheWrites.WaitAsync(Timeout); // quiet now
+        Assert.Contains(Entries(CacheDir), e => Path.GetFileName(e).StartsWith(Sha("args_env"), StringComparison.Ordinal));
+    }
+
+    // ... but not for ever: on a node that never stops starting containers it compiles after BackgroundCompileMaxWait.
+    [Fact]
+    public async Task BaselineFirstRun_TheOptimisedCompileWaitsForQuietAtMostItsMaximum()
+    {
+        var host = new WasmHost(new WasmHostOptions
+        {
+            CacheDirectory = CacheDir, BaselineFirstRun = true, BackgroundCompileDelay = TimeSpan.Zero,
+            BackgroundCompileQuiet = TimeSpan.FromMinutes(10), BackgroundCompileMaxWait = TimeSpan.FromMilliseconds(500),
+        });
+        hosts.Add(host);
+        Assert.True(host.LoadModule(guests.Wasm("args_env")).Baseline);
+        using var busy = new CancellationTokenSource();
+        var starts = Task.Run(() =>
+        {
+            while (!busy.IsCancellationRequested) { host.DiskCache!.MarkLoad(); Thread.Sleep(50); }
+        });
+        await host.CacheWrites.WaitAsync(Timeout);
+        busy.Cancel();
+        await starts;
+        Assert.Contains(Entries(CacheDir), e => Path.GetFileName(e).StartsWith(Sha("args_env"), StringComparison.Ordinal));
+    }
+
     private string Sha(string guest) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(guests.Wasm(guest))));
 
     // Holds a module's optimising-compile lock as another process compiling it would.
