@@ -42,6 +42,27 @@ public static class Sockets
 
     public static void Close(int fd) => close(fd);
 
+    /// <summary>
+    /// Binds a datagram socket to the abstract name <paramref name="name"/> (Linux: no file, gone with the socket or
+    /// its process): an exclusive hold on the name within this network namespace. The descriptor, or null when
+    /// someone holds it already.
+    /// </summary>
+    public static unsafe int? TryHoldAbstractName(string name)
+    {
+        var addr = new sockaddr_un { sun_family = (ushort)AF_UNIX };
+        var bytes = Encoding.UTF8.GetBytes(name);
+        if (bytes.Length >= 107) throw new LinuxException($"abstract socket name {name} too long", ENAMETOOLONG);
+        for (var i = 0; i < bytes.Length; i++) addr.sun_path[i + 1] = bytes[i]; // sun_path[0] = 0: abstract
+        var fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw LinuxException.Last("socket");
+        var length = (socklen_t)(sizeof(ushort) + 1 + bytes.Length);
+        if (bind(fd, (sockaddr*)&addr, length) == 0) return fd;
+        var e = LinuxException.Last($"bind @{name}");
+        close(fd);
+        if (e.Errno == 98 /* EADDRINUSE */) return null;
+        throw e;
+    }
+
     /// <summary>Connects to a message socket (see <see cref="ListenUnixMessages"/>); null when nobody listens there.</summary>
     public static unsafe int? ConnectUnixMessages(string path)
     {

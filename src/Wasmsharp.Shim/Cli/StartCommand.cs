@@ -54,14 +54,19 @@ internal static class StartCommand
         var sparePath = protocol == ShimProtocol.Ttrpc && SpareShim.Enabled ? SpareShim.SocketPath(options.Address, socketDir) : null;
         var served = false;
         var spareTookIt = false;
-        // A live ttrpc shim of the group is reserved for this container first: it cannot close in between.
-        var live = protocol == ShimProtocol.Ttrpc ? GroupService.TryReserve(socketPath, options.Id) : ShimAddress.IsLive(socketPath);
-        if (!live)
+        // Starts for one socket name take turns (a group's containers may start together just as its shim closes:
+        // one of them makes the next shim, the others reserve it). A live ttrpc shim of the group is reserved for
+        // this container first: it cannot close in between.
+        using (StartTurn.Take(socketPath))
         {
-            served = TryServe(options, bundle, socketPath, protocol, sparePath, out spareTookIt);
-            if (!served && !ShimAddress.IsLive(socketPath))
+            var live = protocol == ShimProtocol.Ttrpc ? GroupService.TryReserve(socketPath, options.Id) : ShimAddress.IsLive(socketPath);
+            if (!live)
             {
-                throw new InvalidOperationException($"cannot listen on {socketPath}");
+                served = TryServe(options, bundle, socketPath, protocol, sparePath, out spareTookIt);
+                if (!served && !ShimAddress.IsLive(socketPath))
+                {
+                    throw new InvalidOperationException($"cannot listen on {socketPath}");
+                }
             }
         }
         // containerd 1.6/1.7 reconnect to running shims from this file after a restart, parsing it as
@@ -76,6 +81,30 @@ internal static class StartCommand
         if (served && !spareTookIt && sparePath is not null) SpareShim.Spawn(options, sparePath);
         StartupTrace.Mark("start: done");
         return 0;
+    }
+
+    // An exclusive hold on an abstract socket name derived from the shim's socket path: no file to leave behind,
+    // released by the kernel if `start` dies. Waits its turn (starts take milliseconds), at most a few seconds.
+    private sealed class StartTurn(int? fd) : IDisposable
+    {
+        private static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(5);
+
+        public static StartTurn Take(string socketPath)
+        {
+            var name = "wasmsharp-start-" + Convert.ToHexStringLower(System.IO.Hashing.XxHash128.Hash(System.Text.Encoding.UTF8.GetBytes(socketPath)));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (true)
+            {
+                if (Sockets.TryHoldAbstractName(name) is int fd) return new StartTurn(fd);
+                if (clock.Elapsed > MaxWait) return new StartTurn(null); // a stuck start: go on as before turns existed
+                Thread.Sleep(1);
+            }
+        }
+
+        public void Dispose()
+        {
+            if (fd is int held) Sockets.Close(held);
+        }
     }
 
     /// <summary>The binary that serves gRPC (see Wasmsharp.Shim.Grpc), installed next to this one.</summary>

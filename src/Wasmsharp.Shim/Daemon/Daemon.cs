@@ -73,6 +73,10 @@ internal static partial class Daemon
             // containerd's gRPC API, asked (by a helper process) only if a container's module is not in its rootfs.
             ImageModules = options.Address.Length > 0 ? new ArtifactModuleFetcher(options.Address, options.Namespace) : null,
         };
+        // The container we were started for is on its way, as a reserved one is: a `shim delete` of the group's
+        // previous shim (containerd runs it after that shim closed) sends its Shutdown here, and must not close us
+        // before containerd has dialled us for it.
+        service.Group.TryReserve(options.Id);
         StartupTrace.Mark("daemon: serving");
         log.Information("shim {Pid} for {Id} serving {Protocol} on {Socket}", Environment.ProcessId, options.Id, options.Protocol.ToString().ToLowerInvariant(), socketPath);
         if (options.Protocol == ShimProtocol.Grpc)
