@@ -100,11 +100,57 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
     {
         if (LoadCached(engine, name, sha, kind, baseline: false, out var discarded) is { } cached)
             return cached; // no lock to read: entries are complete once they have their name
-        var (held, unusable, _) = Lock(sha);
+        // A background compile that holds the lock but waits for a quiet moment (see HoldWaiting) may wait a minute:
+        // this start compiles now instead, and writes the entry (atomically) itself.
+        var (held, unusable, busy) = Lock(sha, TimeSpan.Zero);
+        if (held is null && busy)
+        {
+            if (HolderIsWaiting(sha))
+            {
+                var watch = Stopwatch.StartNew();
+                var written = Write(sha, compile(), watch.Elapsed, discarded, baseline: false);
+                if (written.EntryPath is not null)
+                    RemoveBaseline(sha);
+                return written;
+            }
+            (held, unusable, _) = Lock(sha);
+        }
         if (held is null)
             return CompileOnly(compile, unusable!);
-        using var _ = held;
+        using var locked = held;
         return CompileLocked(engine, name, sha, kind, compile, discarded);
+    }
+
+    private string WaitingPath(string sha) => Path.Combine(Directory, sha + ".waiting");
+
+    /// <summary>
+    /// Held by the holder of a module's compile lock while it waits to begin (for a quiet moment): a start that needs
+    /// the optimised code now does not wait for it then (see <see cref="Load"/>). Null if it cannot be taken.
+    /// </summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle? HoldWaiting(string sha)
+    {
+        try
+        {
+            return Native.LockFile(WaitingPath(sha), TimeSpan.Zero);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private bool HolderIsWaiting(string sha)
+    {
+        if (!File.Exists(WaitingPath(sha))) return false;
+        try
+        {
+            using var probe = Native.LockFile(WaitingPath(sha), TimeSpan.Zero);
+            return probe is null;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     /// <summary>

@@ -176,9 +176,6 @@ public sealed class WasmHost : IDisposable
         var marking = options.BackgroundCompileQuiet > TimeSpan.Zero ? diskCache : null;
         marking?.MarkLoad();
         var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, baselineFirstRun, kind, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
-        // A baseline compile in the foreground takes seconds for a large module: the start goes on all that time.
-        using var stillLoading = marking is null || lazy.IsValueCreated ? null
-            : new Timer(static cache => ((ModuleDiskCache)cache!).MarkLoad(), marking, QuietMarkEvery, QuietMarkEvery);
         WasmModule module;
         try
         {
@@ -226,12 +223,12 @@ public sealed class WasmHost : IDisposable
                 if (compileLock is not null && diskCache.LoadCached(optimizing.Engine, name, sha, kind, baseline: false, out _) is { } justWritten)
                     return new WasmModule(optimizing, fullPath, sha, justWritten.Code, justWritten.Origin, justWritten.CompileTime, hashTime + watch.Elapsed, justWritten.EntryPath, problem);
                 byte[]? data = null;
-                var quick = diskCache.LoadBaseline(baseline.Value.Engine, name, sha, kind, () =>
+                var quick = diskCache.LoadBaseline(baseline.Value.Engine, name, sha, kind, () => WhileMarking(() =>
                 {
                     data = bytes();
                     kind = WasmBinary.KindOf(data);
                     return TryCompileBaseline(name, data, kind.Value);
-                });
+                }));
                 if (quick is not null)
                 {
                     var optimising = compileLock is not null;
@@ -256,7 +253,7 @@ public sealed class WasmHost : IDisposable
         }
         if (diskCache is not null)
         {
-            var result = diskCache.Load(optimizing.Engine, name, sha, kind, () => CompileBytes(optimizing, fullPath, name, bytes()));
+            var result = diskCache.Load(optimizing.Engine, name, sha, kind, () => WhileMarking(() => CompileBytes(optimizing, fullPath, name, bytes())));
             return new WasmModule(optimizing, fullPath, sha, result.Code, result.Origin, result.CompileTime, hashTime + watch.Elapsed, result.EntryPath, result.Problem);
         }
         var code = CompileBytes(optimizing, fullPath, name, bytes());
@@ -346,7 +343,8 @@ public sealed class WasmHost : IDisposable
             {
                 options.BackgroundThreadSetup?.Invoke();
                 if (options.BackgroundCompileDelay > TimeSpan.Zero) Thread.Sleep(options.BackgroundCompileDelay);
-                WaitForQuiet();
+                using (options.BackgroundCompileQuiet > TimeSpan.Zero ? diskCache!.HoldWaiting(sha) : null)
+                    WaitForQuiet();
                 var compiler = background!.Value;
                 var result = diskCache!.CompileLocked(compiler.Engine, name, sha, kind, () => CompileBytes(compiler, fullPath, name, data));
                 result.Code.Dispose();
@@ -389,6 +387,15 @@ public sealed class WasmHost : IDisposable
     }
 
     private static readonly TimeSpan QuietPoll = TimeSpan.FromMilliseconds(100);
+
+    // A compile in the foreground (a start's) takes seconds for a large module: the start goes on all that time, so
+    // it keeps marking. Not while it waits for a compile lock: the holder may be a background compile waiting for quiet.
+    private T WhileMarking<T>(Func<T> compile)
+    {
+        if (options.BackgroundCompileQuiet <= TimeSpan.Zero || diskCache is null) return compile();
+        using var marking = new Timer(static cache => ((ModuleDiskCache)cache!).MarkLoad(), diskCache, QuietMarkEvery, QuietMarkEvery);
+        return compile();
+    }
     private static readonly TimeSpan QuietMarkEvery = TimeSpan.FromMilliseconds(250);
 
     private static CompiledCode CompileBytes(WasmEngine compiler, string fullPath, string name, byte[] bytes)

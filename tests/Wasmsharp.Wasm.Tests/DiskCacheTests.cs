@@ -209,6 +209,29 @@ public sealed class DiskCacheTests(GuestModules guests, ITestOutputHelper output
         Assert.Contains(Entries(CacheDir), e => Path.GetFileName(e).StartsWith(Sha("args_env"), StringComparison.Ordinal));
     }
 
+    // A start that needs the optimised code now (a memory-limited container's) does not wait for a background compile
+    // that holds the module's lock while it waits for quiet: it compiles and writes the entry; the other then finds it.
+    [Fact]
+    public async Task A_start_that_needs_optimised_code_does_not_wait_for_a_compile_waiting_for_quiet()
+    {
+        var waiting = new WasmHost(new WasmHostOptions
+        {
+            CacheDirectory = CacheDir, BaselineFirstRun = true, BackgroundCompileDelay = TimeSpan.Zero,
+            BackgroundCompileQuiet = TimeSpan.FromSeconds(4), BackgroundCompileMaxWait = TimeSpan.FromSeconds(4),
+        });
+        var limited = new WasmHost(new WasmHostOptions { CacheDirectory = CacheDir, BaselineFirstRun = true });
+        hosts.AddRange([waiting, limited]);
+        var compiles = CountCompiles(waiting);
+        Assert.True(waiting.LoadModule(guests.Wasm("args_env")).Baseline);
+        var now = limited.LoadModule(guests.Wasm("args_env"), baselineFirstRun: false);
+        Assert.False(waiting.CacheWrites.IsCompleted); // it did not wait for the other's compile to begin
+        Assert.Equal((ModuleOrigin.CacheMiss, false), (now.Origin, now.Baseline));
+        Assert.Equal("argc=2\narg[0]=guest\narg[1]=now\n", await RunToStdout(limited, now, "now"));
+        await waiting.CacheWrites.WaitAsync(Timeout);
+        Assert.Empty(compiles); // the waiting compile found the entry
+        Assert.Empty(BaselineEntries(CacheDir));
+    }
+
     // ... but not for ever: on a node that never stops starting containers it compiles after BackgroundCompileMaxWait.
     [Fact]
     public async Task BaselineFirstRun_TheOptimisedCompileWaitsForQuietAtMostItsMaximum()
