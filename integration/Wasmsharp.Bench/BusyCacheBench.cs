@@ -40,9 +40,9 @@ public static class BusyCacheBench
         for (var i = 0; i < 10; i++) quiet.Add(Bench.Timed(containerd, Hello()));
         ColdStart.Evict(cache, sha30);
         Run(containerd, $"b30-{k++}", Large30Image, "/large30.wasm");
-        // The compile waits for a second without starts (WasmHostOptions.BackgroundCompileQuiet): let it begin, it
-        // does not stop for the hellos then.
-        Thread.Sleep(1500);
+        // The compile waits for 3 s without starts (WasmHostOptions.BackgroundCompileQuiet): let it begin, it does
+        // not stop for the hellos then.
+        Thread.Sleep(3500);
         for (var i = 0; i < 20 && !ColdStart.HasOptimisedEntry(cache, sha30); i++)
         {
             var ms = Bench.Timed(containerd, Hello());

@@ -140,9 +140,9 @@ internal static partial class Daemon
             BaselineFirstRun = !string.Equals(Environment.GetEnvironmentVariable("WASMSHARP_BASELINE_FIRST_RUN"), "off", StringComparison.OrdinalIgnoreCase),
             // Not SCHED_IDLE: on a loaded machine that never finished (see Processes.SetCurrentThreadBatch).
             BackgroundThreadSetup = static () => Processes.SetCurrentThreadBatch(),
-            // Even at nice 19 an optimising compile slowed concurrent starts ~1.5× (see the option): it waits for a
-            // second without starts, at most a minute.
-            BackgroundCompileQuiet = TimeSpan.FromSeconds(1),
+            // Even at nice 19 an optimising compile slowed concurrent starts ~1.5× (see the option): it waits for
+            // 3 s without starts (back-to-back starts on a loaded node came up to ~1 s apart), at most a minute.
+            BackgroundCompileQuiet = TimeSpan.FromSeconds(3),
         });
         made.BeginWarmUp();
         return made;
