@@ -235,7 +235,9 @@ public sealed class WasmHost : IDisposable
                     if (optimising)
                     {
                         data ??= bytes(); // the baseline code came from the cache; the bytes are still needed now
-                        OptimizeInBackground(fullPath, name, sha, data, WasmBinary.KindOf(data), compileLock!);
+                        // Marked waiting from the moment the lock is ours, before the compile thread runs.
+                        var waiting = options.BackgroundCompileQuiet > TimeSpan.Zero ? diskCache.HoldWaiting(sha) : null;
+                        OptimizeInBackground(fullPath, name, sha, data, WasmBinary.KindOf(data), compileLock!, waiting);
                         compileLock = null; // the background compile releases it
                     }
                     // A damaged optimised entry, discarded, counts as replaced as well.
@@ -325,11 +327,13 @@ public sealed class WasmHost : IDisposable
     }
 
     // Cranelift compiles the module for the disk cache, holding its lock; later loads in this host get the optimised code too.
-    private void OptimizeInBackground(string fullPath, string name, string sha, byte[] data, WasmBinaryKind kind, Microsoft.Win32.SafeHandles.SafeFileHandle compileLock)
+    private void OptimizeInBackground(string fullPath, string name, string sha, byte[] data, WasmBinaryKind kind, Microsoft.Win32.SafeHandles.SafeFileHandle compileLock,
+        Microsoft.Win32.SafeHandles.SafeFileHandle? waiting)
     {
         var task = Task.Factory.StartNew(() =>
         {
             using var held = compileLock;
+            using var stillWaiting = waiting; // released once the compile begins (or is given up)
             try
             {
                 // A free turn is taken even when shutting down: a container may end before its compile begins.
@@ -343,8 +347,8 @@ public sealed class WasmHost : IDisposable
             {
                 options.BackgroundThreadSetup?.Invoke();
                 if (options.BackgroundCompileDelay > TimeSpan.Zero) Thread.Sleep(options.BackgroundCompileDelay);
-                using (options.BackgroundCompileQuiet > TimeSpan.Zero ? diskCache!.HoldWaiting(sha) : null)
-                    WaitForQuiet();
+                WaitForQuiet();
+                stillWaiting?.Dispose();
                 var compiler = background!.Value;
                 var result = diskCache!.CompileLocked(compiler.Engine, name, sha, kind, () => CompileBytes(compiler, fullPath, name, data));
                 result.Code.Dispose();
