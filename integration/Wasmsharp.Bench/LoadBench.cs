@@ -14,14 +14,19 @@ namespace Wasmsharp.Bench;
 //    it; the checksums must agree) and the whole `ctr run --rm`.
 public static partial class LoadBench
 {
+    /// <summary>One side's lifecycles: wall time, CPU, and (where tolerated) the runs that failed.</summary>
+    public sealed class Side
+    {
+        public double Seconds { get; set; }
+        public CpuSnapshot Cpu { get; set; }
+        public List<string> Failures { get; } = [];
+    }
+
     public sealed record Figures(
-        int Lifecycles, int Parallel, double WasmSeconds, double RuncSeconds, CpuSnapshot WasmCpu, CpuSnapshot RuncCpu,
-        double GroupedWasmSeconds, double GroupedRuncSeconds, CpuSnapshot GroupedWasmCpu, CpuSnapshot GroupedRuncCpu,
-        List<string> GroupedWasmFailures, List<string> GroupedRuncFailures,
+        int Lifecycles, int Parallel, Side Wasm, Side Runc, Side GroupedWasm, Side GroupedRunc,
         List<double> WasmKernelMs, List<double> NativeKernelMs, List<double> WasmRunMs, List<double> NativeRunMs)
     {
-        public double WasmRate => Lifecycles / WasmSeconds;
-        public double RuncRate => Lifecycles / RuncSeconds;
+        public double Rate(Side side) => Lifecycles / side.Seconds;
     }
 
     private const int Rounds = 4;
@@ -42,27 +47,12 @@ public static partial class LoadBench
         Bench.Timed(containerd, Runc(next++));
         ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), ColdStart.Sha256(programs.Path("hello")), TimeSpan.FromMinutes(1));
 
-        double wasmSeconds = 0, runcSeconds = 0;
-        CpuSnapshot wasmCpu = default, runcCpu = default;
-        var perRound = lifecycles / Rounds;
-        for (var round = 0; round < Rounds; round++)
-        {
-            var count = round < Rounds - 1 ? perRound : lifecycles - perRound * (Rounds - 1);
-            wasmSeconds += Burst(containerd, count, parallel, Wasm, ref next, ref wasmCpu);
-            runcSeconds += Burst(containerd, count, parallel, Runc, ref next, ref runcCpu);
-        }
-
+        var (wasm, runc) = Alternate(containerd, lifecycles, parallel, Wasm, Runc, tolerate: false, ref next);
         // The same, every container of a side in one shim group (a user's choice, as runc's shim honours it too).
-        double groupedWasmSeconds = 0, groupedRuncSeconds = 0;
-        CpuSnapshot groupedWasmCpu = default, groupedRuncCpu = default;
-        // Counted, not fatal: runc's shim has the race that ours had (a start meeting the group's closing shim).
-        List<string> groupedWasmFailures = [], groupedRuncFailures = [];
-        for (var round = 0; round < Rounds; round++)
-        {
-            var count = round < Rounds - 1 ? perRound : lifecycles - perRound * (Rounds - 1);
-            groupedWasmSeconds += Burst(containerd, count, parallel, i => Grouped(Wasm(i), "lgw"), ref next, ref groupedWasmCpu, groupedWasmFailures);
-            groupedRuncSeconds += Burst(containerd, count, parallel, i => Grouped(Runc(i), "lgr"), ref next, ref groupedRuncCpu, groupedRuncFailures);
-        }
+        // Failures there are counted, not fatal: runc's shim has the race that ours had (a start meeting the group's
+        // closing shim).
+        var (groupedWasm, groupedRunc) = Alternate(containerd, lifecycles, parallel,
+            i => Grouped(Wasm(i), "lgw"), i => Grouped(Runc(i), "lgr"), tolerate: true, ref next);
 
         // Compute: the first wasm run compiles (and caches) the module; measured runs load the optimised code.
         string[] WasmCompute(int i) => ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, $"lcw{i}", "/compute.wasm"];
@@ -70,8 +60,7 @@ public static partial class LoadBench
         Compute(containerd, WasmCompute(next++));
         ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), ColdStart.Sha256(programs.Path("compute")), TimeSpan.FromMinutes(2));
         var (nativeChecksum, _, _) = Compute(containerd, NativeCompute(next++));
-        var figures = new Figures(lifecycles, parallel, wasmSeconds, runcSeconds, wasmCpu, runcCpu,
-            groupedWasmSeconds, groupedRuncSeconds, groupedWasmCpu, groupedRuncCpu, groupedWasmFailures, groupedRuncFailures, [], [], [], []);
+        var figures = new Figures(lifecycles, parallel, wasm, runc, groupedWasm, groupedRunc, [], [], [], []);
         for (var i = 0; i < computeRuns; i++)
         {
             var wasmId = next;
@@ -95,8 +84,23 @@ public static partial class LoadBench
     // The runc shim's group annotation (ours honours it too): one shim process serves the side's containers.
     private static string[] Grouped(string[] run, string group) => [run[0], run[1], "--annotation", $"io.containerd.runc.v2.group={group}", .. run[2..]];
 
-    // `count` lifecycles, `parallel` at a time; seconds of wall time for all of them.
-    private static double Burst(PrivateContainerd containerd, int count, int parallel, Func<int, string[]> run, ref int next, ref CpuSnapshot cpuSum, List<string>? tolerated = null)
+    // `lifecycles` a side in Rounds rounds that alternate between the sides, so the machine's drift hits both.
+    private static (Side Wasm, Side Runc) Alternate(PrivateContainerd containerd, int lifecycles, int parallel,
+        Func<int, string[]> wasm, Func<int, string[]> runc, bool tolerate, ref int next)
+    {
+        var (wasmSide, runcSide) = (new Side(), new Side());
+        var perRound = lifecycles / Rounds;
+        for (var round = 0; round < Rounds; round++)
+        {
+            var count = round < Rounds - 1 ? perRound : lifecycles - perRound * (Rounds - 1);
+            Burst(containerd, count, parallel, wasm, ref next, wasmSide, tolerate);
+            Burst(containerd, count, parallel, runc, ref next, runcSide, tolerate);
+        }
+        return (wasmSide, runcSide);
+    }
+
+    // `count` lifecycles, `parallel` at a time, added to the side's wall time and CPU.
+    private static void Burst(PrivateContainerd containerd, int count, int parallel, Func<int, string[]> run, ref int next, Side side, bool tolerate)
     {
         var start = next;
         next += count;
@@ -114,16 +118,11 @@ public static partial class LoadBench
             }
         })).ToArray();
         Task.WaitAll(workers);
-        var seconds = clock.Elapsed.TotalSeconds;
-        cpuSum += CpuSnapshot.Take(containerd.Pid) - cpu0;
-        if (tolerated is not null)
-        {
-            tolerated.AddRange(failures);
-            failures.Clear();
-        }
-        if (!failures.IsEmpty)
+        side.Seconds += clock.Elapsed.TotalSeconds;
+        side.Cpu += CpuSnapshot.Take(containerd.Pid) - cpu0;
+        if (!failures.IsEmpty && !tolerate)
             throw new InvalidOperationException($"{failures.Count} of {count} lifecycles failed, e.g.:\n{failures.First()}\n{containerd.LogTail(30)}");
-        return seconds;
+        side.Failures.AddRange(failures);
     }
 
     // ctr's own error line of a failed run (its stderr), for the table.
@@ -149,13 +148,14 @@ public static partial class LoadBench
         Console.WriteLine();
         Console.WriteLine($"| throughput and compute | wasmsharp (wasm) | runc | wasm vs runc |");
         Console.WriteLine("|---|---:|---:|---:|");
-        Console.WriteLine(Bench.F($"| {f.Lifecycles} `ctr run --rm` lifecycles each, {f.Parallel} at a time, {Rounds} alternating rounds (hello.wasm / busybox echo) | {f.WasmRate:0.0} tasks/s ({f.WasmSeconds:0.0} s) | {f.RuncRate:0.0} tasks/s ({f.RuncSeconds:0.0} s) | {f.WasmRate / f.RuncRate:0.00} × runc's rate |"));
+        Console.WriteLine(Bench.F($"| {f.Lifecycles} `ctr run --rm` lifecycles each, {f.Parallel} at a time, {Rounds} alternating rounds (hello.wasm / busybox echo) | {f.Rate(f.Wasm):0.0} tasks/s ({f.Wasm.Seconds:0.0} s) | {f.Rate(f.Runc):0.0} tasks/s ({f.Runc.Seconds:0.0} s) | {f.Rate(f.Wasm) / f.Rate(f.Runc):0.00} × runc's rate |"));
+        static string CpuRatio(Side wasm, Side runc) => Bench.F($"{wasm.Cpu.Total / runc.Cpu.Total:0.00} × runc's; the rest {wasm.Cpu.RestMs(1) / runc.Cpu.RestMs(1):0.00} ×");
         string Cpu(CpuSnapshot c) => Bench.F($"{c.Total * 1000 / f.Lifecycles:0} ms ({c.Children * 1000 / f.Lifecycles:0} / {c.Containerd * 1000 / f.Lifecycles:0} / {c.RestMs(f.Lifecycles):0})");
-        Console.WriteLine(Bench.F($"| CPU per lifecycle, whole machine (ctr / containerd / the rest: shims, runtime, kernel) | {Cpu(f.WasmCpu)} | {Cpu(f.RuncCpu)} | {f.WasmCpu.Total / f.RuncCpu.Total:0.00} × runc's; the rest {f.WasmCpu.RestMs(1) / f.RuncCpu.RestMs(1):0.00} × |"));
-        Console.WriteLine(Bench.F($"| the same, each side's containers in one shim group (annotation `io.containerd.runc.v2.group`) | {f.Lifecycles / f.GroupedWasmSeconds:0.0} tasks/s ({f.GroupedWasmSeconds:0.0} s) | {f.Lifecycles / f.GroupedRuncSeconds:0.0} tasks/s ({f.GroupedRuncSeconds:0.0} s) | {f.GroupedRuncSeconds / f.GroupedWasmSeconds:0.00} × runc's rate |"));
-        static string Failed(List<string> f) => f.Count == 0 ? "" : $"; {f.Count} failed, e.g. {FirstLine(f[0])}";
-        Console.WriteLine(Bench.F($"| — failed lifecycles, grouped | {f.GroupedWasmFailures.Count}{Failed(f.GroupedWasmFailures)} | {f.GroupedRuncFailures.Count}{Failed(f.GroupedRuncFailures)} | |"));
-        Console.WriteLine(Bench.F($"| — CPU per lifecycle, grouped | {Cpu(f.GroupedWasmCpu)} | {Cpu(f.GroupedRuncCpu)} | {f.GroupedWasmCpu.Total / f.GroupedRuncCpu.Total:0.00} × runc's; the rest {f.GroupedWasmCpu.RestMs(1) / f.GroupedRuncCpu.RestMs(1):0.00} × |"));
+        Console.WriteLine(Bench.F($"| CPU per lifecycle, whole machine (ctr / containerd / the rest: shims, runtime, kernel) | {Cpu(f.Wasm.Cpu)} | {Cpu(f.Runc.Cpu)} | {CpuRatio(f.Wasm, f.Runc)} |"));
+        Console.WriteLine(Bench.F($"| the same, each side's containers in one shim group (annotation `io.containerd.runc.v2.group`) | {f.Rate(f.GroupedWasm):0.0} tasks/s ({f.GroupedWasm.Seconds:0.0} s) | {f.Rate(f.GroupedRunc):0.0} tasks/s ({f.GroupedRunc.Seconds:0.0} s) | {f.Rate(f.GroupedWasm) / f.Rate(f.GroupedRunc):0.00} × runc's rate |"));
+        static string Failed(Side s) => s.Failures.Count == 0 ? "0" : $"{s.Failures.Count}, e.g. {FirstLine(s.Failures[0])}";
+        Console.WriteLine(Bench.F($"| — failed lifecycles, grouped | {Failed(f.GroupedWasm)} | {Failed(f.GroupedRunc)} | |"));
+        Console.WriteLine(Bench.F($"| — CPU per lifecycle, grouped | {Cpu(f.GroupedWasm.Cpu)} | {Cpu(f.GroupedRunc.Cpu)} | {CpuRatio(f.GroupedWasm, f.GroupedRunc)} |"));
         var (wk, nk) = (Bench.Median(f.WasmKernelMs), Bench.Median(f.NativeKernelMs));
         var (wr, nr) = (Bench.Median(f.WasmRunMs), Bench.Median(f.NativeRunMs));
         Console.WriteLine(Bench.F($"| compute.c kernel (its own clock), wasm cached vs native (gcc -O2 -static) under runc, median of {f.WasmKernelMs.Count} | {wk:0} ms | {nk:0} ms | {wk / nk:0.00} × native time |"));
@@ -175,11 +175,10 @@ public static partial class LoadBench
         {
             var cpu = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
             double total = (long.Parse(cpu[1]) + long.Parse(cpu[2]) + long.Parse(cpu[3]) + long.Parse(cpu[6]) + long.Parse(cpu[7])) / 100.0;
-            var stat = File.ReadAllText($"/proc/{containerdPid}/stat");
-            var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            // After the command: state is field 0, utime 11, stime 12, cutime 13, cstime 14 (clock ticks).
+            var f = ProcFs.StatFields(containerdPid.ToString(CultureInfo.InvariantCulture));
             double containerd = (long.Parse(f[11]) + long.Parse(f[12])) / 100.0;
-            var self = File.ReadAllText("/proc/self/stat");
-            var g = self[(self.LastIndexOf(')') + 2)..].Split(' ');
+            var g = ProcFs.StatFields("self");
             double children = (long.Parse(g[13]) + long.Parse(g[14])) / 100.0;
             return new(total, containerd, children);
         }

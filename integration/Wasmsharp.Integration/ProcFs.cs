@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 
@@ -67,13 +68,20 @@ public static partial class ProcFs
 
     public static bool IsAlive(int pid) => Directory.Exists($"/proc/{pid}");
 
+    /// <summary>The fields of /proc/PID/stat after the command name (which may hold spaces and parentheses): the
+    /// state is [0]. <paramref name="pid"/> may be "self".</summary>
+    public static string[] StatFields(string pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+    }
+
     /// <summary>Alive and not a zombie waiting to be reaped.</summary>
     public static bool IsRunning(int pid)
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+            return StatFields(pid.ToString(CultureInfo.InvariantCulture))[0] != "Z";
         }
         catch (IOException)
         {

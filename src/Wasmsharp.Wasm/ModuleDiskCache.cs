@@ -106,13 +106,7 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
         if (held is null && busy)
         {
             if (HolderIsWaiting(sha))
-            {
-                var watch = Stopwatch.StartNew();
-                var written = Write(sha, compile(), watch.Elapsed, discarded, baseline: false);
-                if (written.EntryPath is not null)
-                    RemoveBaseline(sha);
-                return written;
-            }
+                return CompileAndWrite(sha, compile, discarded);
             (held, unusable, _) = Lock(sha);
         }
         if (held is null)
@@ -172,9 +166,15 @@ internal sealed class ModuleDiskCache(string root, string fingerprint, long maxB
             return hit;
         if (unreadable is not null)
             return CompileOnly(compile, unreadable);
+        return CompileAndWrite(sha, compile, problem ?? discarded);
+    }
+
+    // The optimised entry, compiled and written; the module's baseline entries then go.
+    private Result CompileAndWrite(string sha, Func<CompiledCode> compile, string? problem)
+    {
         var watch = Stopwatch.StartNew();
         var compiled = compile();
-        var result = Write(sha, compiled, watch.Elapsed, problem ?? discarded, baseline: false);
+        var result = Write(sha, compiled, watch.Elapsed, problem, baseline: false);
         if (result.EntryPath is not null)
             RemoveBaseline(sha);
         return result;

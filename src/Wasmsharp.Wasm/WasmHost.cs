@@ -19,6 +19,7 @@ public sealed class WasmHost : IDisposable
     private readonly ConcurrentDictionary<WasmInstance, byte> live = new();
     private readonly ModuleDiskCache? diskCache;
     private readonly ModuleDiskCache? internalCache; // the host's own modules (see WasmEngine.CompileText), beside the guests'
+    private readonly ModuleDiskCache? quietCache; // the disk cache when background compiles wait for quiet (BackgroundCompileQuiet)
     private readonly ModuleDigestMemo? digestMemo; // with the disk cache: module files' SHA-256 by file identity
     private int disposed;
 
@@ -39,6 +40,7 @@ public sealed class WasmHost : IDisposable
             diskCache = new ModuleDiskCache(cacheDirectory, fingerprint, this.options.CacheMaxBytes);
             internalCache = new ModuleDiskCache(cacheDirectory, Path.Combine(fingerprint, "internal"), this.options.CacheMaxBytes);
             digestMemo = new ModuleDigestMemo(cacheDirectory);
+            if (this.options.BackgroundCompileQuiet > TimeSpan.Zero) quietCache = diskCache;
         }
         optimizing = new WasmEngine(config, shadowPollOneoff, internalCache);
         if (diskCache is not null)
@@ -171,10 +173,6 @@ public sealed class WasmHost : IDisposable
     /// a cache hit reads no byte of it).</param>
     private WasmModule Load(string name, string sha256, TimeSpan hashTime, bool baselineFirstRun, WasmBinaryKind? kind, Func<byte[]> readBytes)
     {
-        // A start: background compiles wait (marked as it begins and once its code is there, which for a first run
-        // takes the baseline compile's time).
-        var marking = options.BackgroundCompileQuiet > TimeSpan.Zero ? diskCache : null;
-        marking?.MarkLoad();
         var lazy = modules.GetOrAdd(sha256, key => new Lazy<WasmModule>(() => Compile(name, key, hashTime, baselineFirstRun, kind, readBytes), LazyThreadSafetyMode.ExecutionAndPublication));
         WasmModule module;
         try
@@ -188,7 +186,7 @@ public sealed class WasmHost : IDisposable
         }
         finally
         {
-            marking?.MarkLoad();
+            quietCache?.MarkLoad(); // a start: background compiles wait (a compile on the way marks too, see WhileMarking)
         }
         return module.Path == name ? module : module.WithPath(name);
     }
@@ -236,7 +234,7 @@ public sealed class WasmHost : IDisposable
                     {
                         data ??= bytes(); // the baseline code came from the cache; the bytes are still needed now
                         // Marked waiting from the moment the lock is ours, before the compile thread runs.
-                        var waiting = options.BackgroundCompileQuiet > TimeSpan.Zero ? diskCache.HoldWaiting(sha) : null;
+                        var waiting = quietCache?.HoldWaiting(sha);
                         OptimizeInBackground(fullPath, name, sha, data, WasmBinary.KindOf(data), compileLock!, waiting);
                         compileLock = null; // the background compile releases it
                     }
@@ -379,11 +377,11 @@ public sealed class WasmHost : IDisposable
     // cut short by shutting down: a shim whose container has ended still waits rather than compile during starts.
     private void WaitForQuiet()
     {
-        if (options.BackgroundCompileQuiet <= TimeSpan.Zero) return;
+        if (quietCache is null) return;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (clock.Elapsed < options.BackgroundCompileMaxWait)
         {
-            var quietFor = diskCache!.SinceLastLoad();
+            var quietFor = quietCache.SinceLastLoad();
             if (quietFor >= options.BackgroundCompileQuiet) return;
             var left = options.BackgroundCompileQuiet - quietFor;
             Thread.Sleep(left < QuietPoll ? left : QuietPoll);
@@ -393,11 +391,12 @@ public sealed class WasmHost : IDisposable
     private static readonly TimeSpan QuietPoll = TimeSpan.FromMilliseconds(100);
 
     // A compile in the foreground (a start's) takes seconds for a large module: the start goes on all that time, so
-    // it keeps marking. Not while it waits for a compile lock: the holder may be a background compile waiting for quiet.
+    // it marks at once and then every QuietMarkEvery. Not while it waits for a compile lock: the holder may be a
+    // background compile waiting for quiet.
     private T WhileMarking<T>(Func<T> compile)
     {
-        if (options.BackgroundCompileQuiet <= TimeSpan.Zero || diskCache is null) return compile();
-        using var marking = new Timer(static cache => ((ModuleDiskCache)cache!).MarkLoad(), diskCache, QuietMarkEvery, QuietMarkEvery);
+        if (quietCache is null) return compile();
+        using var marking = new Timer(static cache => ((ModuleDiskCache)cache!).MarkLoad(), quietCache, TimeSpan.Zero, QuietMarkEvery);
         return compile();
     }
     private static readonly TimeSpan QuietMarkEvery = TimeSpan.FromMilliseconds(250);
