@@ -33,6 +33,44 @@ public sealed class RunTests(ContainerdFixture f)
         }
     }
 
+    // A group's (a pod's) containers are created side by side: one whose large module compiles for seconds at its
+    // first start (with Cranelift: it has a memory limit) does not hold up another's Create. B runs to its end while
+    // A's compile still holds the module's lock.
+    [Fact]
+    public void A_grouped_container_is_not_held_up_by_another_compiling_its_module()
+    {
+        var group = f.NewId("slowgroup");
+        var (a, b) = (f.NewId("slowgroup-a"), f.NewId("slowgroup-b"));
+        var name = f.NewId("slowcreate").Replace('-', '_');
+        var (module, _) = LargeModule.Import(f.Containerd, $"example.local/{name}:1", name, 16L * 1024 * 1024);
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(module)));
+        var cache = Path.Combine(f.Containerd.BaseDir, "cache");
+        ProcessResult? runA = null;
+        var threadA = new Thread(() => runA = f.Containerd.Ctr(TimeSpan.FromMinutes(3),
+            ["run", "--rm", "--runtime", RepoLayout.Runtime, "--memory-limit", "536870912", "--annotation", $"io.containerd.runc.v2.group={group}", $"example.local/{name}:1", a, $"/{name}.wasm"]));
+        threadA.Start();
+        try
+        {
+            // A's Create is compiling once the module's lock is taken (and held: flock -n fails).
+            string? compileLock = null;
+            ContainerdFixture.Eventually(() =>
+                (compileLock = Directory.Exists(cache) ? Directory.GetFiles(cache, sha + ".lock", SearchOption.AllDirectories).FirstOrDefault() : null) is not null
+                && !CanLock(compileLock), TimeSpan.FromSeconds(60));
+            f.Check(compileLock is not null && !CanLock(compileLock), "A's first start compiles its module", a);
+            var runB = f.RunWasm(b, ["--annotation", $"io.containerd.runc.v2.group={group}"], "/hello.wasm", b);
+            f.Check(runB.ExitCode == 0 && runB.Stdout.Contains(b, StringComparison.Ordinal), "B runs beside A", b, runB);
+            f.Check(!CanLock(compileLock!) && threadA.IsAlive, "B ran to its end while A's Create was still compiling (creates in one shim are not serialised)", b, runB);
+        }
+        finally
+        {
+            threadA.Join();
+        }
+        f.Check(runA is { ExitCode: 0 } && runA.Stdout.Contains(LargeModule.Greeting.Trim(), StringComparison.Ordinal), "A runs once compiled", a, runA!);
+    }
+
+    private static bool CanLock(string path) =>
+        ProcessRunner.Run("flock", ["-n", "-E", "99", path, "true"]).ExitCode == 0;
+
     [Fact]
     public void Hello_prints_greeting_and_args_on_stdout_and_a_line_on_stderr()
     {

@@ -32,7 +32,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
 
     private static readonly Empty EmptyReply = new();
     private readonly ConcurrentDictionary<string, Container> _containers = new();
-    private readonly object _createGate = new();
+    // Ids being created: a second Create of one id is refused while the first runs, without serialising the
+    // creates of different containers (a pod's or group's large first compile must not hold the others up).
+    private readonly ConcurrentDictionary<string, byte> _creating = new();
 
     public int ContainerCount => _containers.Count;
 
@@ -43,17 +45,17 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
         if (!string.IsNullOrEmpty(request.Checkpoint)) throw Error(StatusCode.Unimplemented, "checkpoint/restore is not supported for Wasm containers");
         Container container;
         if (!Group.TryBeginCreate(request.Id)) throw Error(StatusCode.Unavailable, $"container {request.Id}: this shim is shutting down");
+        var claimed = false;
         try
         {
-            lock (_createGate)
-            {
-                if (_containers.ContainsKey(request.Id)) throw Error(StatusCode.AlreadyExists, $"container {request.Id}: already exists");
-                container = CreateContainer(request);
-                _containers[request.Id] = container;
-            }
+            claimed = _creating.TryAdd(request.Id, 0);
+            if (!claimed || _containers.ContainsKey(request.Id)) throw Error(StatusCode.AlreadyExists, $"container {request.Id}: already exists");
+            container = CreateContainer(request);
+            _containers[request.Id] = container;
         }
         finally
         {
+            if (claimed) _creating.TryRemove(request.Id, out _);
             Group.EndCreate();
         }
         var init = container.Init;
