@@ -17,13 +17,24 @@ public static class PodBench
         public double PerAddedContainer => (Many - One) / (Sleepers - 1);
     }
 
-    public sealed record Figures(List<double> Wasm, List<double> Runc, PodKb WasmKb, PodKb RuncKb);
+    /// <summary>A pod shim's PSS (kB, and its anonymous part) with a sleeping container, before and after another of
+    /// its containers ran a fresh 16 MB module (the shim compiled it), and the same with the module cached.</summary>
+    public sealed record CompileKb(long Before, long After, long AfterAnon, long CachedBefore, long CachedAfter, long CachedAfterAnon);
+
+    public sealed record Figures(List<double> Wasm, List<double> Runc, PodKb WasmKb, PodKb RuncKb, LoadBench.Side WasmPods, LoadBench.Side RuncPods, CompileKb Compiled)
+    {
+        public double Rate(LoadBench.Side side) => PodLifecycles / side.Seconds;
+    }
+
+    /// <summary>Pod lifecycles a side for the throughput rows, in alternating rounds, this many at a time.</summary>
+    public const int PodLifecycles = 60, PodParallel = 4, PodRounds = 3;
 
     public static Figures Measure(int runs)
     {
         using var containerd = PrivateContainerd.Start("wasmsharp-bench", cri: true);
         Images.Import(containerd, Images.BuildBusybox(containerd.BaseDir), PrivateContainerd.CriNamespace);
-        Images.Import(containerd, Images.BuildWasmTests(WasmPrograms.Get(), containerd.BaseDir), PrivateContainerd.CriNamespace);
+        var programs = WasmPrograms.Get();
+        Images.Import(containerd, Images.BuildWasmTests(programs, containerd.BaseDir), PrivateContainerd.CriNamespace);
         using var cri = new CriClient(containerd);
 
         double Wasm() => FirstRun(cri, WasmHandler, CriClient.ContainerConfig("hello", Images.WasmTests, ["/hello.wasm"]));
@@ -37,8 +48,70 @@ public static class PodBench
             runc.Add(Runc());
         }
 
-        return new Figures(wasm, runc, PodMemory(cri, containerd, WasmHandler, Images.WasmTests, ["/sleep.wasm", "3600"]),
-            PodMemory(cri, containerd, "", Images.Busybox, ["/bin/sleep", "3600"]));
+        // Memory as on a node that has run the module before (its optimised code cached), as `bench`'s idle rows:
+        // a shim that compiled it would also hold what its compile left.
+        using (var warm = cri.RunPod(cri.PodConfig(cri.NewPodName("warm")), WasmHandler))
+            cri.WaitExited(warm.Start(CriClient.ContainerConfig("sleep0", Images.WasmTests, ["/sleep.wasm", "0"])), TimeSpan.FromSeconds(60));
+        ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), ColdStart.Sha256(programs.Path("sleep")), TimeSpan.FromMinutes(1));
+        var wasmKb = PodMemory(cri, containerd, WasmHandler, Images.WasmTests, ["/sleep.wasm", "3600"]);
+        var runcKb = PodMemory(cri, containerd, "", Images.Busybox, ["/bin/sleep", "3600"]);
+        var (wasmPods, runcPods) = (new LoadBench.Side(), new LoadBench.Side());
+        for (var round = 0; round < PodRounds; round++)
+        {
+            Burst(cri, containerd, () => PodLifecycle(cri, WasmHandler, CriClient.ContainerConfig("hello", Images.WasmTests, ["/hello.wasm"])), wasmPods);
+            Burst(cri, containerd, () => PodLifecycle(cri, "", CriClient.ContainerConfig("hello", Images.Busybox, ["/bin/echo", "hello"])), runcPods);
+        }
+        return new Figures(wasm, runc, wasmKb, runcKb, wasmPods, runcPods, ShimAfterCompile(cri, containerd));
+    }
+
+    // What a long-lived pod shim keeps after one of its containers was a module's first run on the node (baseline
+    // code at once, then the optimised compile in that shim): against a pod whose container loads it cached.
+    private static CompileKb ShimAfterCompile(CriClient cri, PrivateContainerd containerd)
+    {
+        const string image = "example.local/podlarge:1";
+        var (module, _) = LargeModule.Import(containerd, image, "podlarge", 16L * 1024 * 1024, PrivateContainerd.CriNamespace);
+        var sha = ColdStart.Sha256(module);
+        (long Before, long After, long Anon) Pod(bool waitForEntry)
+        {
+            using var pod = cri.RunPod(cri.PodConfig(cri.NewPodName("compile")), WasmHandler);
+            pod.Start(CriClient.ContainerConfig("sleeper", Images.WasmTests, ["/sleep.wasm", "3600"]));
+            Thread.Sleep(2000);
+            var shim = containerd.Shims(RepoLayout.ShimBinary, [pod.Id]).Single().Pid;
+            var before = ProcFs.PssKb(shim) ?? 0;
+            var status = cri.WaitExited(pod.Start(CriClient.ContainerConfig("large", image, ["/podlarge.wasm"])), TimeSpan.FromMinutes(3));
+            if (status.ExitCode != 0) throw new InvalidOperationException($"the large module exited {status.ExitCode} ({status.Reason}: {status.Message})");
+            if (waitForEntry) ColdStart.WaitForEntry(Path.Combine(containerd.BaseDir, "cache"), sha, TimeSpan.FromMinutes(3));
+            Thread.Sleep(5000); // the compile's end: its engine dropped, the heaps collected
+            return (before, ProcFs.PssKb(shim) ?? 0, ProcFs.PssKb(shim, "Pss_Anon:") ?? 0);
+        }
+        var first = Pod(waitForEntry: true);
+        var cached = Pod(waitForEntry: false);
+        return new CompileKb(first.Before, first.After, first.Anon, cached.Before, cached.After, cached.Anon);
+    }
+
+    // What kubelet does for a pod that runs one job, minus its sync loop: RunPodSandbox (with its CNI network),
+    // CreateContainer, StartContainer, its exit seen (ContainerStatus every 20 ms), StopPodSandbox, RemovePodSandbox.
+    private static void PodLifecycle(CriClient cri, string handler, global::Runtime.V1.ContainerConfig container)
+    {
+        using var pod = cri.RunPod(cri.PodConfig(cri.NewPodName("tp")), handler);
+        var status = cri.WaitExited(pod.Start(container), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20));
+        if (status.ExitCode != 0) throw new InvalidOperationException($"pod lifecycle: container exited {status.ExitCode} ({status.Reason}: {status.Message})");
+    }
+
+    // One round of a side: PodLifecycles / PodRounds pods, PodParallel at a time, added to its wall time and CPU.
+    private static void Burst(CriClient cri, PrivateContainerd containerd, Action lifecycle, LoadBench.Side side)
+    {
+        var count = PodLifecycles / PodRounds;
+        var taken = -1;
+        var cpu0 = LoadBench.CpuSnapshot.Take(containerd.Pid);
+        var clock = Stopwatch.StartNew();
+        var workers = Enumerable.Range(0, PodParallel).Select(_ => Task.Run(() =>
+        {
+            while (Interlocked.Increment(ref taken) < count) lifecycle();
+        })).ToArray();
+        Task.WaitAll(workers);
+        side.Seconds += clock.Elapsed.TotalSeconds;
+        side.Cpu += LoadBench.CpuSnapshot.Take(containerd.Pid) - cpu0;
     }
 
     // RunPodSandbox + CreateContainer + StartContainer until the container's exit is seen (ContainerStatus
@@ -102,5 +175,12 @@ public static class PodBench
         Console.WriteLine(FormattableString.Invariant($"| memory per container, pod of {Sleepers} sleeping (PSS of all the pod's processes / {Sleepers}) | {w.PerContainer / 1024:0.00} MB ({w.Parts}) | {n.PerContainer / 1024:0.00} MB ({n.Parts}) | {w.PerContainer / n.PerContainer:0.00} |"));
         Console.WriteLine(FormattableString.Invariant($"| — each container past the first (pod of {Sleepers} − pod of 1) / {Sleepers - 1} | {w.PerAddedContainer / 1024:0.00} MB | {n.PerAddedContainer / 1024:0.00} MB | {w.PerAddedContainer / n.PerAddedContainer:0.00} |"));
         Console.WriteLine(FormattableString.Invariant($"| — a pod of 1 sleeping container | {w.One / 1024:0.00} MB | {n.One / 1024:0.00} MB | {w.One / n.One:0.00} |"));
+        var c = r.Compiled;
+        Console.WriteLine(FormattableString.Invariant($"| pod shim with a sleeping container, after another container of the pod ran a fresh 16 MB module (its first run: the shim compiled it) | {c.After / 1024.0:0.0} MB ({c.AfterAnon / 1024.0:0.0} MB anonymous; {c.Before / 1024.0:0.0} MB before) | | |"));
+        Console.WriteLine(FormattableString.Invariant($"| — the same, the module's code cached | {c.CachedAfter / 1024.0:0.0} MB ({c.CachedAfterAnon / 1024.0:0.0} MB anonymous; {c.CachedBefore / 1024.0:0.0} MB before) | | |"));
+        var (wp, rp) = (r.WasmPods, r.RuncPods);
+        Console.WriteLine(FormattableString.Invariant($"| {PodLifecycles} pod lifecycles each (RunPodSandbox with its CNI network, Create, Start, exit seen, Stop, Remove), {PodParallel} at a time, {PodRounds} alternating rounds | {r.Rate(wp):0.0} pods/s ({wp.Seconds:0.0} s) | {r.Rate(rp):0.0} pods/s ({rp.Seconds:0.0} s) | {r.Rate(wp) / r.Rate(rp):0.00} × runc's rate |"));
+        string Cpu(LoadBench.CpuSnapshot c) => FormattableString.Invariant($"{c.Total * 1000 / PodLifecycles:0} ms ({c.Containerd * 1000 / PodLifecycles:0} / {(c.Total - c.Containerd) * 1000 / PodLifecycles:0})");
+        Console.WriteLine(FormattableString.Invariant($"| — CPU per pod lifecycle, whole machine (containerd with its CRI plugin / the rest: shims, runtime, CNI plugins, the kernel, this client) | {Cpu(wp.Cpu)} | {Cpu(rp.Cpu)} | {wp.Cpu.Total / rp.Cpu.Total:0.00} × runc's |"));
     }
 }

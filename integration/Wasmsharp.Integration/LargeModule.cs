@@ -13,7 +13,7 @@ public static class LargeModule
 
     /// <summary>Writes such a module as <c>BASEDIR/NAME.wasm</c> and imports it as <paramref name="image"/> (rootfs form,
     /// entrypoint <c>/NAME.wasm</c>); returns its path and size.</summary>
-    public static (string Path, long Size) Import(PrivateContainerd containerd, string image, string name, long minBytes)
+    public static (string Path, long Size) Import(PrivateContainerd containerd, string image, string name, long minBytes, string? ns = null)
     {
         var module = System.IO.Path.Combine(containerd.BaseDir, name + ".wasm");
         var size = Write(module, minBytes);
@@ -21,7 +21,7 @@ public static class LargeModule
         var built = Images.RunImageTool(["build", "--name", image, "--output", tar, "--platform", Images.HostPlatform,
             "--file", $"{module}:/{name}.wasm", "--entrypoint", $"/{name}.wasm"]);
         if (built.ExitCode != 0) throw new InvalidOperationException($"building {image} failed:\n{built}");
-        Images.Import(containerd, tar);
+        Images.Import(containerd, tar, ns);
         return (module, size);
     }
 

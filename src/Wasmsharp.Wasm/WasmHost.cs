@@ -14,7 +14,9 @@ public sealed class WasmHost : IDisposable
     private readonly WasmHostOptions options;
     private readonly WasmEngine optimizing;
     private readonly Lazy<WasmEngine>? baseline; // Winch, for first runs of modules not in the disk cache
-    private readonly Lazy<WasmEngine>? background; // Cranelift on one thread, for the cache entries of first runs
+    // Cranelift on one thread, for the cache entries of first runs: an engine for each compile, dropped after it
+    // with what its compiler keeps for reuse (tens of MB after a large module, for as long as the shim serves).
+    private readonly Func<WasmEngine>? background;
     private readonly ConcurrentDictionary<string, Lazy<WasmModule>> modules = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<WasmInstance, byte> live = new();
     private readonly ModuleDiskCache? diskCache;
@@ -48,7 +50,7 @@ public sealed class WasmHost : IDisposable
             if (this.options.BaselineFirstRun)
             {
                 baseline = new Lazy<WasmEngine>(() => new WasmEngine(this.options.CreateBaselineEngineConfig(), shadowPollOneoff, internalCache, "winch"), LazyThreadSafetyMode.ExecutionAndPublication);
-                background = new Lazy<WasmEngine>(() => new WasmEngine(this.options.CreateSingleThreadedEngineConfig(), shadowPollOneoff), LazyThreadSafetyMode.ExecutionAndPublication);
+                background = () => new WasmEngine(this.options.CreateSingleThreadedEngineConfig(), shadowPollOneoff);
             }
         }
     }
@@ -347,9 +349,10 @@ public sealed class WasmHost : IDisposable
                 if (options.BackgroundCompileDelay > TimeSpan.Zero) Thread.Sleep(options.BackgroundCompileDelay);
                 WaitForQuiet();
                 stillWaiting?.Dispose();
-                var compiler = background!.Value;
+                using var compiler = background!();
                 var result = diskCache!.CompileLocked(compiler.Engine, name, sha, kind, () => CompileBytes(compiler, fullPath, name, data));
                 result.Code.Dispose();
+                data = null!; // the module's bytes, not to be kept through the collection below
                 if (result.Origin != ModuleOrigin.CacheHit)
                     OptimisedCompiled?.Invoke(new OptimisedCompile(fullPath, sha, result.CompileTime, result.EntryPath, result.Problem));
                 // Later loads in this host: the entry, in the engine the others run with.
@@ -364,6 +367,11 @@ public sealed class WasmHost : IDisposable
             finally
             {
                 compileTurn.Release();
+                // What the compiler freed goes back to the system: the shim may serve its containers for days.
+                GC.Collect();
+                GC.WaitForPendingFinalizers();
+                GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+                Wasmsharp.Linux.Processes.TrimNativeHeap();
             }
         }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         lock (cacheWrites)
@@ -519,7 +527,6 @@ public sealed class WasmHost : IDisposable
                 lazy.Value.Code.Dispose();
         modules.Clear();
         if (baseline is { IsValueCreated: true }) baseline.Value.Dispose();
-        if (background is { IsValueCreated: true }) background.Value.Dispose();
         optimizing.Dispose();
     }
 }
