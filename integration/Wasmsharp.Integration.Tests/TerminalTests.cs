@@ -90,6 +90,41 @@ public sealed class TerminalTests(ContainerdFixture f)
         f.AssertNothingLeft(id);
     }
 
+    // ^C and ^\ typed into a container's terminal reach no one but that terminal's processes. The shim used to lead a
+    // session, so the first pty it opened for a guest became its controlling terminal: ^C in any `-t` session
+    // (docker exec -it, kubectl exec -it) sent SIGINT to the shim, ending it and every container it served.
+    [Fact]
+    public void Interrupt_keys_in_a_terminal_do_not_reach_the_shim()
+    {
+        var id = f.NewId("tty-intr");
+        var start = f.Ctr(["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/sleep.wasm", "1000"]);
+        f.Check(start.ExitCode == 0, "ctr run -d should succeed", id, start);
+        try
+        {
+            var shim = f.Containerd.Shims(RepoLayout.ShimBinary, [id]).Single().Pid;
+            var sid = ProcFs.StatFields(shim.ToString(System.Globalization.CultureInfo.InvariantCulture))[3];
+            f.Check(sid != shim.ToString(System.Globalization.CultureInfo.InvariantCulture), $"the shim {shim} should lead no session (its session is {sid})", id, start);
+            var (ctr, fifo) = InTerminal.Start(f, ["tasks", "exec", "-t", "--exec-id", "intr", id, "/tty.wasm", "echo"]);
+            using (ctr)
+            {
+                ContainerdFixture.Eventually(() => f.Containerd.Task(id) is { } t && f.Containerd.Ctr("tasks", "ps", id).Stdout.Contains("intr", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+                Thread.Sleep(500); // the exec reaches its read
+                File.AppendAllText(fifo, "\u0003\u001c");
+                Thread.Sleep(1000);
+                f.Check(ProcFs.IsRunning(shim) && f.Containerd.Task(id) is { Status: "RUNNING" }, "the shim and its container live on after ^C and ^\\ in an exec's terminal", id, start);
+                File.AppendAllText(fifo, "typed line\r");
+                var run = ctr.Wait();
+                f.Check(run.ExitCode == 0 && run.Stdout.Contains("got: typed line", StringComparison.Ordinal), $"the exec still reads its terminal; got:\n{Escaped(run.Stdout)}", id, run);
+            }
+            File.Delete(fifo);
+        }
+        finally
+        {
+            f.RemoveContainer(id);
+        }
+        f.AssertNothingLeft(id);
+    }
+
     [Fact]
     public void Without_t_the_guest_has_no_terminal()
     {

@@ -8,7 +8,7 @@ public static partial class Processes
 {
     private const int PR_SET_CHILD_SUBREAPER = 36;
     private const int SYS_gettid = 186;
-    private const short POSIX_SPAWN_SETSID = 0x80;
+    private const short POSIX_SPAWN_SETPGROUP = 0x02;
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
@@ -154,11 +154,11 @@ public static partial class Processes
     public static int GetParentProcessId() => getppid();
 
     /// <summary>
-    /// Starts <paramref name="path"/> detached from us: its own session, stdio on /dev/null, and
+    /// Starts <paramref name="path"/> detached from us: its own process group, stdio on /dev/null, and
     /// <paramref name="inheritFd"/> as its fd 3 — how a shim hands its listening socket to its daemon.
     /// </summary>
     public static int SpawnDaemon(string path, IReadOnlyList<string> args, int inheritFd) =>
-        Spawn(path, args, EnvironmentStrings().ToList(), new Dictionary<int, int> { [3] = inheritFd }, newSession: true);
+        Spawn(path, args, EnvironmentStrings().ToList(), new Dictionary<int, int> { [3] = inheritFd }, newProcessGroup: true);
 
     /// <summary>
     /// Starts <paramref name="path"/> with exactly <paramref name="env"/> ("K=V" strings) and the
@@ -168,7 +168,7 @@ public static partial class Processes
     /// parent's exec gives (the .NET runtime ignores SIGPIPE, which a child would otherwise inherit).
     /// </summary>
     public static unsafe int Spawn(string path, IReadOnlyList<string> args, IReadOnlyList<string> env,
-        IReadOnlyDictionary<int, int> fds, bool newSession = false, bool resetSignals = false)
+        IReadOnlyDictionary<int, int> fds, bool newProcessGroup = false, bool resetSignals = false)
     {
         var sigsets = stackalloc byte[256];   // two sigset_t (128 bytes each on glibc)
         // glibc's posix_spawn_file_actions_t is 80 bytes and posix_spawnattr_t 336: leave headroom.
@@ -193,7 +193,10 @@ public static partial class Processes
             posix_spawn_file_actions_init(actions);
             posix_spawnattr_init(attr);
             short flags = 0;
-            if (newSession) flags |= POSIX_SPAWN_SETSID;
+            // A process group, not a session (as containerd's shims): a daemon that led a session would take the first
+            // terminal it opens without O_NOCTTY (Wasmtime opens a guest's pty slave so) as its controlling terminal,
+            // and ^C, ^\ or ^Z typed to a container would signal the whole shim.
+            if (newProcessGroup) flags |= POSIX_SPAWN_SETPGROUP; // the attribute's group 0: the child's own pid
             if (resetSignals)
             {
                 flags |= POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;

@@ -109,7 +109,7 @@ internal static class SpareShim
             var self = Environment.ProcessPath ?? throw new InvalidOperationException("cannot find the shim executable");
             string[] args = [.. CommandLine(self, flag, options, sparePath), new string(' ', CommandLineRoom)];
             var fds = pipe is null ? new Dictionary<int, int>() : new Dictionary<int, int> { [StandbyFd] = (int)pipe.DangerousGetHandle() };
-            Processes.Spawn(self, args, Processes.EnvironmentStrings().ToList(), fds, newSession: true);
+            Processes.Spawn(self, args, Processes.EnvironmentStrings().ToList(), fds, newProcessGroup: true);
             return true;
         }
         catch (Exception e) when (e is LinuxException or InvalidOperationException)

@@ -205,9 +205,9 @@ internal sealed class Stdio : IDisposable
         _console?.Dispose();
     }
 
-    // The shim is a session leader without a controlling terminal, and Wasmtime opens the slave without
-    // O_NOCTTY: the pty becomes our controlling terminal, and closing its master sends us SIGHUP.
-    // The default action would end the shim.
+    // Wasmtime opens the slave without O_NOCTTY. The daemon leads no session (see Processes.Spawn), so the pty never
+    // becomes its controlling terminal; should a shim be started as a session leader all the same (by hand, say),
+    // closing the master would send it SIGHUP, whose default action ends the shim.
     private static void IgnoreHangups()
     {
         lock (SighupGate)
