@@ -66,4 +66,20 @@ public sealed class ErrorTests(ContainerdFixture f)
             "the container should be deletable (or already gone)", id, [.. context, delete]);
         f.AssertNothingLeft(id, [.. context, delete]);
     }
+
+    // A module whose wasm start function never returns (a hostile loop; an AssemblyScript program's top level runs
+    // there too) used to hold Create for ever: `docker run` and `docker kill` hung, only killing the shim helped. Now
+    // create returns once the start function has run for a while, and the loop runs on under the kill path.
+    [Fact]
+    public void A_start_function_that_never_returns_does_not_hold_create_and_is_killable()
+    {
+        var id = f.NewId("start-loops");
+        using var run = f.Containerd.StartCtr(TimeSpan.FromMinutes(2), ["run", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/start-loops.wasm"]);
+        var running = ContainerdFixture.Eventually(() => f.Containerd.Task(id) is { Status: "RUNNING" }, TimeSpan.FromSeconds(60));
+        var kill = f.Ctr("task", "kill", "-s", "SIGKILL", id);
+        var result = run.Wait();
+        f.Check(running && kill.ExitCode == 0, "the task is created and started while its start function loops, and accepts a kill", id, kill, result);
+        f.Check(!result.TimedOut && result.ExitCode == 137, "the kill ends it with 137", id, kill, result);
+        f.AssertNothingLeft(id, result);
+    }
 }

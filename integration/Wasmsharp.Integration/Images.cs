@@ -44,7 +44,10 @@ public static class Images
         File.WriteAllText(notWasm, "this is text, not a WebAssembly module\n");
         var startTraps = Path.Combine(outputDir, "start-traps.wasm");
         File.WriteAllBytes(startTraps, StartTraps);
-        var args = new List<string> { "--file", $"{notWasm}:/not-wasm.txt", "--file", $"{empty}:/data", "--file", $"{startTraps}:/start-traps.wasm" };
+        var startLoops = Path.Combine(outputDir, "start-loops.wasm");
+        File.WriteAllBytes(startLoops, StartLoops);
+        var args = new List<string> { "--file", $"{notWasm}:/not-wasm.txt", "--file", $"{empty}:/data", "--file", $"{startTraps}:/start-traps.wasm",
+            "--file", $"{startLoops}:/start-loops.wasm" };
         foreach (var (name, path) in programs.Everything)
             args.AddRange(["--file", $"{path}:/{name}.wasm"]);
         args.AddRange(["--entrypoint", "/hello.wasm"]);
@@ -64,6 +67,13 @@ public static class Images
         0x06, (byte)'_', (byte)'s', (byte)'t', (byte)'a', (byte)'r', (byte)'t', 0x00, 0x01,
         0x08, 0x01, 0x00,                               // start: function 0
         0x0a, 0x08, 0x02, 0x03, 0x00, 0x00, 0x0b, 0x02, 0x00, 0x0b, // code: unreachable; nothing
+    ];
+
+    // The same with a start function that never returns: (func $spin (loop $l (br $l))) in place of $boom.
+    private static readonly byte[] StartLoops =
+    [
+        .. StartTraps[..^10],
+        0x0a, 0x0c, 0x02, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x02, 0x00, 0x0b, // code: loop br 0 end; nothing
     ];
 
     // The demo image: just the greeting program as the entrypoint.

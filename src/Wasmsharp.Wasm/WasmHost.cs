@@ -425,7 +425,8 @@ public sealed class WasmHost : IDisposable
     /// <summary>
     /// Creates an instance on its own thread and waits until it is instantiated; the guest runs only after
     /// <see cref="WasmInstance.Start"/>. Note: a module's wasm "start" function (rare in WASI programs; not
-    /// <c>_start</c>) runs during instantiation, i.e. inside this call.
+    /// <c>_start</c>) runs during instantiation: this call waits for it at most <see cref="WasmInstance.PrepareWait"/>,
+    /// after which it runs on (killable) and its trap or kill is the instance's exit, not an exception here.
     /// </summary>
     /// <exception cref="WasmModuleException">WASI set-up (preopen, stdio) or instantiation failed
     /// (e.g. unknown import), or the entrypoint is not exported as a () → () function.</exception>

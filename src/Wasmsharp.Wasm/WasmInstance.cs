@@ -57,6 +57,13 @@ public sealed class WasmInstance : IDisposable
     private Function? originalPollOneoff; // Wasmtime's own poll_oneoff behind a trampoline, made on first use
     private SocketTable? sockets; // for modules importing WasmEdge's socket calls; used on the guest thread only
     private Exception? prepareError;
+    // Set (under gate) when Launch stopped waiting for a long instantiation: its outcome is then the guest's exit.
+    private bool detached;
+
+    /// <summary>How long Prepare waits for instantiation, i.e. for a module's wasm start function: guest code that may
+    /// never return (a hostile loop, or an AssemblyScript program's top level). Past it the instance counts as
+    /// prepared, the start function runs on under the kill path, and how it ends is the guest's exit.</summary>
+    internal static TimeSpan PrepareWait { get; set; } = TimeSpan.FromSeconds(2);
     private Action? entrypoint;
     private IDisposable? threadScope; // the spec's GuestThreadScope, held by the guest thread while it runs
     private Store? store;
@@ -116,7 +123,17 @@ public sealed class WasmInstance : IDisposable
             Name = "wasm " + System.IO.Path.GetFileName(module.Path),
         };
         thread.Start();
-        ready.Wait();
+        if (!ready.Wait(PrepareWait))
+        {
+            lock (gate)
+            {
+                if (!ready.IsSet)
+                {
+                    detached = true;
+                    return;
+                }
+            }
+        }
         if (prepareError is not null)
             throw prepareError;
     }
@@ -406,7 +423,6 @@ public sealed class WasmInstance : IDisposable
             {
                 try
                 {
-                    threadScope = spec.GuestThreadScope?.Invoke();
                     entrypoint!();
                 }
                 catch (Exception e)
@@ -457,20 +473,36 @@ public sealed class WasmInstance : IDisposable
             // the origin just after it makes our view of the guest's clock lag by the set-up time (µs): absolute
             // monotonic sleeps may end that much late, never early.
             monotonicOrigin = Stopwatch.GetTimestamp();
+            // A module's start function is guest code: it runs in the container's cgroup and namespace. For a
+            // component, threads Wasmtime starts while instantiating must not inherit the namespace: set up after.
+            threadScope = spec.GuestThreadScope?.Invoke();
             if (module.IsComponent)
+            {
                 entrypoint = ComponentRun.Instantiate(module.Engine.ComponentLinker, store, module, spec.Entrypoint);
+                spec.ThreadSetup?.Invoke();
+            }
             else
+            {
+                spec.ThreadSetup?.Invoke();
                 InstantiateModule();
-            // After instantiation: threads Wasmtime starts meanwhile must not inherit what this sets up.
-            spec.ThreadSetup?.Invoke();
+            }
             ready.Set();
             return true;
         }
         catch (Exception e)
         {
-            var message = e is WasmModuleException ? e.Message : $"{module.Path}: cannot prepare the instance: {WasmErrorText.OneLine(Describe(e))}";
-            prepareError = e as WasmModuleException ?? new WasmModuleException(message, e);
-            Finish(prepareError, report: false);
+            bool reportAsExit;
+            lock (gate)
+            {
+                reportAsExit = detached;
+                if (!reportAsExit)
+                {
+                    var message = e is WasmModuleException ? e.Message : $"{module.Path}: cannot prepare the instance: {WasmErrorText.OneLine(Describe(e))}";
+                    prepareError = e as WasmModuleException ?? new WasmModuleException(message, e);
+                }
+            }
+            // Prepare has returned: the task exists, and the start function's trap or kill is its exit.
+            Finish(reportAsExit ? e : prepareError, report: reportAsExit);
             ready.Set();
             return false;
         }

@@ -298,6 +298,14 @@ public sealed class GuestModules : IDisposable
               (start $boom)
               (func (export "_start")))
             """,
+        // Its start function never returns (a hostile module, or a program whose top level runs there).
+        ["start_loops"] = """
+            (module
+              (memory (export "memory") 1)
+              (func $spin (loop $l (br $l)))
+              (start $spin)
+              (func (export "_start")))
+            """,
         ["unknown_import"] = """
             (module
               (import "env" "no_such_function" (func $f))

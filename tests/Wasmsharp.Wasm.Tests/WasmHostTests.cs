@@ -162,6 +162,19 @@ public sealed class WasmHostTests(GuestModules guests) : IDisposable
         Assert.Contains("cannot prepare the instance", e.Message, StringComparison.Ordinal);
     }
 
+    // A start function that never returns does not hold Prepare (a container's Create) for ever: past PrepareWait
+    // the instance counts as prepared, and the loop stays killable, its kill being the guest's exit.
+    [Fact]
+    public async Task StartFunctionThatNeverReturns_LetsPrepareReturn_AndIsKilledAsTheGuest()
+    {
+        var prepare = Task.Run(() => Prepare("start_loops", new WasiSpec { Args = ["start_loops"] }));
+        var instance = await prepare.WaitAsync(WasmInstance.PrepareWait + TimeSpan.FromSeconds(60)); // else: Prepare never returned
+        Assert.False(instance.Completion.IsCompleted);
+        Assert.True(instance.Kill(Wasmsharp.Linux.Signals.SIGKILL));
+        var exit = await instance.Completion.WaitAsync(TimeSpan.FromSeconds(30)); // else: the loop did not end at its kill
+        Assert.Equal(137, exit.ExitCode);
+    }
+
     [Fact]
     public void Component_WithoutWasiCliRun_IsRefusedByPrepare()
     {
