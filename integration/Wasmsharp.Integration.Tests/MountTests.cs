@@ -7,6 +7,20 @@ public sealed class MountTests(ContainerdFixture f)
     private static string[] Bind(string host, string mode) =>
         ["--mount", $"type=bind,src={host},dst=/data,options=rbind:{mode}"];
 
+    // runc makes a container's working directory when the image lacks it (a Kubernetes workingDir, `ctr run --cwd`);
+    // so do we, in the rootfs (even read-only: runc makes it before the remount), never in a read-only mount.
+    [Fact]
+    public void A_working_directory_missing_from_the_image_is_made_as_runc_makes_it()
+    {
+        var id = f.NewId("cwd-made");
+        var run = f.RunWasm(id, ["--cwd", "/made/here", "--read-only"], "/fs.wasm", "pwd", "read", "/hello.wasm");
+        f.Check(run.ExitCode == 0, "a missing --cwd should be made, as runc makes it (the guest then reads with it)", id, run);
+        var roId = f.NewId("cwd-ro-mount");
+        var refused = f.RunWasm(roId, ["--cwd", "/data/missing", .. Bind(f.HostDir(roId), "ro")], "/fs.wasm", "pwd", "read", "/hello.wasm");
+        f.Check(refused.ExitCode != 0 && refused.Stderr.Contains("working directory /data/missing does not exist", StringComparison.Ordinal)
+            && !Directory.Exists(Path.Combine(f.HostDir(roId), "missing")), "nothing is made in a read-only mount", roId, refused);
+    }
+
     [Fact]
     public void Read_write_bind_mount_is_writable_and_the_host_sees_the_file()
     {

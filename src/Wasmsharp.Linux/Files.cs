@@ -82,6 +82,34 @@ public static class Files
     /// </summary>
     public static SafeFileHandle OpenDirectoryInRoot(string root, string path) => OpenInRoot(root, path, O_RDONLY | O_DIRECTORY, S_IFDIR, "a directory");
 
+    /// <summary>
+    /// mkdir -p of <paramref name="path"/> as if <paramref name="root"/> were "/" (mode 0755, as runc makes a missing
+    /// working directory): each existing parent is opened in the root (openat2 RESOLVE_IN_ROOT) and the next component
+    /// made in it (mkdirat), so nothing outside the root is made whatever symlinks the image holds.
+    /// </summary>
+    public static unsafe void CreateDirectoryInRoot(string root, string path)
+    {
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        for (var i = 0; i < parts.Length; i++)
+        {
+            try
+            {
+                OpenDirectoryInRoot(root, string.Join('/', parts, 0, i + 1)).Dispose();
+                continue;
+            }
+            catch (LinuxException e) when (e.Errno == ENOENT)
+            {
+            }
+            using var parent = OpenDirectoryInRoot(root, string.Join('/', parts, 0, i));
+            var name = Mounts.Encode(parts[i]);
+            fixed (byte* pn = name)
+            {
+                if (mkdirat((int)parent.DangerousGetHandle(), pn, 0x1ed) != 0 && errno != EEXIST)
+                    throw LinuxException.Last($"mkdir {string.Join('/', parts, 0, i + 1)} in {root}");
+            }
+        }
+    }
+
     private static unsafe SafeFileHandle OpenInRoot(string root, string path, int flags, mode_t kind, string kindName)
     {
         var r = Mounts.Encode(root);

@@ -58,7 +58,7 @@ internal static class WasiSetup
 
         if (spec.Cwd is { } guestCwd && NormalizeGuestPath(guestCwd) != "/")
         {
-            var (handle, readOnly) = OpenCwd(NormalizeGuestPath(guestCwd), preopens);
+            var (handle, readOnly) = OpenCwd(NormalizeGuestPath(guestCwd), preopens, spec.CreateCwd);
             cwd = handle;
             config.WithPreopenedDirectory(Files.ProcPath(handle), ".", mutable: !readOnly);
         }
@@ -103,7 +103,7 @@ internal static class WasiSetup
     /// the kernel's: a guest swapping a directory of a shared writable mount for a symlink can make the open fail,
     /// never make it land outside (a check by name followed by Wasmtime's own open by name could).
     /// </summary>
-    internal static (SafeFileHandle Directory, bool ReadOnly) OpenCwd(string cwd, IReadOnlyList<(string Host, string Guest, bool ReadOnly)> preopens)
+    internal static (SafeFileHandle Directory, bool ReadOnly) OpenCwd(string cwd, IReadOnlyList<(string Host, string Guest, bool ReadOnly)> preopens, bool create = false)
     {
         int best = -1, bestLength = -1;
         for (int i = 0; i < preopens.Count; i++)
@@ -123,7 +123,15 @@ internal static class WasiSetup
         var relative = mount == "/" ? cwd[1..] : cwd[mount.Length..].TrimStart('/');
         try
         {
-            return (Files.OpenDirectoryInRoot(root, relative), readOnly);
+            try
+            {
+                return (Files.OpenDirectoryInRoot(root, relative), readOnly);
+            }
+            catch (LinuxException e) when (e.Errno == 2 && create && (!readOnly || mount == "/"))
+            {
+                Files.CreateDirectoryInRoot(root, relative);
+                return (Files.OpenDirectoryInRoot(root, relative), readOnly);
+            }
         }
         catch (LinuxException e)
         {

@@ -31,6 +31,10 @@ public sealed record WasiSpec
     /// </summary>
     public string? Cwd { get; init; }
 
+    /// <summary>A missing <see cref="Cwd"/> is made (0755) rather than refused, as runc makes a container's (its init's,
+    /// not an exec's); only in the rootfs (even a read-only one: runc makes it before the remount) or a writable mount.</summary>
+    public bool CreateCwd { get; init; }
+
     /// <summary>File opened for the guest's stdin; null → empty stdin. Must be openable without blocking.</summary>
     public string? StdinPath { get; init; }
 

@@ -80,7 +80,7 @@ public sealed class BundleTests : IDisposable
         Assert.Contains("not a WebAssembly module", Assert.Throws<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
         bundle = Write("\"/nope.wasm\"");
         // Not found (and no args) are their own type: the shim then looks for a Wasm artifact layer.
-        Assert.Contains("/nope.wasm not found", Assert.Throws<EntrypointNotFoundException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
+        Assert.Contains("/nope.wasm: no such file or directory", Assert.Throws<EntrypointNotFoundException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
         bundle = Write("");
         Assert.Contains("config.json: process.args must not be empty", Assert.Throws<EntrypointNotFoundException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!)).Message);
     }

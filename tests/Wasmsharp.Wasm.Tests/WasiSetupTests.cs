@@ -64,4 +64,33 @@ public sealed class WasiSetupTests : IDisposable
         Assert.Contains("does not exist", Assert.Throws<WasmModuleException>(() => WasiSetup.OpenCwd("/missing", preopens)).Message);
         Assert.Throws<WasmModuleException>(() => WasiSetup.OpenCwd("/x", [(mount, "/data", false)]));
     }
+
+    // As runc makes a container's missing working directory (0755): inside the root whatever the image's symlinks
+    // say, in a read-only rootfs too (runc makes it before the remount), never in a read-only mount; not for execs.
+    [Fact]
+    public void OpenCwd_MakesAMissingWorkingDirectoryInsideTheRoot()
+    {
+        var rootfs = Directory.CreateDirectory(Path.Combine(root, "rootfs")).FullName;
+        var outside = Directory.CreateDirectory(Path.Combine(root, "outside")).FullName;
+        var mount = Directory.CreateDirectory(Path.Combine(root, "mount")).FullName;
+        File.CreateSymbolicLink(Path.Combine(rootfs, "escape"), "../outside");
+        File.CreateSymbolicLink(Path.Combine(rootfs, "hostroot"), "/");
+        IReadOnlyList<(string, string, bool)> readOnlyRootfs = [(rootfs, "/", true), (mount, "/data", true)];
+
+        var (made, _) = WasiSetup.OpenCwd("/app/work", readOnlyRootfs, create: true);
+        made.Dispose();
+        Assert.True(Directory.Exists(Path.Combine(rootfs, "app", "work")));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherExecute, File.GetUnixFileMode(Path.Combine(rootfs, "app", "work")));
+        // "../outside" resolves to the root's own /outside, which is missing: a dangling link is refused (runc's
+        // MkdirAll refuses it too), and nothing is made outside the root.
+        Assert.Contains("does not exist", Assert.Throws<WasmModuleException>(() => WasiSetup.OpenCwd("/escape/a", readOnlyRootfs, create: true)).Message);
+        WasiSetup.OpenCwd("/hostroot/b", readOnlyRootfs, create: true).Directory.Dispose();
+        Assert.True(Directory.Exists(Path.Combine(rootfs, "b")));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(outside));
+        Assert.False(Directory.Exists(Path.Combine(root, "b")));
+        Assert.Contains("does not exist", Assert.Throws<WasmModuleException>(() => WasiSetup.OpenCwd("/data/x", readOnlyRootfs, create: true)).Message);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(mount));
+        Assert.Contains("does not exist", Assert.Throws<WasmModuleException>(() => WasiSetup.OpenCwd("/exec", readOnlyRootfs)).Message);
+    }
 }

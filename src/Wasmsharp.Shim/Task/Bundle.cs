@@ -100,7 +100,8 @@ internal sealed class Bundle
             }
             return new Entrypoint(candidate, export, handle, kind.Value);
         }
-        throw new EntrypointNotFoundException($"entrypoint {file} not found in the container's rootfs");
+        // runc's words for a missing program, which Docker maps to exit 127.
+        throw new EntrypointNotFoundException($"entrypoint {file}: no such file or directory in the container's rootfs");
     }
 
     /// <summary>Directories the guest sees: the rootfs at "/" and every directory bind mount of the spec.</summary>
