@@ -22,6 +22,27 @@ public sealed class CriWasmTests(CriFixture f)
         f.Check(status.ExitCode == 3, $"exit: exit code {status.ExitCode} ({status.Reason}: {status.Message})", exit);
     }
 
+    // A pod's sysctls (securityContext.sysctls) are set in its network namespace, as runc's pause would have them:
+    // its Wasm containers and native sidecars see them; a sysctl that is not namespaced is refused, naming it.
+    [Fact]
+    public void A_pods_sysctls_are_set_in_its_network_namespace()
+    {
+        var config = f.Client.PodConfig(f.Client.NewPodName("wasm-sysctl"));
+        config.Linux.Sysctls.Add("net.core.somaxconn", "77");
+        config.Linux.Sysctls.Add("net.ipv4.ip_local_port_range", "40000 40010");
+        using var pod = f.Client.RunPod(config, CriFixture.WasmHandler);
+        var sleeper = pod.Start(CriClient.ContainerConfig("sleeper", Images.WasmTests, ["/sleep.wasm", "600"]));
+        var netns = f.Client.PodNetnsPath(pod.Id) ?? "";
+        string Read(string key) => ProcessRunner.Run("nsenter", [$"--net={netns}", "cat", "/proc/sys/" + key.Replace('.', '/')]).Stdout.Trim();
+        f.Check(Read("net.core.somaxconn") == "77" && Read("net.ipv4.ip_local_port_range") == "40000\t40010",
+            $"the pod's namespace should have its sysctls: somaxconn {Read("net.core.somaxconn")}, port range {Read("net.ipv4.ip_local_port_range")}", sleeper);
+
+        var bad = f.Client.PodConfig(f.Client.NewPodName("wasm-sysctl-bad"));
+        bad.Linux.Sysctls.Add("vm.swappiness", "1");
+        var e = Assert.ThrowsAny<global::Grpc.Core.RpcException>(() => f.Client.RunPod(bad, CriFixture.WasmHandler).Dispose());
+        Assert.Contains("linux.sysctl: \"vm.swappiness\" is not in a separate kernel namespace", e.Status.Detail, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_native_sidecar_fetches_from_a_wasm_server_over_the_pods_localhost()
     {

@@ -189,6 +189,7 @@ public sealed class Linux
     public string? CgroupsPath { get; set; }
     public List<Namespace> Namespaces { get; set; } = [];
     public JsonElement? Resources { get; set; }
+    public Dictionary<string, string>? Sysctl { get; set; }
 }
 
 public sealed class Namespace

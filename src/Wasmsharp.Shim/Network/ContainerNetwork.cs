@@ -76,5 +76,61 @@ internal sealed class ContainerNetwork : IDisposable
         }
     }
 
+    // Namespaced sysctls runc accepts with an IPC or UTS namespace: nothing of a Wasm guest uses them.
+    private static bool IsIpcOrUts(string key) =>
+        key is "kernel.msgmax" or "kernel.msgmnb" or "kernel.msgmni" or "kernel.sem" or "kernel.shmall" or "kernel.shmmax"
+            or "kernel.shmmni" or "kernel.shm_rmid_forced" or "kernel.hostname" or "kernel.domainname"
+        || key.StartsWith("fs.mqueue.", StringComparison.Ordinal);
+
+    /// <summary>
+    /// <c>linux.sysctl</c> checked as runc checks it, before anything is made: <c>net.*</c> only in a network namespace
+    /// of the container's (not the host's), the IPC and UTS ones accepted and left (no guest uses them), any other
+    /// refused as not namespaced. Returns the ones <see cref="ApplySysctls"/> writes.
+    /// </summary>
+    /// <exception cref="BundleException">a sysctl runc would refuse; the message names <paramref name="configPath"/> and the key.</exception>
+    public IReadOnlyList<KeyValuePair<string, string>> CheckSysctls(Spec spec, string configPath)
+    {
+        var net = new List<KeyValuePair<string, string>>();
+        foreach (var (key, value) in spec.Linux?.Sysctl ?? [])
+        {
+            if (key.Split('.').Any(part => part.Length == 0 || part == ".." || part.Contains('/')))
+                throw new BundleException($"{configPath}: linux.sysctl: \"{key}\" is not a sysctl name");
+            if (key.StartsWith("net.", StringComparison.Ordinal))
+            {
+                if (ns is null || ns.Inode == NetworkNamespace.CurrentInode())
+                    throw new BundleException($"{configPath}: linux.sysctl: \"{key}\" not allowed in host network namespace");
+                net.Add(new(key, value));
+            }
+            else if (!IsIpcOrUts(key))
+            {
+                throw new BundleException($"{configPath}: linux.sysctl: \"{key}\" is not in a separate kernel namespace");
+            }
+        }
+        return net;
+    }
+
+    /// <summary>Writes <paramref name="sysctls"/> (from <see cref="CheckSysctls"/>) in the container's network namespace.</summary>
+    /// <exception cref="BundleException">one the kernel does not take, named with <paramref name="configPath"/>.</exception>
+    public void ApplySysctls(IReadOnlyList<KeyValuePair<string, string>> sysctls, string configPath)
+    {
+        if (sysctls.Count == 0) return;
+        // /proc/sys/net is the namespace of the thread that opens it.
+        ns!.RunInside(() =>
+        {
+            foreach (var (key, value) in sysctls)
+            {
+                try
+                {
+                    File.WriteAllText("/proc/sys/" + key.Replace('.', '/'), value);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    throw new BundleException($"{configPath}: linux.sysctl: cannot set \"{key}\" to \"{value}\": {e.Message}");
+                }
+            }
+            return 0;
+        });
+    }
+
     public void Dispose() => ns?.Dispose();
 }

@@ -110,6 +110,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
             var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
             network = ContainerNetwork.FromSpec(bundle.Spec, bundle.ConfigPath);
             StartupTrace.Mark("create: network " + network.Mode);
+            var sysctls = network.CheckSysctls(bundle.Spec, bundle.ConfigPath);
             cgroup = ContainerCgroup.Create(bundle.Spec, resources, log);
             StartupTrace.Mark("create: cgroup created");
             if (sandbox)
@@ -118,7 +119,11 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
             }
             else
             {
-                init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup, network);
+                // ^C typed to an init: as its PID 1 (a PID namespace of its own) it ignores it, having no handler, as
+                // runc's would; an injected init (tini) passes it on; in the host's or a pod's PID namespace it ends it.
+                var pidOne = bundle.Spec.Linux?.Namespaces.Any(n => n.Type == "pid" && string.IsNullOrEmpty(n.Path)) == true;
+                init = PrepareProcess(request.Id, request.Id, bundle, process, request.Stdin, request.Stdout, request.Stderr, request.Terminal, resources.MemoryLimit, cgroup, network,
+                    terminalKeysSignal: injectedInit || !pidOne);
             }
             StartupTrace.Mark("create: prepared");
             cgroup?.JoinShim(); // after compiling: the compiler's transient peak is not the container's
@@ -130,6 +135,10 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
                     hooks.Run(stage, (int)init.Pid, network.Namespace);
                 StartupTrace.Mark("create: hooks run");
             }
+            // After the hooks, as runc's init: a hook may have put the interfaces (net.ipv4.conf.eth0.*) in place.
+            network.ApplySysctls(sysctls, bundle.ConfigPath);
+            if (sysctls.Count > 0)
+                log.Information("{Id}: sysctls set in its network namespace: {Sysctls}", request.Id, string.Join(", ", sysctls.Select(kv => $"{kv.Key}={kv.Value}")));
             var container = new Container(request.Id, bundle, init) { Cgroup = cgroup, MemoryLimit = resources.MemoryLimit, Network = network, Hooks = hooks };
             WatchExit(request.Id, init);
             return container;
@@ -219,7 +228,8 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
     /// only once the caller has registered it (<see cref="WatchExit"/>): a failed create publishes no exit.
     /// </summary>
     private TaskProcess PrepareProcess(string containerId, string processId, Bundle bundle, Oci.Process process,
-        string stdin, string stdout, string stderr, bool terminal, long? memoryLimit, ContainerCgroup? cgroup, ContainerNetwork network)
+        string stdin, string stdout, string stderr, bool terminal, long? memoryLimit, ContainerCgroup? cgroup, ContainerNetwork network,
+        bool terminalKeysSignal = true)
     {
         Stdio? stdio = null;
         try
@@ -244,6 +254,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
                 Env = GuestEnvironment.For(process),
                 Preopens = bundle.Preopens(),
                 Cwd = process.Cwd,
+                CreateCwd = processId == containerId,
                 StdinPath = stdio.GuestStdin,
                 StdoutPath = stdio.GuestStdout,
                 StderrPath = stdio.GuestStderr,
@@ -258,7 +269,16 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
                 HostsFile = bundle.EtcFile("hosts"),
                 ResolvConf = bundle.EtcFile("resolv.conf"),
             });
-            return new TaskProcess(processId, new WasmGuest(instance), stdio);
+            var task = new TaskProcess(processId, new WasmGuest(instance), stdio);
+            if (terminalKeysSignal)
+            {
+                stdio.OnTerminalSignal = signal =>
+                {
+                    log.Information("{Id}: {Signal} typed into its terminal", processId, Signals.Name(signal));
+                    Terminate(task, signal);
+                };
+            }
+            return task;
         }
         catch
         {
