@@ -90,39 +90,53 @@ public sealed class TerminalTests(ContainerdFixture f)
         f.AssertNothingLeft(id);
     }
 
-    // ^C and ^\ typed into a container's terminal reach no one but that terminal's processes. The shim used to lead a
-    // session, so the first pty it opened for a guest became its controlling terminal: ^C in any `-t` session
-    // (docker exec -it, kubectl exec -it) sent SIGINT to the shim, ending it and every container it served.
+    // ^C and ^\ typed into a terminal reach that terminal's process as runc's would: an exec ends with 130 (131), a
+    // PID 1 without handlers ignores them. Never the shim: it used to lead a session, so the first pty it opened
+    // for a guest became its controlling terminal, and ^C in any `-t` session (docker exec -it, kubectl exec -it)
+    // ended the shim and every container it served.
     [Fact]
-    public void Interrupt_keys_in_a_terminal_do_not_reach_the_shim()
+    public void Interrupt_keys_end_an_exec_as_runc_would_and_never_reach_the_shim()
     {
         var id = f.NewId("tty-intr");
-        var start = f.Ctr(["run", "-d", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/sleep.wasm", "1000"]);
-        f.Check(start.ExitCode == 0, "ctr run -d should succeed", id, start);
-        try
+        var (init, initInput) = InTerminal.Start(f, ["run", "-t", "--rm", "--runtime", RepoLayout.Runtime, Images.WasmTests, id, "/tty.wasm", "echo"]);
+        using (init)
         {
+            var started = ContainerdFixture.Eventually(() => f.Containerd.Task(id) is { Status: "RUNNING" }, TimeSpan.FromSeconds(30));
+            f.Check(started, "the container runs", id);
             var shim = f.Containerd.Shims(RepoLayout.ShimBinary, [id]).Single().Pid;
-            var sid = ProcFs.StatFields(shim.ToString(System.Globalization.CultureInfo.InvariantCulture))[3];
-            f.Check(sid != shim.ToString(System.Globalization.CultureInfo.InvariantCulture), $"the shim {shim} should lead no session (its session is {sid})", id, start);
-            var (ctr, fifo) = InTerminal.Start(f, ["tasks", "exec", "-t", "--exec-id", "intr", id, "/tty.wasm", "echo"]);
-            using (ctr)
+            var pid = shim.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            f.Check(ProcFs.StatFields(pid)[3] != pid, $"the shim {shim} should lead no session", id);
+
+            var (exec, execInput) = InTerminal.Start(f, ["tasks", "exec", "-t", "--exec-id", "intr", id, "/tty.wasm", "echo"]);
+            ProcessResult execRun;
+            using (exec)
             {
-                ContainerdFixture.Eventually(() => f.Containerd.Task(id) is { } t && f.Containerd.Ctr("tasks", "ps", id).Stdout.Contains("intr", StringComparison.Ordinal), TimeSpan.FromSeconds(10));
+                var execRunning = ContainerdFixture.Eventually(() => ContainerdFixture.Lines(f.Containerd.Ctr("tasks", "ps", id).Stdout).Count() >= 3, TimeSpan.FromSeconds(30));
+                f.Check(execRunning, "the exec runs", id);
                 Thread.Sleep(500); // the exec reaches its read
-                File.AppendAllText(fifo, "\u0003\u001c");
-                Thread.Sleep(1000);
-                f.Check(ProcFs.IsRunning(shim) && f.Containerd.Task(id) is { Status: "RUNNING" }, "the shim and its container live on after ^C and ^\\ in an exec's terminal", id, start);
-                File.AppendAllText(fifo, "typed line\r");
-                var run = ctr.Wait();
-                f.Check(run.ExitCode == 0 && run.Stdout.Contains("got: typed line", StringComparison.Ordinal), $"the exec still reads its terminal; got:\n{Escaped(run.Stdout)}", id, run);
+                Type(execInput, "\u0003");
+                execRun = exec.Wait();
             }
-            File.Delete(fifo);
+            File.Delete(execInput);
+            f.Check(!execRun.TimedOut && execRun.ExitCode == 130, $"^C ends the exec with 130, as SIGINT a process without handlers; got {execRun.ExitCode}", id, execRun);
+
+            Thread.Sleep(300);
+            Type(initInput, "\u0003\u001c");
+            Thread.Sleep(1000);
+            f.Check(ProcFs.IsRunning(shim) && f.Containerd.Task(id) is { Status: "RUNNING" }, "the shim and the container live on: ^C and ^\\ to a PID 1 without handlers do nothing", id, execRun);
+            Type(initInput, "typed line\r");
+            var run = init.Wait();
+            f.Check(run.ExitCode == 0 && run.Stdout.Contains("got: typed line", StringComparison.Ordinal), $"the init still reads its terminal; got:\n{Escaped(run.Stdout)}", id, run);
         }
-        finally
-        {
-            f.RemoveContainer(id);
-        }
+        File.Delete(initInput);
         f.AssertNothingLeft(id);
+    }
+
+    // Into a terminal's input FIFO without ever blocking (read-write: a FIFO whose reader has gone takes it anyway).
+    private static void Type(string fifo, string keys)
+    {
+        using var stream = new FileStream(fifo, FileMode.Open, FileAccess.ReadWrite);
+        stream.Write(System.Text.Encoding.UTF8.GetBytes(keys));
     }
 
     [Fact]

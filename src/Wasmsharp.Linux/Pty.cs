@@ -32,6 +32,24 @@ public sealed partial class Pty : IDisposable
     private static unsafe partial int ioctl_winsize(int fd, ulong request, WinSize* size);
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true)]
     private static unsafe partial int sys_open(byte* path, int flags, uint mode);
+    [LibraryImport("libc", SetLastError = true)]
+    private static unsafe partial int tcgetattr(int fd, byte* termios);
+
+    // glibc's struct termios on linux-x64: four 32-bit flag words, c_line, then c_cc; 60 bytes in all.
+    private const int LflagOffset = 12, CcOffset = 17, ISIG = 0x1, VINTR = 0, VQUIT = 1;
+
+    /// <summary>
+    /// The terminal's interrupt and quit characters (^C, ^\ by default) when its line discipline turns them into
+    /// signals (ISIG), else null. Read through the master, which shares the slave's settings.
+    /// </summary>
+    public static unsafe (byte Interrupt, byte Quit)? SignalKeys(SafeFileHandle master)
+    {
+        var termios = stackalloc byte[64];
+        if (tcgetattr((int)master.DangerousGetHandle(), termios) != 0)
+            return null;
+        var lflag = *(uint*)(termios + LflagOffset);
+        return (lflag & ISIG) == 0 ? null : (termios[CcOffset + VINTR], termios[CcOffset + VQUIT]);
+    }
 
     public SafeFileHandle Master { get; }
     /// <summary>Our own descriptor of the slave; the guest opens <see cref="SlavePath"/> (or a /proc path to this).</summary>

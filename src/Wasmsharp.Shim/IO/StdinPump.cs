@@ -18,6 +18,7 @@ internal sealed class StdinPump : IDisposable
     private readonly SafeFileHandle _pipeWrite;
     private readonly bool _ownsTarget;
     private readonly Action? _atEnd;
+    private readonly Action<int>? _onSignalKey;
     private volatile bool _closeRequested;
     private volatile bool _stopped;
 
@@ -33,12 +34,15 @@ internal sealed class StdinPump : IDisposable
     }
 
     /// <summary>Feeds <paramref name="target"/> (a pty master), which stays the caller's; <paramref name="atEnd"/> runs
-    /// when the client's input has ended (not when the pump is disposed).</summary>
-    public StdinPump(string fifoPath, SafeFileHandle target, Action? atEnd = null)
+    /// when the client's input has ended (not when the pump is disposed). <paramref name="onSignalKey"/> is given
+    /// SIGINT or SIGQUIT when the input holds the terminal's interrupt or quit character (see <see cref="Pty.SignalKeys"/>):
+    /// the pty is nobody's controlling terminal, so its line discipline signals no one.</summary>
+    public StdinPump(string fifoPath, SafeFileHandle target, Action? atEnd = null, Action<int>? onSignalKey = null)
     {
         _fifo = new FifoReader(fifoPath);
         _pipeWrite = target;
         _atEnd = atEnd;
+        _onSignalKey = onSignalKey;
         new Thread(Run, maxStackSize: 128 * 1024) { IsBackground = true, Name = "stdin" }.Start();
     }
 
@@ -58,6 +62,13 @@ internal sealed class StdinPump : IDisposable
                     continue;
                 }
                 Pipes.WriteAll(_pipeWrite, buffer.AsSpan(0, n));
+                if (_onSignalKey is not null && Pty.SignalKeys(_pipeWrite) is var (interrupt, quit))
+                {
+                    // After the write: the terminal has echoed the key (^C) and dropped its pending input, as for runc's.
+                    var typed = buffer.AsSpan(0, n);
+                    if (typed.Contains(interrupt)) _onSignalKey(Signals.SIGINT);
+                    if (typed.Contains(quit)) _onSignalKey(Signals.SIGQUIT);
+                }
             }
         }
         catch (Exception e) when (e is LinuxException or ObjectDisposedException)

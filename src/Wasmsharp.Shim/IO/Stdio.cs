@@ -172,8 +172,12 @@ internal sealed class Stdio : IDisposable
         IgnoreHangups();
         _pty = Pty.Open();
         GuestStdin = GuestStdout = GuestStderr = _pty.SlavePath;
-        CopyConsole(_pty.Master, output, atStdinEnd: null);
+        CopyConsole(_pty.Master, output, atStdinEnd: null, onSignalKey: signal => OnTerminalSignal?.Invoke(signal));
     }
+
+    /// <summary>For a guest's own terminal: given SIGINT or SIGQUIT when its interrupt or quit key is typed (the line
+    /// discipline signals only a controlling terminal's processes, and a guest is none; runc's process gets them).</summary>
+    public Action<int>? OnTerminalSignal { get; set; }
 
     /// <summary>A native process's terminal, as runc sent its master: copied to and from the client from now on.</summary>
     public void AttachConsole(SafeFileHandle master)
@@ -187,13 +191,13 @@ internal sealed class Stdio : IDisposable
         CopyConsole(master, _consoleOutput, atStdinEnd: HangUp);
     }
 
-    private void CopyConsole(SafeFileHandle master, SafeFileHandle output, Action? atStdinEnd)
+    private void CopyConsole(SafeFileHandle master, SafeFileHandle output, Action? atStdinEnd, Action<int>? onSignalKey = null)
     {
         _consolePump = new OutputPump(Files.Duplicate(master), output, "pty-out");
         _pumps.Add(_consolePump);
         if (!string.IsNullOrEmpty(Stdin))
         {
-            _stdin = new StdinPump(Stdin, master, atStdinEnd);
+            _stdin = new StdinPump(Stdin, master, atStdinEnd, onSignalKey);
         }
     }
 
