@@ -99,30 +99,37 @@ public static partial class LoadBench
         return (wasmSide, runcSide);
     }
 
-    // `count` lifecycles, `parallel` at a time, added to the side's wall time and CPU.
+    // `count` `ctr run`s, `parallel` at a time, added to the side's wall time and CPU.
     private static void Burst(PrivateContainerd containerd, int count, int parallel, Func<int, string[]> run, ref int next, Side side, bool tolerate)
     {
         var start = next;
         next += count;
-        var taken = -1;
         var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        RunConcurrently(containerd, count, parallel, i =>
+        {
+            var result = containerd.Ctr(run(start + i));
+            if (result.ExitCode != 0 || !result.Stdout.Contains("hello", StringComparison.Ordinal))
+                failures.Add(result.ToString());
+        }, side);
+        if (!failures.IsEmpty && !tolerate)
+            throw new InvalidOperationException($"{failures.Count} of {count} lifecycles failed, e.g.:\n{failures.First()}\n{containerd.LogTail(30)}");
+        side.Failures.AddRange(failures);
+    }
+
+    /// <summary><paramref name="count"/> runs of <paramref name="lifecycle"/> (given 0 … count − 1), <paramref name="parallel"/>
+    /// at a time, their wall time and the machine's CPU added to <paramref name="side"/>.</summary>
+    public static void RunConcurrently(PrivateContainerd containerd, int count, int parallel, Action<int> lifecycle, Side side)
+    {
+        var taken = -1;
         var cpu0 = CpuSnapshot.Take(containerd.Pid);
         var clock = Stopwatch.StartNew();
         var workers = Enumerable.Range(0, parallel).Select(_ => Task.Run(() =>
         {
-            for (int i; (i = Interlocked.Increment(ref taken)) < count;)
-            {
-                var result = containerd.Ctr(run(start + i));
-                if (result.ExitCode != 0 || !result.Stdout.Contains("hello", StringComparison.Ordinal))
-                    failures.Add(result.ToString());
-            }
+            for (int i; (i = Interlocked.Increment(ref taken)) < count;) lifecycle(i);
         })).ToArray();
         Task.WaitAll(workers);
         side.Seconds += clock.Elapsed.TotalSeconds;
         side.Cpu += CpuSnapshot.Take(containerd.Pid) - cpu0;
-        if (!failures.IsEmpty && !tolerate)
-            throw new InvalidOperationException($"{failures.Count} of {count} lifecycles failed, e.g.:\n{failures.First()}\n{containerd.LogTail(30)}");
-        side.Failures.AddRange(failures);
     }
 
     // ctr's own error line of a failed run (its stderr), for the table.

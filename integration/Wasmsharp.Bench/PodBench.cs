@@ -58,8 +58,10 @@ public static class PodBench
         var (wasmPods, runcPods) = (new LoadBench.Side(), new LoadBench.Side());
         for (var round = 0; round < PodRounds; round++)
         {
-            Burst(cri, containerd, () => PodLifecycle(cri, WasmHandler, CriClient.ContainerConfig("hello", Images.WasmTests, ["/hello.wasm"])), wasmPods);
-            Burst(cri, containerd, () => PodLifecycle(cri, "", CriClient.ContainerConfig("hello", Images.Busybox, ["/bin/echo", "hello"])), runcPods);
+            LoadBench.RunConcurrently(containerd, PodLifecycles / PodRounds, PodParallel,
+                _ => PodLifecycle(cri, WasmHandler, CriClient.ContainerConfig("hello", Images.WasmTests, ["/hello.wasm"])), wasmPods);
+            LoadBench.RunConcurrently(containerd, PodLifecycles / PodRounds, PodParallel,
+                _ => PodLifecycle(cri, "", CriClient.ContainerConfig("hello", Images.Busybox, ["/bin/echo", "hello"])), runcPods);
         }
         return new Figures(wasm, runc, wasmKb, runcKb, wasmPods, runcPods, ShimAfterCompile(cri, containerd));
     }
@@ -96,22 +98,6 @@ public static class PodBench
         using var pod = cri.RunPod(cri.PodConfig(cri.NewPodName("tp")), handler);
         var status = cri.WaitExited(pod.Start(container), TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20));
         if (status.ExitCode != 0) throw new InvalidOperationException($"pod lifecycle: container exited {status.ExitCode} ({status.Reason}: {status.Message})");
-    }
-
-    // One round of a side: PodLifecycles / PodRounds pods, PodParallel at a time, added to its wall time and CPU.
-    private static void Burst(CriClient cri, PrivateContainerd containerd, Action lifecycle, LoadBench.Side side)
-    {
-        var count = PodLifecycles / PodRounds;
-        var taken = -1;
-        var cpu0 = LoadBench.CpuSnapshot.Take(containerd.Pid);
-        var clock = Stopwatch.StartNew();
-        var workers = Enumerable.Range(0, PodParallel).Select(_ => Task.Run(() =>
-        {
-            while (Interlocked.Increment(ref taken) < count) lifecycle();
-        })).ToArray();
-        Task.WaitAll(workers);
-        side.Seconds += clock.Elapsed.TotalSeconds;
-        side.Cpu += LoadBench.CpuSnapshot.Take(containerd.Pid) - cpu0;
     }
 
     // RunPodSandbox + CreateContainer + StartContainer until the container's exit is seen (ContainerStatus

@@ -474,16 +474,15 @@ public sealed class WasmInstance : IDisposable
             // monotonic sleeps may end that much late, never early.
             monotonicOrigin = Stopwatch.GetTimestamp();
             // A module's start function is guest code: it runs in the container's cgroup and namespace. For a
-            // component, threads Wasmtime starts while instantiating must not inherit the namespace: set up after.
-            threadScope = spec.GuestThreadScope?.Invoke();
+            // component, threads Wasmtime starts while instantiating must inherit neither: the thread enters after.
             if (module.IsComponent)
             {
                 entrypoint = ComponentRun.Instantiate(module.Engine.ComponentLinker, store, module, spec.Entrypoint);
-                spec.ThreadSetup?.Invoke();
+                EnterContainer();
             }
             else
             {
-                spec.ThreadSetup?.Invoke();
+                EnterContainer();
                 InstantiateModule();
             }
             ready.Set();
@@ -506,6 +505,13 @@ public sealed class WasmInstance : IDisposable
             ready.Set();
             return false;
         }
+    }
+
+    // The guest thread into the container's cgroup (held until Finish) and network namespace.
+    private void EnterContainer()
+    {
+        threadScope = spec.GuestThreadScope?.Invoke();
+        spec.ThreadSetup?.Invoke();
     }
 
     private void InstantiateModule()
