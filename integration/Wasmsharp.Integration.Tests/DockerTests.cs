@@ -241,6 +241,17 @@ public abstract partial class DockerTests(DockerFixture f)
         f.Check(created.ExitCode == 0, "-w of a directory missing from the image should work", null, created);
     }
 
+    // A missing program is Docker's 127 on both sides: Docker turns a create error that says "no such file or
+    // directory" into 127 (125 for any other create error).
+    [Fact]
+    public void A_missing_entrypoint_exits_127_as_with_runc()
+    {
+        var wasm = f.RunWasm(["--entrypoint", "/nonexistent.wasm"]);
+        var runc = f.RunRunc(["--entrypoint", "/nonexistent"]);
+        f.Check(runc.ExitCode == 127 && wasm.ExitCode == 127 && wasm.Stderr.Contains("/nonexistent.wasm", StringComparison.Ordinal),
+            $"docker run of a missing entrypoint: runc {runc.ExitCode}, wasm {wasm.ExitCode} (both should be 127, naming the program)", null, wasm, runc);
+    }
+
     // ---- detached containers: logs, stop, kill, wait, inspect, rm -f ---------------------------------
 
     private string StartDetached(string name, params string[] args) => RunDetachedWith(name, [], args);
