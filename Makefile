@@ -73,7 +73,8 @@ deb: publish
 # Unit tests, then the integration suite against a private containerd driving the published shim: the
 # system's containerd (1.6 on Debian 12), then again on containerd 1.7 and 2.x from `make runtimes`
 # (MATRIX_SUITES= skips those).
-# The last line is the plain "N passed, N failed" summary of everything.
+# The failed tests' names, then each run's counts, then the plain "N passed, N failed" summary of everything
+# (CI shows the tail).
 MATRIX_SUITES ?= trixie sid
 # The classes that start their own containerd/dockerd of a fixed version (artifacts on 1.7/2.1, Docker
 # 26/28, packaging) run once, in the first run; the matrix repeats the ctr scenarios.
@@ -91,6 +92,7 @@ test: deps publish runtimes
 	  run "ctr suite on containerd $$($$bin/containerd --version | awk '{print $$3}')" \
 	    env WASMSHARP_CONTAINERD_DIR=$$bin $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --no-build --filter '$(MATRIX_FILTER)'; \
 	done; \
+	grep -E '^[[:space:]]+Failed [A-Za-z]' out/test.log | sed 's/^[[:space:]]*/  /' || true; \
 	printf '%b' "$$runs"; set -- $$(count out/test.log); echo "tests: $$1 passed, $$2 failed"; \
 	exit $$status
 
