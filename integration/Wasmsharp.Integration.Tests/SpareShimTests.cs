@@ -43,7 +43,9 @@ public sealed class SpareShimTests(ContainerdFixture f)
             f.Check(shown.HasArgPair("-id", second) && shown.HasArgPair("-namespace", f.Containerd.Namespace),
                 $"the adopted spare shows a shim's command line: {shown.CommandLine}", second, run2);
             ContainerdFixture.Eventually(() => Spares(f.Containerd).Any(p => p.Pid != spare), Shortly);
-            f.Check(Spares(f.Containerd).Count == 1 && Spares(f.Containerd)[0].Pid != spare, "a new spare waits for the next container", second, run2);
+            var next = Spares(f.Containerd);
+            f.Check(next.Count == 1 && next[0].Pid != spare,
+                $"a new spare waits for the next container (spares: {string.Join(" | ", next.Select(p => $"{p.Pid} {p.CommandLine}"))}; standbys: {string.Join(" | ", Standbys(f.Containerd).Select(p => p.Pid))})", second, run2);
             // It was the standby, which now waits behind it with a standby of its own.
             ContainerdFixture.Eventually(() => Standbys(f.Containerd).Count == 1, Shortly);
             f.Check(Standbys(f.Containerd).Count == 1, "one standby waits behind the spare", second, run2);
