@@ -43,6 +43,38 @@ public sealed class CriWasmTests(CriFixture f)
         Assert.Contains("linux.sysctl: \"vm.swappiness\" is not in a separate kernel namespace", e.Status.Detail, StringComparison.Ordinal);
     }
 
+    // What kubelet and CRI mount into a container is there as runc's process sees it: the pod's /etc/hostname and
+    // /etc/hosts (CRI's files), a ConfigMap key mounted with subPath (a single file, read-only) and a writable emptyDir.
+    [Fact]
+    public void A_pods_files_and_a_subpath_file_mount_are_the_containers()
+    {
+        using var pod = f.RunPod("wasm-files", CriFixture.WasmHandler);
+        var dir = Directory.CreateDirectory(Path.Combine(f.Containerd.BaseDir, "host", pod.Config.Metadata.Name)).FullName;
+        var key = Path.Combine(dir, "app.conf");
+        File.WriteAllText(key, "mode=production");
+        var emptyDir = Directory.CreateDirectory(Path.Combine(dir, "empty-dir")).FullName;
+        string Read(string name, string path, params Cri.Mount[] mounts)
+        {
+            var config = CriClient.ContainerConfig(name, Images.WasmTests, ["/fs.wasm", "read", path]);
+            config.Mounts.AddRange(mounts);
+            var id = pod.Start(config);
+            var status = f.Client.WaitExited(id, CriFixture.RunTimeout);
+            f.Check(status.ExitCode == 0, $"{name}: exit code {status.ExitCode}: {CriClient.LogText(pod.LogPath(name), "stderr")}", id);
+            return CriClient.LogText(pod.LogPath(name));
+        }
+        Assert.Equal(pod.Config.Hostname + "\n", Read("hostname", "/etc/hostname"));
+        Assert.Equal(File.ReadAllText("/etc/hosts"), Read("hosts", "/etc/hosts")); // CRI's copy of the node's (the image has none)
+        var subPath = new Cri.Mount { ContainerPath = "/etc/app/app.conf", HostPath = key, Readonly = true };
+        Assert.Equal("mode=production", Read("subpath", "/etc/app/app.conf", subPath));
+
+        var write = CriClient.ContainerConfig("writer", Images.WasmTests, ["/fs.wasm", "write", "/cache/out", "from the pod"]);
+        write.Mounts.Add(new Cri.Mount { ContainerPath = "/cache", HostPath = emptyDir });
+        write.Mounts.Add(subPath);
+        var writer = pod.Start(write);
+        f.Check(f.Client.WaitExited(writer, CriFixture.RunTimeout).ExitCode == 0 && File.ReadAllText(Path.Combine(emptyDir, "out")) == "from the pod",
+            "the emptyDir is writable", writer);
+    }
+
     [Fact]
     public void A_native_sidecar_fetches_from_a_wasm_server_over_the_pods_localhost()
     {
@@ -82,7 +114,9 @@ public sealed class CriWasmTests(CriFixture f)
         var ids = Enumerable.Range(0, 20).Select(i => pod.Start(CriClient.ContainerConfig($"c{i}", Images.WasmTests, CriFixture.WasmSleep))).ToList();
         var notRunning = ids.Where(id => f.Client.ContainerStatus(id).State != Cri.ContainerState.ContainerRunning).ToList();
         f.Check(notRunning.Count == 0, $"{notRunning.Count} of 20 containers are not running", notRunning.FirstOrDefault());
-        var shims = f.Shims(RepoLayout.ShimBinary);
+        // Of the shims that serve the pod or any of its containers (another test's pod may still be compiling a module
+        // for the cache).
+        var shims = f.Shims(RepoLayout.ShimBinary, [pod.Id, .. ids]);
         f.Check(shims.Count == 1 && shims[0].HasArgPair("-id", pod.Id),
             $"expected the pod's one shim: {string.Join("; ", shims.Select(s => $"{s.Pid}: {s.CommandLine}"))}", pod.Id);
     }

@@ -439,5 +439,6 @@ public sealed class DifferentialScenarioTests(ContainerdFixture f)
             // runc's killed shim could not remove its socket, and containerd's cleanup of it does not either.
             File.Delete(PrivateContainerd.RuncShimSocket(f.Containerd.Address, ContainerdFixture.Namespace, runc.Id));
         }
+        f.AssertNothingLeft(ours.Id); // the rootfs and the tmpfs mounts made in it are gone with the shim
     }
 }

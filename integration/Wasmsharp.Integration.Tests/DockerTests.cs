@@ -212,6 +212,31 @@ public abstract partial class DockerTests(DockerFixture f)
         f.Check(runc.ExitCode != 0 && !File.Exists(Path.Combine(host, "denied")), "runc: :ro mount is not writable either", null, runc);
     }
 
+    // The files Docker mounts into every container (/etc/hostname, /etc/hosts, /etc/resolv.conf), a -v of a single
+    // file and the --read-only --tmpfs /tmp idiom: what the guest sees is what runc's process sees.
+    [DockerFact]
+    public void Dockers_files_a_file_volume_and_a_tmpfs_are_there_as_with_runc()
+    {
+        var host = f.HostDir(f.NewName("files"));
+        var config = Path.Combine(host, "app.conf");
+        File.WriteAllText(config, "listen=8080");
+        string[] options = ["--hostname", "wasmhost", "-v", $"{config}:/etc/app.conf:ro"];
+        var hostname = f.RunWasm(options, "/fs.wasm", "read", "/etc/hostname");
+        var runcHostname = f.RunRunc(options, "cat", "/etc/hostname");
+        f.Check(hostname.ExitCode == 0 && hostname.Stdout == "wasmhost\n" && hostname.Stdout == runcHostname.Stdout,
+            $"/etc/hostname is Docker's, as runc's process reads it ({runcHostname.Stdout.Trim()})", null, hostname, runcHostname);
+        var hosts = f.RunWasm(options, "/fs.wasm", "read", "/etc/hosts");
+        f.Check(hosts.ExitCode == 0 && Lines(hosts.Stdout).Any(l => l.EndsWith("wasmhost", StringComparison.Ordinal)), "/etc/hosts is Docker's, naming the container", null, hosts);
+        var file = f.RunWasm(options, "/fs.wasm", "read", "/etc/app.conf");
+        f.Check(file.ExitCode == 0 && file.Stdout == "listen=8080", "-v FILE:PATH:ro is there", null, file);
+        var denied = f.RunWasm(options, "/fs.wasm", "write", "/etc/app.conf", "changed");
+        f.Check(denied.ExitCode == 1 && File.ReadAllText(config) == "listen=8080", "and read-only", null, denied);
+
+        var tmp = f.RunWasm(["--read-only", "--tmpfs", "/tmp"], "/fs.wasm", "write", "/tmp/scratch", "x");
+        var runcTmp = f.RunRunc(["--read-only", "--tmpfs", "/tmp"], "sh", "-c", "echo x > /tmp/scratch");
+        f.Check(tmp.ExitCode == 0 && runcTmp.ExitCode == 0, "--read-only --tmpfs /tmp: /tmp is writable", null, tmp, runcTmp);
+    }
+
     [DockerFact]
     public void Read_only_rootfs_refuses_writes()
     {

@@ -4,7 +4,8 @@
 // A leading `pwd` first changes to $PWD, as a WASI program that honours the working directory does
 // (wasi-libc starts every program in "/"). `cwdread NAME` prints NAME read relative to fd 3, which is the
 // working directory's own preopen (".") when the spec's cwd is not "/", as toolchains that take fd 3 for the
-// working directory (Zig) read it.
+// working directory (Zig) read it. `ls DIR` prints DIR's entries (less . and ..), sorted, one a line.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -51,6 +52,15 @@ int main(int argc, char **argv) {
         close(fd);
         return 0;
     }
-    fprintf(stderr, "usage: fs write PATH TEXT | fs read PATH | fs cwdread NAME\n");
+    if (argc == 3 && strcmp(argv[1], "ls") == 0) {
+        struct dirent **names;
+        int n = scandir(argv[2], &names, NULL, alphasort);
+        if (n < 0) return fail("scandir", argv[2]);
+        for (int i = 0; i < n; i++)
+            if (strcmp(names[i]->d_name, ".") != 0 && strcmp(names[i]->d_name, "..") != 0)
+                printf("%s\n", names[i]->d_name);
+        return 0;
+    }
+    fprintf(stderr, "usage: fs write PATH TEXT | fs read PATH | fs cwdread NAME | fs ls DIR\n");
     return 2;
 }

@@ -85,31 +85,78 @@ public static class Files
     /// <summary>
     /// mkdir -p of <paramref name="path"/> as if <paramref name="root"/> were "/" (mode 0755, as runc makes a missing
     /// working directory): each existing parent is opened in the root (openat2 RESOLVE_IN_ROOT) and the next component
-    /// made in it (mkdirat), so nothing outside the root is made whatever symlinks the image holds.
+    /// made in it (mkdirat), so nothing outside the root is made whatever symlinks the image holds. A dangling symlink
+    /// on the way is made good as runc's MkdirAll does: what it points at is made, in the root.
     /// </summary>
-    public static unsafe void CreateDirectoryInRoot(string root, string path)
+    public static void CreateDirectoryInRoot(string root, string path) => CreateInRoot(root, path, directory: true, 0);
+
+    /// <summary>Makes the empty file <paramref name="path"/> (0644; its parent must exist) as if <paramref name="root"/>
+    /// were "/": made in its parent opened in the root, never through a symlink leading out; one already there is left
+    /// as it is; a dangling symlink there gets its target made, in the root.</summary>
+    public static void CreateFileInRoot(string root, string path) => CreateInRoot(root, path, directory: false, 0);
+
+    private static unsafe void CreateInRoot(string root, string path, bool directory, int links)
     {
         var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
         for (var i = 0; i < parts.Length; i++)
         {
-            try
+            var last = i == parts.Length - 1;
+            var prefix = string.Join('/', parts, 0, i + 1);
+            if (!last || directory)
             {
-                OpenDirectoryInRoot(root, string.Join('/', parts, 0, i + 1)).Dispose();
-                continue;
-            }
-            catch (LinuxException e) when (e.Errno == ENOENT)
-            {
+                try
+                {
+                    OpenDirectoryInRoot(root, prefix).Dispose();
+                    continue;
+                }
+                catch (LinuxException e) when (e.Errno == ENOENT)
+                {
+                }
             }
             using var parent = OpenDirectoryInRoot(root, string.Join('/', parts, 0, i));
             var name = Mounts.Encode(parts[i]);
+            int made;
             fixed (byte* pn = name)
             {
-                if (mkdirat((int)parent.DangerousGetHandle(), pn, 0x1ed) != 0 && errno != EEXIST)
-                    throw LinuxException.Last($"mkdir {string.Join('/', parts, 0, i + 1)} in {root}");
+                var fd = (int)parent.DangerousGetHandle();
+                if (!last || directory) made = mkdirat(fd, pn, 0x1ed);
+                else if ((made = openat(fd, pn, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0x1a4)) >= 0) made = close(made);
             }
+            if (made == 0) continue;
+            if (errno != EEXIST) throw LinuxException.Last($"create {prefix} in {root}");
+            // There already: fine, unless a symlink that leads nowhere yet.
+            if (new FileInfo($"{ProcPath(parent)}/{parts[i]}").LinkTarget is not { } target) continue;
+            if (links >= 40) throw new LinuxException($"create {prefix} in {root}", ELOOP);
+            var resolved = target.StartsWith('/') ? target : string.Join('/', parts, 0, i) + "/" + target;
+            CreateInRoot(root, resolved, directory || !last, links + 1);
         }
     }
 
+    /// <summary>Opens <paramref name="path"/> (any kind; a final symlink followed, within the root) O_PATH as if
+    /// <paramref name="root"/> were "/": a handle to mount on or stat, not to read.</summary>
+    public static SafeFileHandle OpenPathInRoot(string root, string path) => OpenInRoot(root, path, O_PATH, 0, "");
+
+    /// <summary>Whether the open file is a directory.</summary>
+    public static unsafe bool IsDirectory(SafeFileHandle handle)
+    {
+        stat st;
+        if (fstat((int)handle.DangerousGetHandle(), &st) != 0) throw LinuxException.Last("fstat");
+        return (st.st_mode & S_IFMT) == S_IFDIR;
+    }
+
+    /// <summary>Opens the directory <paramref name="path"/> (a trusted path, e.g. /proc/self/fd/N of a mount's root).</summary>
+    public static unsafe SafeFileHandle OpenDirectory(string path)
+    {
+        var p = Mounts.Encode(path);
+        fixed (byte* pp = p)
+        {
+            var fd = open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+            if (fd < 0) throw LinuxException.Last($"open {path}");
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+    }
+
+    // kind 0: any kind of file.
     private static unsafe SafeFileHandle OpenInRoot(string root, string path, int flags, mode_t kind, string kindName)
     {
         var r = Mounts.Encode(root);
@@ -132,7 +179,7 @@ public static class Files
             }
             var handle = new SafeFileHandle(fd, ownsHandle: true);
             stat st;
-            if (fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != kind)
+            if (kind != 0 && (fstat(fd, &st) != 0 || (st.st_mode & S_IFMT) != kind))
             {
                 handle.Dispose();
                 throw new LinuxException($"open {path} in {root}: not {kindName}", EINVAL);

@@ -97,12 +97,17 @@ public static class Mounts
     public static bool IsMountPoint(string path)
     {
         var full = Path.GetFullPath(path).TrimEnd('/');
+        return MountPoints().Any(p => p == full);
+    }
+
+    /// <summary>Every mount point of this mount namespace (/proc/self/mountinfo's fifth field), in its order.</summary>
+    public static IEnumerable<string> MountPoints()
+    {
         foreach (var line in File.ReadLines("/proc/self/mountinfo"))
         {
             var fields = line.Split(' ');
-            if (fields.Length > 4 && Unescape(fields[4]) == full) return true;
+            if (fields.Length > 4) yield return Unescape(fields[4]);
         }
-        return false;
     }
 
     // mountinfo escapes space, tab, newline and backslash as octal.

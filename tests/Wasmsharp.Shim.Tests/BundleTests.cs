@@ -101,14 +101,29 @@ public sealed class BundleTests : IDisposable
         Assert.ThrowsAny<BundleException>(() => bundle.OpenEntrypoint(bundle.Spec.Process!));
     }
 
+    // The spec's mounts are made in the rootfs (as root): a directory is preopened through its own root, a file is
+    // at its path; proc means nothing to a guest; all of it goes with Unmount.
     [Fact]
-    public void PreopensRootfsAndDirectoryBindMountsOnly()
+    public void MountsBindsInTheRootfsAndPreopensTheDirectories()
     {
         var bundle = Write("\"/app.wasm\"", ", \"hostname\": \"x\"");
-        var preopens = bundle.Preopens();
-        Assert.Equal(2, preopens.Count);
-        Assert.Equal((Rootfs, "/", false), (preopens[0].HostPath, preopens[0].GuestPath, preopens[0].ReadOnly));
-        Assert.Equal((Path.Combine(_bundle, "data"), "/data", true), (preopens[1].HostPath, preopens[1].GuestPath, preopens[1].ReadOnly));
+        try
+        {
+            bundle.MountSpecMounts();
+            var preopens = bundle.Preopens();
+            Assert.Equal(2, preopens.Count);
+            Assert.Equal((Rootfs, "/", false), (preopens[0].HostPath, preopens[0].GuestPath, preopens[0].ReadOnly));
+            Assert.StartsWith("/proc/self/fd/", preopens[1].HostPath, StringComparison.Ordinal);
+            Assert.Equal(("/data", true), (preopens[1].GuestPath, preopens[1].ReadOnly));
+            Assert.Equal("127.0.0.1 localhost\n", File.ReadAllText(Path.Combine(Rootfs, "etc", "hosts")));
+            Assert.False(Directory.Exists(Path.Combine(Rootfs, "proc")));
+        }
+        finally
+        {
+            bundle.Unmount();
+        }
+        Assert.DoesNotContain(Wasmsharp.Linux.Mounts.MountPoints(), p => p.StartsWith(Rootfs + "/", StringComparison.Ordinal));
+        Assert.Equal(0, new FileInfo(Path.Combine(Rootfs, "etc", "hosts")).Length); // what it was mounted on, as runc leaves it
     }
 
     public void Dispose() => Directory.Delete(_bundle, recursive: true);

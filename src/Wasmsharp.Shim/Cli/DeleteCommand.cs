@@ -50,7 +50,11 @@ internal static partial class DeleteCommand
         Native.NativeContainer.DeleteLeftover(options.Namespace, options.Id, bundlePath, log);
         try
         {
+            // Our rootfs goes with all that is mounted in it; a rootfs its client mounted stays, less the spec's mounts
+            // the shim made in it (Docker's overlay2 unmounts with MNT_DETACH, taking them along; a client may not).
             Linux.Mounts.UnmountAll(Path.Combine(bundlePath, "rootfs"));
+            if (!Bundle.WasReleased(bundlePath) && Bundle.ClientRootfs(bundlePath) is { } clients)
+                Linux.RootfsMounts.UnmountBeneath(clients);
         }
         catch (Exception e)
         {

@@ -24,6 +24,21 @@ internal sealed class Bundle
 
     public static Bundle Load(string path) => new(path, Spec.Load(System.IO.Path.Combine(path, "config.json")));
 
+    /// <summary>The rootfs of the bundle at <paramref name="path"/> when it lies outside it (root.path absolute, its
+    /// client's own mount); null when it is the bundle's, or config.json cannot be read.</summary>
+    public static string? ClientRootfs(string path)
+    {
+        try
+        {
+            var bundle = Load(path);
+            return bundle.RootfsPath != System.IO.Path.Combine(path, "rootfs") ? bundle.RootfsPath : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or OciSpecException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Mounts the rootfs containerd prepared (snapshot mounts) at the bundle's rootfs directory.</summary>
     public void MountRootfs(IEnumerable<ContainerdMount> mounts)
     {
@@ -36,13 +51,72 @@ internal sealed class Bundle
     }
 
     /// <summary>
-    /// Undoes <see cref="MountRootfs"/>. A rootfs the client mounted itself (Docker with the containerd
-    /// image store passes no mounts and an absolute root.path to its own overlay) is the client's: left
-    /// alone, or `docker restart` finds it gone.
+    /// Undoes <see cref="MountSpecMounts"/>, then <see cref="MountRootfs"/>. A rootfs the client mounted itself (Docker
+    /// with the containerd image store passes no mounts and an absolute root.path to its own overlay) is the
+    /// client's: left alone, or `docker restart` finds it gone.
     /// </summary>
-    public void UnmountRootfs()
+    public void Unmount()
     {
+        List<Exception>? errors = null;
+        for (var i = _specMounts.Count - 1; i >= 0; i--)
+        {
+            try
+            {
+                _specMounts[i].Unmount();
+            }
+            catch (LinuxException e)
+            {
+                (errors ??= []).Add(e);
+            }
+        }
+        _specMounts.Clear();
+        _mountPreopens.Clear();
         if (_rootfsMounted) Mounts.UnmountAll(RootfsPath);
+        if (errors is not null) throw new AggregateException(errors);
+    }
+
+    private readonly List<RootfsMounts.MountPoint> _specMounts = [];
+    private readonly List<Preopen> _mountPreopens = [];
+
+    // The devices runc makes in every container's /dev (less tty: a shim's controlling terminal is no guest's).
+    private static readonly (string Name, uint Major, uint Minor)[] DefaultDevices =
+        [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9)];
+
+    /// <summary>
+    /// Makes the spec's bind and tmpfs mounts in the rootfs, in its order, as runc makes them in the container's
+    /// mount namespace: files (Docker's and CRI's /etc/hosts, a Kubernetes subPath or secret file) are there, a
+    /// mount's parents list it, a bind inside another lands in that mount, not in its host source; a tmpfs /dev gets
+    /// runc's default devices. The other types (proc, sysfs, devpts, mqueue, cgroup) mean nothing to a WASI guest.
+    /// A directory whose mount point cannot be made (a read-only rootfs on disk: `ctr run --read-only`) is still
+    /// reached through its host source, and such a tmpfs left out; a file cannot be, and fails the create as runc's.
+    /// </summary>
+    public void MountSpecMounts()
+    {
+        for (var i = 0; i < Spec.Mounts.Count; i++)
+        {
+            var m = Spec.Mounts[i];
+            var tmpfs = m.Type == "tmpfs" && !m.IsBind;
+            if (!(m.IsBind && m.Source is not null) && !tmpfs) continue;
+            var spec = new MountSpec(m.Type ?? "bind", m.Source ?? "tmpfs", m.Options);
+            try
+            {
+                var point = RootfsMounts.Mount(RootfsPath, spec, m.Destination);
+                _specMounts.Add(point);
+                if (point.IsDirectory) _mountPreopens.Add(new Preopen(point.Path, m.Destination, m.IsReadOnly));
+                if (tmpfs && m.Destination.TrimEnd('/') == "/dev")
+                {
+                    foreach (var (name, major, minor) in DefaultDevices) RootfsMounts.MakeDevice(point, name, major, minor);
+                }
+            }
+            catch (LinuxException e) when (e.Errno == Tmds.Linux.LibC.EROFS && (tmpfs || Directory.Exists(m.Source)))
+            {
+                if (!tmpfs) _mountPreopens.Add(new Preopen(m.Source!, m.Destination, m.IsReadOnly));
+            }
+            catch (LinuxException e)
+            {
+                throw new BundleException($"{ConfigPath}: mounts[{i}] ({m.Destination}): {e.Message}");
+            }
+        }
     }
 
     private bool _rootfsMounted;
@@ -104,17 +178,12 @@ internal sealed class Bundle
         throw new EntrypointNotFoundException($"entrypoint {file}: no such file or directory in the container's rootfs");
     }
 
-    /// <summary>Directories the guest sees: the rootfs at "/" and every directory bind mount of the spec.</summary>
+    /// <summary>Directories the guest sees: the rootfs at "/" and every directory mount made in it (each through its
+    /// own root, with its own read-only flag), or its host source where none could be made.</summary>
     public IReadOnlyList<Preopen> Preopens()
     {
-        var result = new List<Preopen> { new(RootfsPath, "/", Spec.Root?.Readonly ?? false) };
-        foreach (var m in Spec.Mounts)
-        {
-            // /proc, /dev, /sys and friends mean nothing to a WASI guest; files (resolv.conf, hosts)
-            // cannot be preopened, only directories can.
-            if (!m.IsBind || m.Source is null || !Directory.Exists(m.Source)) continue;
-            result.Add(new Preopen(m.Source, m.Destination, m.IsReadOnly));
-        }
+        List<Preopen> result = [new(RootfsPath, "/", Spec.Root?.Readonly ?? false)];
+        result.AddRange(_mountPreopens);
         return result;
     }
 

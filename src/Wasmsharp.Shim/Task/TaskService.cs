@@ -81,7 +81,6 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
         ContainerNetwork? network = null;
         OciHooks? hooks = null;
         TaskProcess? init = null;
-        var mounted = false;
         try
         {
             bundle = Bundle.Load(request.Bundle);
@@ -99,12 +98,16 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
                 if (request.Rootfs.Count > 0)
                 {
                     bundle.MountRootfs(request.Rootfs);
-                    mounted = true;
                     StartupTrace.Mark("create: mounted");
                 }
                 if (IsNative(bundle, process)) return CreateNative(request, bundle);
             }
-            if (!sandbox) SpecValidation.BindSources(bundle.Spec); // runc checks its own (native) containers' mounts
+            if (!sandbox)
+            {
+                SpecValidation.BindSources(bundle.Spec); // runc checks its own (native) containers' mounts
+                bundle.MountSpecMounts();
+                StartupTrace.Mark("create: spec mounts made");
+            }
             if (injectedInit) log.Information("{Id}: running the command without the injected init", request.Id);
             hooks = OciHooks.FromSpec(request.Id, bundle);
             var resources = ContainerResources.Parse(bundle.Spec.Linux?.Resources);
@@ -148,7 +151,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
             // Nothing of the container is left: its guest (never started), rootfs, cgroup, namespace; then, as
             // runc destroys a container it failed to create, its poststop hooks.
             init?.Dispose();
-            if (mounted) TryUnmount(bundle!);
+            if (bundle is not null) TryUnmount(bundle);
             cgroup?.Release();
             network?.Dispose();
             if (hooks is not null) RunPoststop(request.Id, hooks);
@@ -659,7 +662,7 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
     {
         try
         {
-            bundle.UnmountRootfs();
+            bundle.Unmount();
             return true;
         }
         catch (Exception e)
