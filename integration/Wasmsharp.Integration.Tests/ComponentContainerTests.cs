@@ -170,6 +170,8 @@ public sealed class ComponentContainerTests(ContainerdFixture f)
         var entry = at < 0 ? "" : log.Substring(at, Math.Min(4000, log.Length - at));
         f.Check(entry.Contains("wasm trap", StringComparison.Ordinal) && entry.Contains("wasm backtrace", StringComparison.Ordinal) && entry.Contains("crash_here", StringComparison.Ordinal),
             $"the shim log should hold the trap and its backtrace: {(at < 0 ? "(no line)" : entry[..Math.Min(1500, entry.Length)])}", id, run);
+        f.Check(run.Stderr.StartsWith("Error: wasm trap", StringComparison.Ordinal) && run.Stderr.Contains("crash_here", StringComparison.Ordinal),
+            "and the container's stderr, as Wasmtime's CLI prints it", id, run);
         f.AssertNothingLeft(id, run);
     }
 

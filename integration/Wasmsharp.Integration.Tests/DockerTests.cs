@@ -156,6 +156,7 @@ public abstract partial class DockerTests(DockerFixture f)
         var runc = f.RunRunc(["--init"], "sh", "-c", "kill -ABRT $$");
         f.Check(wasm.ExitCode == 134 && wasm.Stdout == "about to trap\n", "a trap should end the container with 134 after its output", null, wasm);
         f.Check(runc.ExitCode == wasm.ExitCode, "runc: SIGABRT gives the same status", null, wasm, runc);
+        f.Check(wasm.Stderr.Contains("Error: wasm trap: wasm `unreachable` instruction executed", StringComparison.Ordinal), "docker shows why, from the container's stderr", null, wasm);
     }
 
     [DockerFact]

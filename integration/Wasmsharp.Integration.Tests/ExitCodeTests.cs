@@ -44,6 +44,9 @@ public sealed class ExitCodeTests(ContainerdFixture f)
         var wasm = f.RunWasm(id, "/trap.wasm");
         f.Check(wasm.ExitCode == 134, "a trap should give 134 (128 + SIGABRT), as runc shows for a native abort", id, wasm);
         f.Check(wasm.Stdout.Contains("about to trap", StringComparison.Ordinal), "output before the trap should be kept", id, wasm);
+        // As Wasmtime's CLI says it: the user sees why, not only 134.
+        f.Check(wasm.Stderr.StartsWith("Error: wasm trap: wasm `unreachable` instruction executed\n", StringComparison.Ordinal) && wasm.Stderr.Contains("wasm backtrace:", StringComparison.Ordinal),
+            "the trap and its backtrace are on the container's stderr", id, wasm);
         f.AssertNothingLeft(id, wasm);
     }
 }

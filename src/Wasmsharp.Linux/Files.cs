@@ -136,6 +136,19 @@ public static class Files
     /// <paramref name="root"/> were "/": a handle to mount on or stat, not to read.</summary>
     public static SafeFileHandle OpenPathInRoot(string root, string path) => OpenInRoot(root, path, O_PATH, 0, "");
 
+    /// <summary>Opens an existing FIFO, pipe or terminal to write without blocking (a full one fails with EAGAIN, a FIFO
+    /// nobody reads with ENXIO), never making it a controlling terminal.</summary>
+    public static unsafe SafeFileHandle OpenWriteNonBlocking(string path)
+    {
+        var p = Mounts.Encode(path);
+        fixed (byte* pp = p)
+        {
+            var fd = open(pp, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+            if (fd < 0) throw LinuxException.Last($"open {path}");
+            return new SafeFileHandle(fd, ownsHandle: true);
+        }
+    }
+
     /// <summary>Whether the open file is a directory.</summary>
     public static unsafe bool IsDirectory(SafeFileHandle handle)
     {

@@ -8,7 +8,13 @@ namespace Wasmsharp.Wasm;
 /// <param name="ExitCode">POSIX-style status: 0..255, 128+signal when killed, 134 for a trap.</param>
 /// <param name="Message">Trap text with backtrace, kill or host error description; null on a normal exit.</param>
 /// <param name="OutOfMemory">Killed for growing its memory past its limit (ExitCode 137).</param>
-public readonly record struct WasmExit(int ExitCode, string? Message, bool OutOfMemory = false);
+/// <param name="Killed">Ended by a signal (a kill, the memory limit's SIGKILL), which a process does not explain.</param>
+public readonly record struct WasmExit(int ExitCode, string? Message, bool OutOfMemory = false, bool Killed = false)
+{
+    /// <summary>Why the guest failed, for its stderr (a trap and its backtrace, a host error): none for an exit
+    /// or a kill.</summary>
+    public string? Failure => Killed ? null : Message;
+}
 
 /// <summary>Thrown by our <c>proc_exit</c> so the exact status survives (Wasmtime drops statuses ≥ 126).</summary>
 internal sealed class ProcExitException(int status) : Exception($"guest called proc_exit({status})")
@@ -55,7 +61,7 @@ internal static class ExitStatus
     public static WasmExit FromOutcome(Exception? error, int killSignal)
     {
         if (killSignal > 0)
-            return new WasmExit(Signals.ExitStatus(killSignal), $"killed by signal {killSignal} ({Signals.Name(killSignal)})");
+            return new WasmExit(Signals.ExitStatus(killSignal), $"killed by signal {killSignal} ({Signals.Name(killSignal)})", Killed: true);
         if (error is null)
             return new WasmExit(0, null);
         if (Find<ProcExitException>(error) is { } exit)

@@ -223,7 +223,7 @@ public sealed class WasmInstance : IDisposable
         }
         TickEpoch();
         completion.TrySetResult(new WasmExit(Signals.ExitStatus(signal),
-            $"killed by signal {signal}; the guest was blocked in a host call and is reported ended without waiting for it"));
+            $"killed by signal {signal}; the guest was blocked in a host call and is reported ended without waiting for it", Killed: true));
     }
 
     private void TickEpoch()

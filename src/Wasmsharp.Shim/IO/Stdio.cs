@@ -300,6 +300,25 @@ internal sealed class Stdio : IDisposable
     /// stdout/stderr FIFOs so their readers see end-of-file. Clients wait for that before they delete the
     /// task (Docker's containerd client does), so it must not wait for Delete.
     /// </summary>
+    /// <summary>
+    /// Writes the runtime's own last words on the process (why a guest failed: a trap, a host error) to its stderr,
+    /// where `docker logs`, `kubectl logs` and `ctr run` show them, as Wasmtime's CLI prints them. Before
+    /// <see cref="CloseOutput"/>; best effort, never blocking: a reader that is not reading loses it.
+    /// </summary>
+    public void WriteDiagnostic(string text)
+    {
+        if (GuestStderr is not { } path || Volatile.Read(ref _outputClosed) != 0) return;
+        try
+        {
+            using var stderr = Files.OpenWriteNonBlocking(path);
+            Pipes.WriteAll(stderr, System.Text.Encoding.UTF8.GetBytes(text));
+        }
+        catch (LinuxException)
+        {
+            // gone, or full: the containerd log has it all the same
+        }
+    }
+
     public void CloseOutput()
     {
         if (Interlocked.Exchange(ref _outputClosed, 1) != 0) return;

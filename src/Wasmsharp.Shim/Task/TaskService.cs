@@ -301,6 +301,9 @@ internal sealed partial class TaskService(Task<WasmHost> hostReady, IEventSink e
             {
                 log.Warning("{Id}: guest ended with {Code}: {Message}", process.Id, exit.ExitCode, exit.Message);
             }
+            // As Wasmtime's CLI: a trap's or host error's text on the process's stderr (`docker logs`), the containerd
+            // log aside. Not a native process's: runc says nothing there.
+            if (process.Guest is WasmGuest && exit.Failure is { } failure) process.Stdio.WriteDiagnostic($"Error: {failure}\n");
             // Before the exit is visible: a client that saw it may wait for end-of-file on the FIFOs.
             process.Stdio.CloseOutput();
             var isInit = process.Id == containerId;
