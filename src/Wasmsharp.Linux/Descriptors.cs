@@ -12,6 +12,11 @@ public static partial class Descriptors
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
     private static unsafe partial int ioctl_int(int fd, ulong request, int* value);
 
+    /// <summary>poll(2) with its errno kept. Tmds.LibC's <c>poll</c> does not keep it (no SetLastError), so an EINTR
+    /// after it read as whatever an earlier call left ("poll: Success"): use this one.</summary>
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    public static unsafe partial int Poll(pollfd* fds, nuint count, int timeoutMs);
+
     /// <summary>The bytes in a pipe or FIFO that no reader has taken yet (FIONREAD).</summary>
     public static unsafe int Unread(SafeFileHandle handle)
     {
@@ -49,7 +54,7 @@ public static partial class Descriptors
             while (true)
             {
                 var left = (int)Math.Max(0, deadline - Environment.TickCount64);
-                var ready = poll(&pfd, 1, left);
+                var ready = Poll(&pfd, 1, left);
                 if (ready < 0)
                 {
                     if (errno == EINTR) continue;

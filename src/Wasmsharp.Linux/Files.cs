@@ -85,17 +85,15 @@ public static class Files
     /// <summary>
     /// mkdir -p of <paramref name="path"/> as if <paramref name="root"/> were "/" (mode 0755, as runc makes a missing
     /// working directory): each existing parent is opened in the root (openat2 RESOLVE_IN_ROOT) and the next component
-    /// made in it (mkdirat), so nothing outside the root is made whatever symlinks the image holds. A dangling symlink
-    /// on the way is made good as runc's MkdirAll does: what it points at is made, in the root.
+    /// made in it (mkdirat), so nothing outside the root is made whatever symlinks the image holds.
     /// </summary>
-    public static void CreateDirectoryInRoot(string root, string path) => CreateInRoot(root, path, directory: true, 0);
+    public static void CreateDirectoryInRoot(string root, string path) => CreateInRoot(root, path, directory: true);
 
     /// <summary>Makes the empty file <paramref name="path"/> (0644; its parent must exist) as if <paramref name="root"/>
-    /// were "/": made in its parent opened in the root, never through a symlink leading out; one already there is left
-    /// as it is; a dangling symlink there gets its target made, in the root.</summary>
-    public static void CreateFileInRoot(string root, string path) => CreateInRoot(root, path, directory: false, 0);
+    /// were "/": made in its parent opened in the root, never through a symlink; one already there is left as it is.</summary>
+    public static void CreateFileInRoot(string root, string path) => CreateInRoot(root, path, directory: false);
 
-    private static unsafe void CreateInRoot(string root, string path, bool directory, int links)
+    private static unsafe void CreateInRoot(string root, string path, bool directory)
     {
         var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
         for (var i = 0; i < parts.Length; i++)
@@ -122,13 +120,9 @@ public static class Files
                 if (!last || directory) made = mkdirat(fd, pn, 0x1ed);
                 else if ((made = openat(fd, pn, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0x1a4)) >= 0) made = close(made);
             }
-            if (made == 0) continue;
-            if (errno != EEXIST) throw LinuxException.Last($"create {prefix} in {root}");
-            // There already: fine, unless a symlink that leads nowhere yet.
-            if (new FileInfo($"{ProcPath(parent)}/{parts[i]}").LinkTarget is not { } target) continue;
-            if (links >= 40) throw new LinuxException($"create {prefix} in {root}", ELOOP);
-            var resolved = target.StartsWith('/') ? target : string.Join('/', parts, 0, i) + "/" + target;
-            CreateInRoot(root, resolved, directory || !last, links + 1);
+            // There already (a dangling symlink too: it is not followed, as runc's MkdirAllInRoot does not follow
+            // one; the open that comes next then fails).
+            if (made != 0 && errno != EEXIST) throw LinuxException.Last($"create {prefix} in {root}");
         }
     }
 

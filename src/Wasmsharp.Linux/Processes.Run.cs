@@ -38,7 +38,7 @@ public static partial class Processes
         new Thread(() =>
         {
             var pfd = new pollfd { fd = pidfd, events = POLLIN };
-            while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+            while (Descriptors.Poll(&pfd, 1, -1) < 0 && errno == EINTR)
             {
             }
             close(pidfd);
@@ -124,7 +124,7 @@ public static partial class Processes
                     if (fds[i] >= 0) set[n++] = new pollfd { fd = fds[i], events = (short)(i == 0 ? POLLOUT : POLLIN) };
                 if (pidfd >= 0) set[n++] = new pollfd { fd = pidfd, events = POLLIN };
                 var wait = Math.Min(Math.Min(deadline, drainUntil) - now, WaitSlice);
-                var ready = poll(set, (ulong_t)(ulong)n, (int)Math.Max(0, wait));
+                var ready = Descriptors.Poll(set, (nuint)n, (int)Math.Max(0, wait));
                 if (ready < 0 && Marshal.GetLastPInvokeError() != EINTR) throw LinuxException.Last("poll");
                 for (var k = 0; k < n && ready > 0; k++)
                 {

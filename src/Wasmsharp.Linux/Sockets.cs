@@ -82,7 +82,7 @@ public static class Sockets
         var p = new pollfd { fd = fd, events = POLLIN };
         while (true)
         {
-            var n = poll(&p, 1, (int)Math.Clamp(timeout.TotalMilliseconds, 0, int.MaxValue));
+            var n = Descriptors.Poll(&p, 1, (int)Math.Clamp(timeout.TotalMilliseconds, 0, int.MaxValue));
             if (n >= 0) return n > 0;
             if (Marshal.GetLastPInvokeError() != EINTR) throw LinuxException.Last("poll");
         }

@@ -20,6 +20,43 @@ public class ProcessRunTests
         Assert.False(result.TimedOut);
     }
 
+    // A signal to the waiting thread (the runtime's own, SIGCHLD of another container's child) ends poll with EINTR,
+    // which must be waited through: read from a stale errno it failed the hook ("poll: Success", seen under
+    // concurrent `docker run`s, whose libnetwork prestart hook runs here).
+    [Fact]
+    public void A_signal_to_the_waiting_thread_does_not_fail_the_run()
+    {
+        using var handler = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGCONT, c => c.Cancel = true);
+        var tid = 0;
+        RunResult? result = null;
+        Exception? error = null;
+        var waiter = new Thread(() =>
+        {
+            Volatile.Write(ref tid, Processes.GetThreadId());
+            try
+            {
+                result = Processes.Run("/bin/sleep", ["sleep", "0.5"], NoEnv, [], TimeSpan.FromSeconds(10));
+            }
+            catch (Exception e)
+            {
+                error = e;
+            }
+        });
+        waiter.Start();
+        while (Volatile.Read(ref tid) == 0) Thread.Yield();
+        var clock = Stopwatch.StartNew();
+        var sent = 0;
+        while (waiter.IsAlive && clock.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            if ((long)Tmds.Linux.LibC.syscall(234 /* tgkill */, Environment.ProcessId, tid, 18 /* SIGCONT */) == 0) sent++;
+            Thread.Sleep(5);
+        }
+        waiter.Join();
+        Assert.Null(error);
+        Assert.True(sent > 10, $"only {sent} signals sent");
+        Assert.Equal(0, result!.ExitCode);
+    }
+
     [Fact]
     public void The_environment_is_exactly_the_one_given()
     {

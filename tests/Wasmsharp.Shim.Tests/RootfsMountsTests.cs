@@ -31,6 +31,7 @@ public sealed class RootfsMountsTests : IDisposable
     {
         var outside = Directory.CreateDirectory(Path.Combine(_dir, "outside")).FullName;
         File.CreateSymbolicLink(Path.Combine(Rootfs, "etc"), outside); // the image's /etc -> /…/outside
+        Directory.CreateDirectory(Path.Combine(Rootfs, outside.TrimStart('/')));
         var file = Path.Combine(_dir, "app.conf");
         File.WriteAllText(file, "from the host");
 
@@ -41,6 +42,17 @@ public sealed class RootfsMountsTests : IDisposable
         var inside = Path.Combine(Rootfs, outside.TrimStart('/'), "app.conf");
         Assert.Equal("from the host", File.ReadAllText(inside));
         Assert.Contains("Read-only file system", Assert.Throws<IOException>(() => File.WriteAllText(inside, "changed")).Message, StringComparison.Ordinal);
+    }
+
+    // As runc's MkdirAllInRoot: a dangling symlink is not followed (its target is not made), the mount refused.
+    [Fact]
+    public void A_dangling_symlink_is_not_made_good()
+    {
+        File.CreateSymbolicLink(Path.Combine(Rootfs, "etc"), "/missing");
+        var file = Path.Combine(_dir, "f");
+        File.WriteAllText(file, "x");
+        Assert.Equal(Tmds.Linux.LibC.ENOENT, Assert.Throws<LinuxException>(() => Mount(file, "/etc/app.conf")).Errno);
+        Assert.False(Directory.Exists(Path.Combine(Rootfs, "missing")));
     }
 
     [Fact]
