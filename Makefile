@@ -18,7 +18,7 @@ export DOTNET_NOLOGO := 1
 # for the pods of the CRI tests). npm (jco, which makes the WASI preview 2 test components) is installed from
 # Debian only when none is on PATH: a machine's own Node.js (e.g. NodeSource's) brings its npm.
 DEB_PACKAGES := containerd runc clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 wabt clang zlib1g-dev busybox-static \
-                dpkg-dev tcl sqlite3 wrk containernetworking-plugins
+                dpkg-dev tcl sqlite3 wrk containernetworking-plugins iptables
 
 UNIT_TESTS  := tests/Wasmsharp.Ttrpc.Tests tests/Wasmsharp.Wasm.Tests tests/Wasmsharp.Shim.Tests tests/Wasmsharp.ImageTool.Tests
 INTEGRATION := integration/Wasmsharp.Integration.Tests
@@ -92,7 +92,7 @@ test: deps publish runtimes
 	  run "ctr suite on containerd $$($$bin/containerd --version | awk '{print $$3}')" \
 	    env WASMSHARP_CONTAINERD_DIR=$$bin $(DOTNET) test $(INTEGRATION) -c $(CONFIGURATION) --no-build --filter '$(MATRIX_FILTER)'; \
 	done; \
-	grep -E '^[[:space:]]+Failed [A-Za-z]' out/test.log | sed 's/^[[:space:]]*/  /' || true; \
+	grep -aE '^[[:space:]]+Failed [A-Za-z]' out/test.log | sed 's/^[[:space:]]*/  /' || true; \
 	printf '%b' "$$runs"; set -- $$(count out/test.log); echo "tests: $$1 passed, $$2 failed"; \
 	exit $$status
 

@@ -16,14 +16,14 @@ public abstract class DockerFixture : IDisposable
     public string Suite { get; }
     public WasmPrograms Programs { get; }
 
-    protected DockerFixture(string suite)
+    protected DockerFixture(string suite, bool iptables = false)
     {
         Suite = suite;
         Programs = WasmPrograms.Get();
         // Tests of an unavailable or unselected suite are skipped at discovery (DockerFact); xunit still
         // builds their fixture, which then has nothing to start.
-        if (DockerSuites.SkipReason(suite) is not null) return;
-        _docker = PrivateDocker.Start(suite);
+        if (DockerSuites.SkipReason(suite) is not null || iptables && DockerSuites.IptablesUnavailable() is not null) return;
+        _docker = PrivateDocker.Start(suite, iptables);
         try
         {
             _docker.Load(DockerImages.BuildWasm(Programs, _docker.BaseDir));
@@ -80,6 +80,7 @@ public abstract class DockerFixture : IDisposable
 
 public sealed class Docker26Fixture() : DockerFixture(DockerSuites.Docker26);
 public sealed class Docker28Fixture() : DockerFixture(DockerSuites.Docker28);
+public sealed class Docker28IptablesFixture() : DockerFixture(DockerSuites.Docker28, iptables: true);
 
 // Which Docker suites run: all fetched ones, or those named in WASMSHARP_DOCKER_SUITES ("trixie sid").
 public static class DockerSuites
@@ -95,6 +96,16 @@ public static class DockerSuites
             return $"Docker suite '{suite}' not selected by WASMSHARP_DOCKER_SUITES='{selected}'";
         return PrivateDocker.Unavailable(suite);
     }
+
+    private static readonly Lazy<string?> s_iptables = new(() =>
+    {
+        // What dockerd needs of it: the iptables command and a NAT table in a new network namespace.
+        var probe = ProcessRunner.Run("unshare", ["--net", "iptables", "-t", "nat", "-L", "-n"], TimeSpan.FromSeconds(10));
+        return probe.ExitCode == 0 ? null : $"no iptables NAT in a network namespace here (`unshare --net iptables -t nat -L` exit {probe.ExitCode}: {probe.Stderr.Trim()})";
+    });
+
+    /// <summary>Why Docker cannot run with its iptables rules on this machine; null when it can.</summary>
+    public static string? IptablesUnavailable() => s_iptables.Value;
 }
 
 // Names the Docker suite a test class runs against.
@@ -102,6 +113,9 @@ public static class DockerSuites
 public sealed class DockerSuiteAttribute(string suite) : Attribute
 {
     public string Suite { get; } = suite;
+
+    /// <summary>The class runs Docker with its iptables rules: skipped where the kernel or the system has none.</summary>
+    public bool Iptables { get; init; }
 }
 
 // A fact that is skipped, with the reason, when its class's Docker suite is not fetched or not selected.
@@ -117,10 +131,12 @@ public sealed class DockerFactDiscoverer(IMessageSink diagnosticMessageSink) : I
     {
         var display = discoveryOptions.MethodDisplayOrDefault();
         var options = discoveryOptions.MethodDisplayOptionsOrDefault();
-        var suite = testMethod.TestClass.Class.GetCustomAttributes(typeof(DockerSuiteAttribute)).FirstOrDefault()
-            ?.GetConstructorArguments().FirstOrDefault() as string;
+        var attribute = testMethod.TestClass.Class.GetCustomAttributes(typeof(DockerSuiteAttribute)).FirstOrDefault();
+        var suite = attribute?.GetConstructorArguments().FirstOrDefault() as string;
+        var iptables = attribute?.GetNamedArgument<bool>(nameof(DockerSuiteAttribute.Iptables)) ?? false;
         var reason = factAttribute.GetNamedArgument<string>(nameof(FactAttribute.Skip)) is null
-            ? suite is null ? $"{testMethod.TestClass.Class.Name} has no [DockerSuite]" : DockerSuites.SkipReason(suite)
+            ? suite is null ? $"{testMethod.TestClass.Class.Name} has no [DockerSuite]"
+                : DockerSuites.SkipReason(suite) ?? (iptables ? DockerSuites.IptablesUnavailable() : null)
             : null; // an explicit Skip is honoured by the ordinary test case
         yield return reason is null
             ? new XunitTestCase(diagnosticMessageSink, display, options, testMethod)

@@ -74,27 +74,28 @@ public static partial class NetNs
         return result;
     }
 
-    /// <summary>An HTTP/1.0 GET to 127.0.0.1:<paramref name="port"/> from inside a namespace: the whole
-    /// response, or "error: ..." when nothing answers.</summary>
-    public static string HttpGet(string nsPath, int port, string path = "/", TimeSpan? timeout = null) => Inside(nsPath, () => HttpGet(port, path, timeout));
+    /// <summary>An HTTP/1.0 GET to 127.0.0.1:<paramref name="port"/> (or <paramref name="address"/>, one that lives
+    /// in the namespace) from inside a namespace: the whole response, or "error: ..." when nothing answers.</summary>
+    public static string HttpGet(string nsPath, int port, string path = "/", TimeSpan? timeout = null, IPAddress? address = null) =>
+        Inside(nsPath, () => HttpGet(port, path, timeout, address));
 
     /// <summary>
     /// GET until a server answers HTTP (up to <paramref name="wait"/>): the answer, or the last attempt's result. A
     /// plain connect is not enough: docker-proxy accepts before the guest listens and then closes with nothing.
     /// </summary>
-    public static string HttpGetWhenUp(string nsPath, int port, string path = "/", TimeSpan? wait = null)
+    public static string HttpGetWhenUp(string nsPath, int port, string path = "/", TimeSpan? wait = null, IPAddress? address = null)
     {
         var deadline = Environment.TickCount64 + (long)(wait ?? TimeSpan.FromSeconds(10)).TotalMilliseconds;
         while (true)
         {
-            var response = HttpGet(nsPath, port, path);
+            var response = HttpGet(nsPath, port, path, address: address);
             if (response.StartsWith("HTTP/", StringComparison.Ordinal) || Environment.TickCount64 > deadline) return response;
             Thread.Sleep(25);
         }
     }
 
     /// <summary>The same from the calling thread's namespace.</summary>
-    public static string HttpGet(int port, string path = "/", TimeSpan? timeout = null)
+    public static string HttpGet(int port, string path = "/", TimeSpan? timeout = null, IPAddress? address = null)
     {
         var limit = (int)(timeout ?? TimeSpan.FromSeconds(5)).TotalMilliseconds;
         try
@@ -104,7 +105,7 @@ public static partial class NetNs
                 SendTimeout = limit,
                 ReceiveTimeout = limit,
             };
-            socket.Connect(new IPEndPoint(IPAddress.Loopback, port));
+            socket.Connect(new IPEndPoint(address ?? IPAddress.Loopback, port));
             socket.Send(Encoding.ASCII.GetBytes($"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"));
             var response = new MemoryStream();
             var buffer = new byte[8192];

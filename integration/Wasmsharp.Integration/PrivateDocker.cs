@@ -74,7 +74,9 @@ public sealed class PrivateDocker : IDisposable
         return null;
     }
 
-    public static PrivateDocker Start(string suite)
+    /// <param name="iptables">Docker's own default, which the shared harness turns off (see DaemonConfig): for
+    /// the test case that runs Docker with its NAT rules, in the throwaway namespace all the same.</param>
+    public static PrivateDocker Start(string suite, bool iptables = false)
     {
         if (Unavailable(suite) is { } reason) throw new InvalidOperationException(reason);
         var binDir = RepoLayout.SuiteBinDir(suite)!;
@@ -89,7 +91,7 @@ public sealed class PrivateDocker : IDisposable
         try
         {
             var cgroupParent = "/" + Path.GetFileName(containerd.BaseDir);
-            File.WriteAllText(Path.Combine(containerd.BaseDir, "daemon.json"), DaemonConfig(cgroupParent));
+            File.WriteAllText(Path.Combine(containerd.BaseDir, "daemon.json"), DaemonConfig(cgroupParent, iptables));
             Directory.CreateDirectory(Path.Combine(containerd.BaseDir, "dc"));
             var dockerd = Launch(containerd, dockerdExe, binDir);
             docker = new PrivateDocker(suite, containerd, dockerdExe, dockerExe, dockerd, runDockerExisted);
@@ -108,13 +110,13 @@ public sealed class PrivateDocker : IDisposable
     public const string BridgeCidr = "172.29.77.1/24";
 
     // The containerd image store (needed for Wasm images and --platform), Docker's default bridge network
-    // (what users have; in the throwaway namespace, so without iptables: published ports go through
-    // docker-proxy), our runtime under a short name, and cgroupfs whatever the host's init (with systemd
+    // (what users have; in the throwaway namespace, without iptables unless asked — DockerIptablesTests keeps
+    // Docker's default — so published ports go through docker-proxy), our runtime under a short name, and cgroupfs whatever the host's init (with systemd
     // dockerd would pick the systemd driver, which wants a slice as cgroup parent).
-    private static string DaemonConfig(string cgroupParent) => $$"""
+    private static string DaemonConfig(string cgroupParent, bool iptables) => $$"""
         {
           "features": { "containerd-snapshotter": true },
-          "iptables": false,
+          "iptables": {{(iptables ? "true" : "false")}},
           "ip6tables": false,
           "bip": "{{BridgeCidr}}",
           "exec-opts": ["native.cgroupdriver=cgroupfs"],
