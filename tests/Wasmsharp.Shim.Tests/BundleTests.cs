@@ -126,5 +126,40 @@ public sealed class BundleTests : IDisposable
         Assert.Equal(0, new FileInfo(Path.Combine(Rootfs, "etc", "hosts")).Length); // what it was mounted on, as runc leaves it
     }
 
+    // A rootfs read-only on disk, where no mount point can be made: a directory mount is still reached through its
+    // host source, a tmpfs left out, and a file fails the create naming the user's config.json and the mount.
+    [Fact]
+    public void ARootfsReadOnlyOnDiskFallsBackForDirectoriesAndRefusesFiles()
+    {
+        var bundle = Write("\"/app.wasm\"");
+        Wasmsharp.Linux.Mounts.Mount(new Wasmsharp.Linux.MountSpec("bind", Rootfs, ["bind", "ro"]), Rootfs);
+        try
+        {
+            File.WriteAllText(Path.Combine(_bundle, "config.json"), $$"""
+            { "process": { "args": ["/app.wasm"], "cwd": "/" }, "root": { "path": "rootfs" },
+              "mounts": [
+                { "destination": "/data", "type": "bind", "source": "{{_bundle}}/data", "options": ["rbind", "rw"] },
+                { "destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"] }
+              ] }
+            """);
+            bundle = Bundle.Load(_bundle);
+            bundle.MountSpecMounts();
+            var preopens = bundle.Preopens();
+            Assert.Equal(["/", "/data"], preopens.Select(p => p.GuestPath));
+            Assert.Equal((Path.Combine(_bundle, "data"), false), (preopens[1].HostPath, preopens[1].ReadOnly));
+            bundle.Unmount();
+
+            bundle = Write("\"/app.wasm\""); // /etc/hosts, a file, cannot be mounted
+            var e = Assert.Throws<BundleException>(() => bundle.MountSpecMounts());
+            Assert.StartsWith($"{_bundle}/config.json: mounts[2] (/etc/hosts): ", e.Message, StringComparison.Ordinal);
+            Assert.Contains("Read-only file system", e.Message, StringComparison.Ordinal);
+            bundle.Unmount();
+        }
+        finally
+        {
+            Wasmsharp.Linux.Mounts.UnmountAll(Rootfs);
+        }
+    }
+
     public void Dispose() => Directory.Delete(_bundle, recursive: true);
 }
