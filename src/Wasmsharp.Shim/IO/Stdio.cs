@@ -296,11 +296,6 @@ internal sealed class Stdio : IDisposable
     }
 
     /// <summary>
-    /// Call once the guest has ended: delivers what is left of its output, then closes our ends of the
-    /// stdout/stderr FIFOs so their readers see end-of-file. Clients wait for that before they delete the
-    /// task (Docker's containerd client does), so it must not wait for Delete.
-    /// </summary>
-    /// <summary>
     /// Writes the runtime's own last words on the process (why a guest failed: a trap, a host error) to its stderr,
     /// where `docker logs`, `kubectl logs` and `ctr run` show them, as Wasmtime's CLI prints them. Before
     /// <see cref="CloseOutput"/>; best effort, never blocking: a reader that is not reading loses it.
@@ -319,6 +314,11 @@ internal sealed class Stdio : IDisposable
         }
     }
 
+    /// <summary>
+    /// Call once the guest has ended: delivers what is left of its output, then closes our ends of the
+    /// stdout/stderr FIFOs so their readers see end-of-file. Clients wait for that before they delete the
+    /// task (Docker's containerd client does), so it must not wait for Delete.
+    /// </summary>
     public void CloseOutput()
     {
         if (Interlocked.Exchange(ref _outputClosed, 1) != 0) return;
