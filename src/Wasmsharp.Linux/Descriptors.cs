@@ -80,16 +80,7 @@ public static partial class Descriptors
     }
 
     /// <summary>Opens (creating it, and never truncating) a file to append to, with mode 0644.</summary>
-    public static unsafe SafeFileHandle OpenAppend(string path)
-    {
-        var p = Mounts.Encode(path);
-        fixed (byte* pp = p)
-        {
-            var fd = open(pp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 420 /* 0644 */);
-            if (fd < 0) throw LinuxException.Last($"open {path}");
-            return new SafeFileHandle(fd, ownsHandle: true);
-        }
-    }
+    public static SafeFileHandle OpenAppend(string path) => Files.OpenWith(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 420 /* 0644 */);
 }
 
 public static class Pipes

@@ -11,12 +11,15 @@ public static class Files
     /// open yet, and keeps the pipe usable when that side goes away and comes back. On a regular file
     /// it appends.
     /// </summary>
-    public static unsafe SafeFileHandle OpenFifoReadWrite(string path)
+    public static SafeFileHandle OpenFifoReadWrite(string path) => OpenWith(path, O_RDWR | O_APPEND | O_CLOEXEC);
+
+    /// <summary>open(2) of a trusted path with <paramref name="flags"/>; the error names the path.</summary>
+    internal static unsafe SafeFileHandle OpenWith(string path, int flags, int mode = 0)
     {
         var p = Mounts.Encode(path);
         fixed (byte* pp = p)
         {
-            var fd = open(pp, O_RDWR | O_APPEND | O_CLOEXEC, 0);
+            var fd = open(pp, flags, (mode_t)mode);
             if (fd < 0) throw LinuxException.Last($"open {path}");
             return new SafeFileHandle(fd, ownsHandle: true);
         }
@@ -132,16 +135,7 @@ public static class Files
 
     /// <summary>Opens an existing FIFO, pipe or terminal to write without blocking (a full one fails with EAGAIN, a FIFO
     /// nobody reads with ENXIO), never making it a controlling terminal.</summary>
-    public static unsafe SafeFileHandle OpenWriteNonBlocking(string path)
-    {
-        var p = Mounts.Encode(path);
-        fixed (byte* pp = p)
-        {
-            var fd = open(pp, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
-            if (fd < 0) throw LinuxException.Last($"open {path}");
-            return new SafeFileHandle(fd, ownsHandle: true);
-        }
-    }
+    public static SafeFileHandle OpenWriteNonBlocking(string path) => OpenWith(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 
     /// <summary>Whether the open file is a directory.</summary>
     public static unsafe bool IsDirectory(SafeFileHandle handle)
@@ -152,16 +146,7 @@ public static class Files
     }
 
     /// <summary>Opens the directory <paramref name="path"/> (a trusted path, e.g. /proc/self/fd/N of a mount's root).</summary>
-    public static unsafe SafeFileHandle OpenDirectory(string path)
-    {
-        var p = Mounts.Encode(path);
-        fixed (byte* pp = p)
-        {
-            var fd = open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
-            if (fd < 0) throw LinuxException.Last($"open {path}");
-            return new SafeFileHandle(fd, ownsHandle: true);
-        }
-    }
+    public static SafeFileHandle OpenDirectory(string path) => OpenWith(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     // kind 0: any kind of file.
     private static unsafe SafeFileHandle OpenInRoot(string root, string path, int flags, mode_t kind, string kindName)
@@ -218,16 +203,7 @@ public static class Files
     /// Opens <paramref name="path"/> (e.g. a <see cref="ProcPath"/>) for reading or for writing, close-on-exec; a
     /// pipe or FIFO behind a /proc/self/fd path is opened again as such, without blocking when we hold its other side.
     /// </summary>
-    public static unsafe SafeFileHandle Open(string path, bool write)
-    {
-        var p = Mounts.Encode(path);
-        fixed (byte* pp = p)
-        {
-            var fd = open(pp, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC, 0);
-            if (fd < 0) throw LinuxException.Last($"open {path}");
-            return new SafeFileHandle(fd, ownsHandle: true);
-        }
-    }
+    public static SafeFileHandle Open(string path, bool write) => OpenWith(path, (write ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
 
     /// <summary>A pipe; both ends close-on-exec.</summary>
     public static unsafe (SafeFileHandle Read, SafeFileHandle Write) CreatePipe()

@@ -114,7 +114,8 @@ public static class Mounts
     private static string Unescape(string field) =>
         field.Contains('\\') ? field.Replace("\\040", " ").Replace("\\011", "\t").Replace("\\012", "\n").Replace("\\134", "\\") : field;
 
-    private static unsafe void Call(string source, string target, string type, ulong flags, string? data)
+    /// <summary>mount(2); the error names <paramref name="name"/> (the user's path) when given, else the target.</summary>
+    internal static unsafe void Call(string source, string target, string type, ulong flags, string? data, string? name = null)
     {
         var s = Encode(source);
         var t = Encode(target);
@@ -124,7 +125,7 @@ public static class Mounts
         {
             if (mount(ps, pt, pty, (ulong_t)flags, pd) != 0)
             {
-                throw LinuxException.Last($"mount {type} {source} on {target} ({data})");
+                throw LinuxException.Last(source.Length > 0 ? $"mount {type} {source} on {name ?? target} ({data})" : $"remount {name ?? target}");
             }
         }
     }

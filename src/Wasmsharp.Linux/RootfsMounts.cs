@@ -59,7 +59,7 @@ public static partial class RootfsMounts
         using (var target = MakeMountPoint(rootfs, path, directory, destination))
         {
             var flags = options.Flags & ~(options.IsBind ? MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC : 0UL);
-            Call(spec.Source, Files.ProcPath(target), spec.Type, flags, options.Data, destination);
+            Mounts.Call(spec.Source, Files.ProcPath(target), spec.Type, flags, options.Data, destination);
         }
         // The descriptor above is the mount point beneath the mount; this one is the new mount's root.
         var root = Files.OpenPathInRoot(rootfs, path);
@@ -67,9 +67,9 @@ public static partial class RootfsMounts
         {
             ulong perMount = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
             if (options.IsBind && (options.Flags & perMount) != 0)
-                Call("", Files.ProcPath(root), "", MS_BIND | MS_REMOUNT | (options.Flags & perMount), null, destination);
+                Mounts.Call("", Files.ProcPath(root), "", MS_BIND | MS_REMOUNT | (options.Flags & perMount), null, destination);
             if (options.PropagationFlags != 0)
-                Call("", Files.ProcPath(root), "", options.PropagationFlags, null, destination);
+                Mounts.Call("", Files.ProcPath(root), "", options.PropagationFlags, null, destination);
         }
         catch
         {
@@ -100,15 +100,18 @@ public static partial class RootfsMounts
     /// Detaches every mount beneath <paramref name="rootfs"/> (not the rootfs itself), deepest first: what a shim that
     /// died left in a rootfs its client mounted (Docker's own overlay), which the client could not unmount else.
     /// </summary>
-    public static unsafe void UnmountBeneath(string rootfs)
+    public static void UnmountBeneath(string rootfs)
     {
         var prefix = System.IO.Path.GetFullPath(rootfs).TrimEnd('/') + "/";
         foreach (var point in Mounts.MountPoints().Where(p => p.StartsWith(prefix, StringComparison.Ordinal)).Distinct().OrderByDescending(p => p.Length))
         {
-            var p = Mounts.Encode(point);
-            fixed (byte* pp = p)
+            try
             {
-                for (var i = 0; i < 16 && umount2(pp, MNT_DETACH) == 0; i++) { }
+                Mounts.UnmountAll(point);
+            }
+            catch (LinuxException)
+            {
+                // gone with a parent detached before it, or busy: the others still come off
             }
         }
     }
@@ -134,18 +137,5 @@ public static partial class RootfsMounts
             throw new LinuxException($"mount point {destination} in the rootfs", directory ? ENOTDIR : EISDIR);
         }
         return handle;
-    }
-
-    private static unsafe void Call(string source, string target, string type, ulong flags, string? data, string destination)
-    {
-        var s = Mounts.Encode(source);
-        var t = Mounts.Encode(target);
-        var ty = Mounts.Encode(type);
-        var d = data is { Length: > 0 } ? Mounts.Encode(data) : null;
-        fixed (byte* ps = s, pt = t, pty = ty, pd = d)
-        {
-            if (mount(ps, pt, pty, (ulong_t)flags, pd) != 0)
-                throw LinuxException.Last(source.Length > 0 ? $"mount {source} on {destination}" : $"remount {destination}");
-        }
     }
 }

@@ -48,7 +48,7 @@ public class ProcessRunTests
         var sent = 0;
         while (waiter.IsAlive && clock.Elapsed < TimeSpan.FromSeconds(10))
         {
-            if ((long)Tmds.Linux.LibC.syscall(234 /* tgkill */, Environment.ProcessId, tid, 18 /* SIGCONT */) == 0) sent++;
+            if ((long)Tmds.Linux.LibC.syscall(234 /* tgkill */, Environment.ProcessId, tid, Signals.SIGCONT) == 0) sent++;
             Thread.Sleep(5);
         }
         waiter.Join();
